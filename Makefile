@@ -1,0 +1,103 @@
+# hugevmm — `make` builds build/hugevmm; `make test` runs every test tier,
+# then again under ASan/UBSan; `make SAN=1` builds the sanitizer flavour into
+# build-san/. V=1 shows the commands.
+
+VERSION := 0.1.0
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD ?= build
+SANFLAGS :=
+endif
+
+CC ?= gcc
+PKGS := libdaxctl libcjson liburing
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
+	-Wshadow -Wvla -Wno-format-nonliteral
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE \
+	-DHUGEVMM_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
+LIBS = $(PKG_LIBS) -lpthread -lm
+
+Q := $(if $(filter 1,$(V)),,@)
+
+LIB_SRCS := $(wildcard common/*.c memory/*.c vmm/*.c devices/*.c api/*.c)
+LIB_SRCS := $(filter-out api/cli.c,$(LIB_SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_BIN := $(BUILD)/tests/fuzz_config
+DEPS_STAMP := build/.deps-build
+
+.SECONDARY:
+
+.PHONY: all tests-bin deps deps-test test test-unit test-int test-san check-configs run clean format bench
+all: $(BUILD)/hugevmm $(BUILD)/libhugevmm.a
+	@:
+
+# Missing Debian packages are installed (as root) or named (otherwise) once.
+$(DEPS_STAMP): scripts/deps.sh
+	$(Q)mkdir -p $(@D)
+	$(Q)bash scripts/deps.sh build
+	$(Q)touch $@
+deps: $(DEPS_STAMP)
+deps-test: $(DEPS_STAMP)
+	$(Q)bash scripts/deps.sh test
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libhugevmm.a: $(LIB_OBJS)
+	$(Q)rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/hugevmm: $(BUILD)/api/cli.o $(BUILD)/libhugevmm.a
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libhugevmm.a
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+$(FUZZ_BIN): $(BUILD)/tests/fuzz/fuzz_config.o $(BUILD)/libhugevmm.a
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+tests-bin: $(UNIT_BINS) $(FUZZ_BIN)
+	@:
+
+# The full suite: unit + integration, then the same under ASan/UBSan.
+test: deps-test
+	$(Q)$(MAKE) --no-print-directory all tests-bin
+	$(Q)scripts/run-tests.sh $(BUILD)
+	$(Q)$(MAKE) --no-print-directory SAN=1 all tests-bin
+	$(Q)scripts/run-tests.sh build-san
+
+test-unit test-int: deps-test all tests-bin
+	$(Q)scripts/run-tests.sh $(BUILD) $(@:test-%=%)
+
+# The README's first command: run hugevmm's main job on the bundled default config.
+run: all
+	$(Q)$(BUILD)/hugevmm check --config-file configs/default.json --human
+
+$(BUILD)/bench/memset: bench/memset.c | $(DEPS_STAMP)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -o $@ $<
+
+# Benchmarks, not tests: figures go to bench/results/ (BENCH_ARGS passes options).
+bench: all $(BUILD)/bench/memset
+	$(Q)bash scripts/deps.sh bench
+	$(Q)/usr/bin/python3 bench/prefault.py --hugevmm $(BUILD)/hugevmm \
+		--memset $(BUILD)/bench/memset $(BENCH_ARGS)
+
+format:
+	$(Q)clang-format -i $(wildcard */*.c */*.h tests/*/*.c)
+
+clean:
+	$(Q)rm -rf build build-san
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/api/cli.d $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
