@@ -1,0 +1,240 @@
+#include "memory/mem.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "common/compat.h"
+#include "common/log.h"
+#include "memory/backing.h"
+#include "memory/measure.h"
+#include "memory/policy.h"
+#include "memory/prefault.h"
+
+static const char *const verdict_names[] = {
+	[MEM_VERDICT_PASS] = "pass",         [MEM_VERDICT_WARN] = "warn",
+	[MEM_VERDICT_FAIL] = "fail",         [MEM_VERDICT_OFF] = "off",
+	[MEM_VERDICT_DEFERRED] = "deferred",
+};
+
+const char *mem_verdict_name(enum mem_verdict v)
+{
+	return (unsigned)v < ARRAY_SIZE(verdict_names) ? verdict_names[v] : "?";
+}
+
+double mem_cov_ratio(const struct mem_region *r)
+{
+	if (!r->size || !r->host.known)
+		return 0.0;
+	return (double)(r->host.bytes_2m + r->host.bytes_1g) / (double)r->size;
+}
+
+double mem_host_coverage(const struct guest_mem *gm)
+{
+	uint64_t huge = 0, size = 0;
+
+	for (unsigned i = 0; i < gm->nregions; i++) {
+		const struct mem_region *r = &gm->regions[i];
+
+		if (!r->host.known)
+			continue;
+		huge += r->host.bytes_2m + r->host.bytes_1g;
+		size += r->size;
+	}
+	return size ? (double)huge / (double)size : -1.0;
+}
+
+void mem_unmap(struct guest_mem *gm)
+{
+	for (unsigned i = 0; i < gm->nregions; i++)
+		backing_release(&gm->regions[i]);
+	memset(gm, 0, sizeof(*gm));
+}
+
+static void fill_slots(struct guest_mem *gm, const struct mem_layout *lay)
+{
+	gm->nslots = lay->nslots;
+	gm->top = lay->top;
+	for (unsigned i = 0; i < lay->nslots; i++) {
+		const struct mem_slot_plan *p = &lay->slots[i];
+		struct mem_region *r = &gm->regions[p->region];
+		struct mem_slot *s = &gm->slots[i];
+
+		s->id = i;
+		s->region = p->region;
+		s->gpa = p->gpa;
+		s->size = p->size;
+		if (r->nslots++ == 0) {
+			r->first_slot = i;
+			r->gpa = p->gpa;
+		}
+	}
+}
+
+/* Host addresses of the slots, known once the regions are mapped. */
+static void place_slots(struct guest_mem *gm, const struct mem_layout *lay)
+{
+	for (unsigned i = 0; i < gm->nslots; i++) {
+		struct mem_slot *s = &gm->slots[i];
+		const struct mem_region *r = &gm->regions[s->region];
+		uint64_t ps = MAX(r->page_size, SZ_4K);
+
+		s->hva = r->hva + lay->slots[i].offset;
+		s->aligned = is_aligned((uintptr_t)s->hva ^ s->gpa, ps) && is_aligned(s->gpa, ps) &&
+			     is_aligned(s->size, ps);
+	}
+}
+
+int mem_map(struct guest_mem *gm, const struct mem_region_cfg *cfg, unsigned n, struct vmm_err *e)
+{
+	struct mem_region_cfg placed[MEM_MAX_REGIONS];
+	struct mem_layout lay;
+	int rc;
+
+	memset(gm, 0, sizeof(*gm));
+	if (n == 0 || n > MEM_MAX_REGIONS)
+		return err_set(e, ERR_CONFIG, -EINVAL, "memory.regions: %u regions; give 1 to %d",
+			       n, MEM_MAX_REGIONS);
+	gm->nregions = n;
+	for (unsigned i = 0; i < n; i++) {
+		struct mem_region *r = &gm->regions[i];
+
+		r->cfg = cfg[i];
+		r->fd = -1;
+		r->size = cfg[i].size;
+		r->page_size = cfg[i].page_size;
+	}
+	/* Open first: a devdax device decides its region's page size, hence its placement. */
+	for (unsigned i = 0; i < n; i++) {
+		rc = backing_open(&gm->regions[i], e);
+		if (rc)
+			goto fail;
+		placed[i] = cfg[i];
+		placed[i].page_size = gm->regions[i].page_size;
+		gm->regions[i].cfg.page_size = gm->regions[i].page_size;
+	}
+	rc = mem_layout_plan(placed, n, &lay, e);
+	if (rc)
+		goto fail;
+	fill_slots(gm, &lay);
+
+	for (unsigned i = 0; i < n; i++) {
+		rc = backing_map(&gm->regions[i], e);
+		if (rc)
+			goto fail;
+	}
+	place_slots(gm, &lay);
+
+	for (unsigned i = 0; i < n; i++) {
+		struct mem_region *r = &gm->regions[i];
+		uint64_t t0 = now_ns();
+
+		if (!r->cfg.prefault)
+			continue;
+		rc = prefault_range(r->hva, r->size, r->page_size, r->cfg.prefault_threads,
+				    r->cfg.id, &r->prefault_threads_used);
+		r->prefault_ns = now_ns() - t0;
+		if (rc) {
+			char sz[32];
+
+			err_set(e, rc == -ENOMEM || rc == -EFAULT ? ERR_POLICY : ERR_RUNTIME, rc,
+				"%s: prefaulting %s of \"%s\" failed: %s; the host is short of "
+				"memory for this backing",
+				r->cfg.origin, fmt_bytes(sz, sizeof(sz), r->size), r->cfg.id,
+				strerror(-rc));
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	mem_unmap(gm);
+	return rc;
+}
+
+int mem_measure(struct guest_mem *gm)
+{
+	for (unsigned i = 0; i < gm->nregions; i++) {
+		struct mem_region *r = &gm->regions[i];
+		uint64_t t0 = now_ns();
+		int rc = measure_region(r, &r->host);
+
+		r->measure_ns = now_ns() - t0;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* One MADV_COLLAPSE pass over a THP region that fell short, then measure again. */
+static int repair(struct mem_region *r)
+{
+	uint64_t before = r->host.bytes_2m + r->host.bytes_1g;
+	int rc;
+
+	r->collapse_tried = true;
+	if (madvise(r->hva, r->size, MADV_COLLAPSE) && errno != EAGAIN && errno != ENOMEM)
+		log_debug("%s: MADV_COLLAPSE: %s", r->cfg.origin, strerror(errno));
+	rc = measure_region(r, &r->host);
+	if (rc)
+		return rc;
+	r->collapse_gained = (int64_t)(r->host.bytes_2m + r->host.bytes_1g) - (int64_t)before;
+	return 0;
+}
+
+int mem_verify(struct guest_mem *gm, struct vmm_err *e)
+{
+	unsigned failed = 0;
+	int rc;
+
+	for (unsigned i = 0; i < gm->nregions; i++) {
+		struct mem_region *r = &gm->regions[i];
+		uint64_t t0 = now_ns();
+
+		rc = measure_region(r, &r->host);
+		if (!rc && r->host.known && mem_cov_ratio(r) + 1e-9 < r->cfg.min_coverage &&
+		    policy_may_collapse(r))
+			rc = repair(r);
+		r->measure_ns = now_ns() - t0;
+		if (rc)
+			return err_set(e, ERR_RUNTIME, rc, "%s: measuring host page sizes: %s",
+				       r->cfg.origin, strerror(-rc));
+		policy_judge(r, gm->slots);
+		switch (r->verdict) {
+		case MEM_VERDICT_FAIL:
+			if (!failed++)
+				err_set(e, ERR_POLICY, -EPERM,
+					"%s (\"%s\", %s, policy require): %s", r->cfg.origin,
+					r->cfg.id, mem_backing_name(r->cfg.backing),
+					r->verdict_msg);
+			else
+				err_append(e, "also %s (\"%s\")", r->cfg.origin, r->cfg.id);
+			break;
+		case MEM_VERDICT_WARN:
+			log_warn("%s (\"%s\", policy prefer): %s", r->cfg.origin, r->cfg.id,
+				 r->verdict_msg);
+			break;
+		case MEM_VERDICT_DEFERRED:
+			log_warn("%s (\"%s\"): not verified before boot: %s", r->cfg.origin,
+				 r->cfg.id, r->verdict_msg);
+			break;
+		case MEM_VERDICT_PASS:
+		case MEM_VERDICT_OFF:
+			break;
+		}
+	}
+	return failed ? -EPERM : 0;
+}
+
+void *mem_gpa_to_hva(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	for (unsigned i = 0; i < gm->nslots; i++) {
+		const struct mem_slot *s = &gm->slots[i];
+
+		if (gpa >= s->gpa && gpa - s->gpa < s->size) {
+			if (len > s->size - (gpa - s->gpa))
+				return NULL;
+			return s->hva + (gpa - s->gpa);
+		}
+	}
+	return NULL;
+}
