@@ -1,0 +1,168 @@
+#include "vmm/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+void vm_config_init(struct vm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->vcpus = 1;
+}
+
+/* Guest RAM from machine-config alone, as Firecracker defines it. */
+static int ram_from_machine_config(struct vm_config *c, struct vmm_err *e)
+{
+	struct mem_region_cfg *r = &c->regions[0];
+	unsigned mib = c->mem_size_mib ? c->mem_size_mib : CFG_DEFAULT_MEM_MIB;
+
+	switch (c->huge_pages) {
+	case CFG_HUGE_NONE:
+		mem_cfg_init(r, MEM_BACKING_ANON, "ram0", "machine-config");
+		break;
+	case CFG_HUGE_2M:
+		mem_cfg_init(r, MEM_BACKING_HUGETLB, "ram0", "machine-config");
+		r->page_size = SZ_2M;
+		break;
+	case CFG_HUGE_TRANSPARENT:
+		mem_cfg_init(r, MEM_BACKING_THP, "ram0", "machine-config");
+		break;
+	case CFG_HUGE_UNSET:
+		/* Huge where the host allows, a warning where it does not. */
+		mem_cfg_init(r, MEM_BACKING_THP, "ram0", "machine-config");
+		r->policy = MEM_POLICY_PREFER;
+		r->policy_set = true;
+		break;
+	}
+	r->fc_machine_config = true;
+	r->size = (uint64_t)mib * SZ_1M;
+	c->nregions = 1;
+	return mem_cfg_finalize_all(c->regions, 1, e);
+}
+
+/* Drive and interface ids are unique; at most one root drive. */
+static int check_devices(const struct vm_config *c, struct vmm_err *e)
+{
+	int root = -1;
+
+	for (unsigned i = 0; i < c->ndrives; i++) {
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(c->drives[i].id, c->drives[j].id))
+				return err_set(e, ERR_CONFIG, -EEXIST,
+					       "drives[%u].drive_id: \"%s\" is already used by "
+					       "drives[%u]; ids must be unique",
+					       i, c->drives[i].id, j);
+		if (!c->drives[i].root)
+			continue;
+		if (root >= 0)
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "drives[%u].is_root_device: drives[%d] is already the root "
+				       "device; only one drive can be",
+				       i, root);
+		root = (int)i;
+	}
+	for (unsigned i = 0; i < c->nnets; i++)
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(c->nets[i].id, c->nets[j].id))
+				return err_set(e, ERR_CONFIG, -EEXIST,
+					       "network-interfaces[%u].iface_id: \"%s\" is already "
+					       "used by network-interfaces[%u]; ids must be unique",
+					       i, c->nets[i].id, j);
+	return 0;
+}
+
+int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e)
+{
+	int rc;
+
+	if (c->vcpus < 1 || c->vcpus > CFG_MAX_VCPUS)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "machine-config.vcpu_count: %u is out of range; use 1 to %d",
+			       c->vcpus, CFG_MAX_VCPUS);
+	if (need_boot && !c->has_boot)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "boot-source: missing; give {\"kernel_image_path\": ...}");
+	if (c->has_boot && !c->kernel[0])
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "boot-source.kernel_image_path: missing; give the kernel to boot");
+
+	rc = check_devices(c, e);
+	if (rc)
+		return rc;
+	if (!c->has_memory)
+		return ram_from_machine_config(c, e);
+
+	if (c->mem_size_mib) {
+		uint64_t total = 0;
+
+		for (unsigned i = 0; i < c->nregions; i++)
+			total += c->regions[i].size;
+		if (total != (uint64_t)c->mem_size_mib * SZ_1M)
+			log_warn(
+				"machine-config.mem_size_mib: %u is ignored; memory.regions define "
+				"guest RAM (%llu MiB in all)",
+				c->mem_size_mib, (unsigned long long)(total >> 20));
+	}
+	if (c->huge_pages != CFG_HUGE_UNSET)
+		log_warn("machine-config.huge_pages: ignored; memory.regions set each region's "
+			 "backing");
+	return mem_cfg_finalize_all(c->regions, c->nregions, e);
+}
+
+uint64_t vm_config_ram_bytes(const struct vm_config *c)
+{
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < c->nregions; i++)
+		total += c->regions[i].size;
+	return total;
+}
+
+/* A file the config names must be a readable (and, if asked, writable) regular file. */
+static int check_file(const char *field, const char *path, bool write, struct vmm_err *e)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(path, &st))
+		return err_set(e, ERR_CONFIG, -errno, "%s: \"%s\": %s", field, path,
+			       strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return err_set(e, ERR_CONFIG, -EISDIR, "%s: \"%s\" is a directory; give a file",
+			       field, path);
+	fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, ERR_CONFIG, -errno, "%s: cannot open \"%s\" for %s: %s", field,
+			       path, write ? "reading and writing" : "reading", strerror(errno));
+	close(fd);
+	return 0;
+}
+
+int vm_config_check_files(const struct vm_config *c, struct vmm_err *e)
+{
+	char f[96];
+	int rc;
+
+	if (c->has_boot) {
+		rc = check_file("boot-source.kernel_image_path", c->kernel, false, e);
+		if (rc)
+			return rc;
+		if (c->initrd[0]) {
+			rc = check_file("boot-source.initrd_path", c->initrd, false, e);
+			if (rc)
+				return rc;
+		}
+	}
+	for (unsigned i = 0; i < c->ndrives; i++) {
+		snprintf(f, sizeof(f), "drives[%u].path_on_host", i);
+		rc = check_file(f, c->drives[i].path, !c->drives[i].read_only, e);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * The VM's configuration as plain data. A parser (api/config_json.c) or a
+ * library user fills it; vm_config_finalize() validates it and applies
+ * defaults; only then does a builder turn it into a running VM.
+ */
+#ifndef HUGEVMM_VMM_CONFIG_H
+#define HUGEVMM_VMM_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "common/err.h"
+#include "memory/mem_cfg.h"
+
+#define CFG_MAX_VCPUS       64
+#define CFG_MAX_DRIVES      8
+#define CFG_MAX_NETS        4
+#define CFG_CMDLINE_MAX     4096
+#define CFG_DEFAULT_MEM_MIB 128 /* Firecracker's default */
+
+enum cfg_huge_pages {
+	CFG_HUGE_UNSET,       /* no huge_pages: hugevmm's default (thp, prefer) */
+	CFG_HUGE_NONE,        /* "None": 4K anonymous memory */
+	CFG_HUGE_TRANSPARENT, /* "Transparent": thp */
+	CFG_HUGE_2M,          /* "2M": hugetlb 2M */
+};
+
+struct cfg_drive {
+	char id[64];
+	char path[PATH_MAX];
+	bool root;
+	bool read_only;
+};
+
+struct cfg_net {
+	char id[64];
+	char host_dev[16]; /* tap device name (IFNAMSIZ) */
+	char mac[18];      /* "aa:bb:cc:dd:ee:ff" or "" */
+};
+
+struct vm_config {
+	/* boot-source */
+	bool has_boot;
+	char kernel[PATH_MAX];
+	char initrd[PATH_MAX];
+	char cmdline[CFG_CMDLINE_MAX];
+
+	/* machine-config */
+	unsigned vcpus;
+	unsigned mem_size_mib; /* 0 = not given */
+	enum cfg_huge_pages huge_pages;
+
+	/* memory: when has_memory, regions[] define guest RAM */
+	bool has_memory;
+	struct mem_region_cfg regions[MEM_MAX_REGIONS];
+	unsigned nregions;
+
+	struct cfg_drive drives[CFG_MAX_DRIVES];
+	unsigned ndrives;
+	struct cfg_net nets[CFG_MAX_NETS];
+	unsigned nnets;
+};
+
+/* An empty configuration with Firecracker's defaults. */
+void vm_config_init(struct vm_config *c);
+
+/*
+ * Validate and complete: derive RAM from machine-config when there is no
+ * memory section, finalize every region, check vCPUs and drives. With
+ * @need_boot a boot-source is required. Errors are ERR_CONFIG.
+ */
+int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e) must_check;
+
+/* Check that the files the config names exist and can be opened as needed. */
+int vm_config_check_files(const struct vm_config *c, struct vmm_err *e) must_check;
+
+/* Total guest RAM in bytes (after finalize). */
+uint64_t vm_config_ram_bytes(const struct vm_config *c);
+
+#endif
