@@ -1,0 +1,274 @@
+/*
+ * The hugevmm command line: option parsing, and the mapping from errors to
+ * exit codes (0 ok, 1 runtime failure, 2 bad input, 3 memory policy not met).
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "api/config_json.h"
+#include "api/report_json.h"
+#include "common/log.h"
+#include "memory/host.h"
+#include "memory/mem.h"
+#include "vmm/config.h"
+#include "vmm/kvm.h"
+
+#ifndef HUGEVMM_VERSION
+#define HUGEVMM_VERSION "0.0.0"
+#endif
+
+enum {
+	EXIT_RUNTIME = 1,
+	EXIT_USAGE = 2
+};
+
+static const char usage_main[] =
+	"usage: hugevmm COMMAND [OPTIONS]\n"
+	"\n"
+	"A microVM monitor whose guest memory is placed on huge pages, measured, and reported.\n"
+	"\n"
+	"commands:\n"
+	"  check --config-file FILE   map, prefault and verify the config's guest memory, print\n"
+	"                             the coverage report; no VM is created\n"
+	"  host                       print what this host offers guest memory\n"
+	"\n"
+	"options for every command:\n"
+	"  -q, --quiet                errors only\n"
+	"  -v, --verbose              debug messages\n"
+	"  -h, --help                 this text; COMMAND --help for the command's\n"
+	"  -V, --version              print the version\n"
+	"\n"
+	"exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, config, files it names),\n"
+	"            3 a memory policy does not hold\n";
+
+static const char usage_check[] =
+	"usage: hugevmm check --config-file FILE [--human] [--hold]\n"
+	"\n"
+	"Does to memory everything a launch does (map each region aligned, prefault, measure\n"
+	"the host page tables, apply policies) without creating a VM, then prints the coverage\n"
+	"report as JSON on stdout. Only the memory part of the config is needed; files the\n"
+	"config names (kernel, initrd, drives) are checked for existence and access.\n"
+	"\n"
+	"  --config-file FILE   Firecracker-style JSON config with an optional \"memory\" section\n"
+	"  --human              one bar per region instead of JSON\n"
+	"  --hold               keep the memory mapped after the report until stdin closes or\n"
+	"                       SIGINT/SIGTERM arrives (lets other tools inspect it)\n"
+	"\n"
+	"exit codes: 0 every policy holds, 2 config error, 3 a policy does not hold, 1 other\n";
+
+static const char usage_host[] =
+	"usage: hugevmm host [--human]\n"
+	"\n"
+	"Prints, as JSON, what this host offers guest memory: kernel, THP and shmem THP\n"
+	"settings, hugetlb pools per size, PAGEMAP_SCAN and madvise support, DAX devices, and\n"
+	"/dev/kvm (API version, module, memslots, stats fd).\n";
+
+static int fail(const struct vmm_err *e)
+{
+	log_err("%s", e->msg);
+	return err_exit_code(e);
+}
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), fmt, arg);
+	log_err("%s", msg);
+	fputs(usage, stderr);
+	return EXIT_USAGE;
+}
+
+/* Block until stdin reaches EOF or SIGINT/SIGTERM arrives. */
+static void hold(void)
+{
+	struct pollfd pfd[2];
+	sigset_t set;
+	char buf[256];
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	pfd[0].fd = signalfd(-1, &set, SFD_CLOEXEC);
+	pfd[0].events = POLLIN;
+	pfd[1].fd = STDIN_FILENO;
+	pfd[1].events = POLLIN;
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents && read(STDIN_FILENO, buf, sizeof(buf)) <= 0)
+			break;
+	}
+	if (pfd[0].fd >= 0)
+		close(pfd[0].fd);
+}
+
+static void set_verbosity(int quiet, int verbose)
+{
+	if (quiet)
+		log_set_level(LOG_ERR);
+	else if (verbose)
+		log_set_level(LOG_DEBUG);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config-file", required_argument, NULL, 'c'},
+		{"human", no_argument, NULL, 'H'},
+		{"hold", no_argument, NULL, 'o'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	const char *config = NULL;
+	int human = 0, do_hold = 0, quiet = 0, verbose = 0, c, rc, vrc;
+	struct hv_mmu_stats kvm = {.available = false};
+	struct vmm_err e = {0};
+	struct vm_config *cfg;
+	struct guest_mem *gm;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "c:qvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'H':
+			human = 1;
+			break;
+		case 'o':
+			do_hold = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'h':
+			fputs(usage_check, stdout);
+			return 0;
+		default:
+			return usage_error(usage_check, "check: unknown option \"%s\"",
+					   argv[optind - 1]);
+		}
+	}
+	set_verbosity(quiet, verbose);
+	if (optind < argc)
+		return usage_error(usage_check, "check: unexpected argument \"%s\"", argv[optind]);
+	if (!config)
+		return usage_error(usage_check, "check: %s", "--config-file FILE is required");
+
+	cfg = calloc(1, sizeof(*cfg));
+	gm = calloc(1, sizeof(*gm));
+	if (!cfg || !gm) {
+		free(cfg);
+		free(gm);
+		log_err("out of memory");
+		return EXIT_RUNTIME;
+	}
+	rc = cfg_json_load(config, cfg, &e);
+	if (!rc)
+		rc = vm_config_finalize(cfg, false, &e);
+	if (!rc)
+		rc = vm_config_check_files(cfg, &e);
+	if (!rc)
+		rc = mem_map(gm, cfg->regions, cfg->nregions, &e);
+	if (rc)
+		goto out;
+
+	snprintf(kvm.reason, sizeof(kvm.reason), "no VM: `hugevmm check` creates none");
+	vrc = mem_verify(gm, &e);
+	if (human)
+		report_memory_human(stdout, gm, &kvm);
+	else
+		report_print(stdout, report_memory(gm, &kvm));
+	fflush(stdout);
+	if (do_hold)
+		hold();
+	mem_unmap(gm);
+	rc = vrc;
+out:
+	free(cfg);
+	free(gm);
+	return rc ? fail(&e) : 0;
+}
+
+static int cmd_host(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"human", no_argument, NULL, 'H'},
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{0},
+	};
+	struct host_mem_caps mc;
+	struct hv_probe hv;
+	int human = 0, quiet = 0, verbose = 0, c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H':
+			human = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'h':
+			fputs(usage_host, stdout);
+			return 0;
+		default:
+			return usage_error(usage_host, "host: unknown option \"%s\"",
+					   argv[optind - 1]);
+		}
+	}
+	set_verbosity(quiet, verbose);
+	if (optind < argc)
+		return usage_error(usage_host, "host: unexpected argument \"%s\"", argv[optind]);
+	host_mem_probe(&mc);
+	kvm_probe(&hv);
+	if (human) {
+		report_host_human(stdout, &mc, &hv);
+		return 0;
+	}
+	return report_print(stdout, report_host(&mc, &hv)) ? EXIT_RUNTIME : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("hugevmm %s\n", HUGEVMM_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "host"))
+		return cmd_host(argc - 1, argv + 1);
+	return usage_error(usage_main, "unknown command \"%s\"", argv[1]);
+}

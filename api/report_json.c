@@ -1,0 +1,305 @@
+#include "api/report_json.h"
+
+#include <cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void add_u64(cJSON *o, const char *k, uint64_t v)
+{
+	cJSON_AddNumberToObject(o, k, (double)v);
+}
+
+/* Coverage ratios are rounded to 6 decimals so reports read cleanly. */
+static void add_ratio(cJSON *o, const char *k, double v)
+{
+	cJSON_AddNumberToObject(o, k, (double)(int64_t)(v * 1e6 + 0.5) / 1e6);
+}
+
+static double ms(uint64_t ns)
+{
+	return (double)(ns / 1000) / 1000.0;
+}
+
+static cJSON *host_cov(const struct mem_region *r)
+{
+	const struct mem_cov *c = &r->host;
+	cJSON *h = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(h, "method", c->method ? c->method : "none");
+	cJSON_AddBoolToObject(h, "known", c->known);
+	if (!c->known) {
+		static const char *const keys[] = {"bytes_4k", "bytes_2m", "bytes_1g",
+						   "bytes_not_present", "coverage"};
+
+		/* Unknown is null with a reason, never a zero that reads as "no huge pages". */
+		for (unsigned i = 0; i < ARRAY_SIZE(keys); i++)
+			cJSON_AddNullToObject(h, keys[i]);
+		cJSON_AddStringToObject(h, "reason", c->reason);
+		return h;
+	}
+	add_u64(h, "bytes_4k", c->bytes_4k);
+	add_u64(h, "bytes_2m", c->bytes_2m);
+	add_u64(h, "bytes_1g", c->bytes_1g);
+	add_u64(h, "bytes_not_present", c->bytes_absent);
+	add_ratio(h, "coverage", mem_cov_ratio(r));
+	return h;
+}
+
+static cJSON *region(const struct guest_mem *gm, const struct mem_region *r)
+{
+	cJSON *o = cJSON_CreateObject(), *slots = cJSON_CreateArray(), *pf, *col;
+
+	cJSON_AddStringToObject(o, "id", r->cfg.id);
+	cJSON_AddStringToObject(o, "backing", mem_backing_name(r->cfg.backing));
+	cJSON_AddStringToObject(o, "page_size", page_size_name(r->page_size));
+	add_u64(o, "size_bytes", r->size);
+	if (r->cfg.path[0])
+		cJSON_AddStringToObject(o, "path", r->cfg.path);
+	if (r->cfg.device[0])
+		cJSON_AddStringToObject(o, "device", r->cfg.device);
+	if (r->cfg.backing == MEM_BACKING_FILE)
+		cJSON_AddBoolToObject(o, "dax", r->on_dax);
+	for (unsigned i = 0; i < r->nslots; i++) {
+		const struct mem_slot *s = &gm->slots[r->first_slot + i];
+		cJSON *so = cJSON_CreateObject();
+
+		add_u64(so, "slot", s->id);
+		add_u64(so, "guest_phys_addr", s->gpa);
+		add_u64(so, "size_bytes", s->size);
+		add_u64(so, "host_virt_addr", (uintptr_t)s->hva);
+		cJSON_AddBoolToObject(so, "aligned", s->aligned);
+		cJSON_AddItemToArray(slots, so);
+	}
+	cJSON_AddItemToObject(o, "slots", slots);
+	cJSON_AddItemToObject(o, "host", host_cov(r));
+	cJSON_AddStringToObject(o, "policy", mem_policy_name(r->cfg.policy));
+	add_ratio(o, "min_coverage", r->cfg.min_coverage);
+	cJSON_AddBoolToObject(o, "ok", r->verdict != MEM_VERDICT_FAIL);
+	cJSON_AddStringToObject(o, "verdict", mem_verdict_name(r->verdict));
+	if (r->verdict_msg[0])
+		cJSON_AddStringToObject(o, "message", r->verdict_msg);
+
+	pf = cJSON_AddObjectToObject(o, "prefault");
+	cJSON_AddBoolToObject(pf, "enabled", r->cfg.prefault);
+	add_u64(pf, "threads", r->prefault_threads_used);
+	cJSON_AddNumberToObject(pf, "ms", ms(r->prefault_ns));
+	if (r->collapse_tried) {
+		col = cJSON_AddObjectToObject(o, "collapse");
+		cJSON_AddNumberToObject(col, "gained_bytes", (double)r->collapse_gained);
+	}
+	cJSON_AddNumberToObject(o, "measure_ms", ms(r->measure_ns));
+	return o;
+}
+
+static cJSON *kvm_section(const struct hv_mmu_stats *kvm)
+{
+	cJSON *k = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(k, "available", kvm && kvm->available);
+	if (!kvm || !kvm->available) {
+		cJSON_AddStringToObject(k, "reason", kvm ? kvm->reason : "no VM");
+		return k;
+	}
+	add_u64(k, "pages_4k", kvm->pages_4k);
+	add_u64(k, "pages_2m", kvm->pages_2m);
+	add_u64(k, "pages_1g", kvm->pages_1g);
+	return k;
+}
+
+cJSON *report_memory(const struct guest_mem *gm, const struct hv_mmu_stats *kvm)
+{
+	cJSON *o = cJSON_CreateObject(), *regs = cJSON_AddArrayToObject(o, "regions");
+	double hc = mem_host_coverage(gm);
+
+	for (unsigned i = 0; i < gm->nregions; i++)
+		cJSON_AddItemToArray(regs, region(gm, &gm->regions[i]));
+	if (hc < 0)
+		cJSON_AddNullToObject(o, "host_coverage");
+	else
+		add_ratio(o, "host_coverage", hc);
+	cJSON_AddItemToObject(o, "kvm", kvm_section(kvm));
+	return o;
+}
+
+cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv)
+{
+	cJSON *o = cJSON_CreateObject(), *thp, *pools, *dax, *k, *feat;
+
+	cJSON_AddStringToObject(o, "kernel", mc->kernel);
+	thp = cJSON_AddObjectToObject(o, "thp");
+	cJSON_AddStringToObject(thp, "enabled", mc->thp_enabled);
+	cJSON_AddStringToObject(thp, "defrag", mc->thp_defrag);
+	cJSON_AddStringToObject(thp, "shmem_enabled", mc->shmem_enabled);
+	if (mc->shmem_pmd_enabled[0])
+		cJSON_AddStringToObject(thp, "shmem_enabled_2m", mc->shmem_pmd_enabled);
+
+	pools = cJSON_AddArrayToObject(o, "hugetlb_pools");
+	for (unsigned i = 0; i < ARRAY_SIZE(mc->pools); i++) {
+		const struct host_pool *p = &mc->pools[i];
+		cJSON *po;
+
+		if (!p->present)
+			continue;
+		po = cJSON_CreateObject();
+		cJSON_AddStringToObject(po, "page_size", page_size_name(p->page_size));
+		add_u64(po, "total", p->nr);
+		add_u64(po, "free", p->free);
+		add_u64(po, "reserved", p->resv);
+		add_u64(po, "surplus", p->surplus);
+		cJSON_AddItemToArray(pools, po);
+	}
+
+	feat = cJSON_AddObjectToObject(o, "features");
+	cJSON_AddBoolToObject(feat, "pagemap_scan", mc->pagemap_scan);
+	cJSON_AddBoolToObject(feat, "madv_populate_write", mc->madv_populate_write);
+	cJSON_AddBoolToObject(feat, "madv_collapse", mc->madv_collapse);
+
+	dax = cJSON_AddArrayToObject(o, "dax_devices");
+	for (unsigned i = 0; i < mc->ndax; i++) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(d, "name", mc->dax[i].name);
+		add_u64(d, "size_bytes", mc->dax[i].size);
+		cJSON_AddStringToObject(d, "align", page_size_name(mc->dax[i].align));
+		cJSON_AddStringToObject(d, "mode",
+					!mc->dax[i].enabled ? "disabled"
+					: mc->dax[i].devdax ? "devdax"
+							    : "system-ram");
+		cJSON_AddItemToArray(dax, d);
+	}
+	if (mc->dax_error)
+		cJSON_AddStringToObject(o, "dax_error", strerror(-mc->dax_error));
+
+	k = cJSON_AddObjectToObject(o, "kvm");
+	cJSON_AddStringToObject(k, "device", hv->device);
+	cJSON_AddBoolToObject(k, "present", hv->present);
+	if (!hv->present) {
+		cJSON_AddStringToObject(k, "reason", hv->error);
+		return o;
+	}
+	cJSON_AddNumberToObject(k, "api_version", hv->api_version);
+	cJSON_AddStringToObject(k, "module", hv->flavour);
+	cJSON_AddNumberToObject(k, "max_memslots", hv->max_memslots);
+	cJSON_AddBoolToObject(k, "stats_fd", hv->stats_fd);
+	cJSON_AddBoolToObject(k, "irqchip", hv->irqchip);
+	return o;
+}
+
+int report_print(FILE *out, cJSON *j)
+{
+	char *s = j ? cJSON_Print(j) : NULL;
+	int r = -1;
+
+	if (s) {
+		r = fprintf(out, "%s\n", s) < 0 ? -1 : 0;
+		free(s);
+	}
+	cJSON_Delete(j);
+	fflush(out);
+	return r;
+}
+
+/* A bar of @width cells: 'G' 1G, 'M' 2M, 'k' 4K, '.' absent. */
+static void bar(FILE *out, const struct mem_region *r, unsigned width)
+{
+	const struct mem_cov *c = &r->host;
+	uint64_t parts[] = {c->bytes_1g, c->bytes_2m, c->bytes_4k, c->bytes_absent};
+	const char marks[] = {'G', 'M', 'k', '.'};
+	unsigned cells[4], used = 0, biggest = 0;
+
+	if (!c->known) {
+		fprintf(out, "[%-*s]", width, "  level unknown (see message)");
+		return;
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		cells[i] = (unsigned)((double)parts[i] / (double)r->size * width + 0.5);
+		/* Any share at all gets at least one cell: a sliver must stay visible. */
+		if (parts[i] && !cells[i])
+			cells[i] = 1;
+		used += cells[i];
+		if (cells[i] > cells[biggest])
+			biggest = i;
+	}
+	if (used != width)
+		cells[biggest] = cells[biggest] + width - used;
+	fputc('[', out);
+	for (unsigned i = 0; i < 4; i++)
+		for (unsigned n = 0; n < cells[i]; n++)
+			fputc(marks[i], out);
+	fputc(']', out);
+}
+
+void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_mmu_stats *kvm)
+{
+	double hc = mem_host_coverage(gm);
+
+	fprintf(out, "%-10s %-8s %-4s %10s  %-42s %8s  %s\n", "REGION", "BACKING", "PAGE", "SIZE",
+		"HOST MAPPING (G=1G M=2M k=4K .=absent)", "HUGE", "POLICY");
+	for (unsigned i = 0; i < gm->nregions; i++) {
+		const struct mem_region *r = &gm->regions[i];
+		char sz[32], cov[16];
+
+		fmt_bytes(sz, sizeof(sz), r->size);
+		if (r->host.known)
+			snprintf(cov, sizeof(cov), "%.1f%%", mem_cov_ratio(r) * 100.0);
+		else
+			snprintf(cov, sizeof(cov), "unknown");
+		fprintf(out, "%-10s %-8s %-4s %10s  ", r->cfg.id, mem_backing_name(r->cfg.backing),
+			page_size_name(r->page_size), sz);
+		bar(out, r, 40);
+		fprintf(out, " %8s  %s>=%.2f %s\n", cov, mem_policy_name(r->cfg.policy),
+			r->cfg.min_coverage, mem_verdict_name(r->verdict));
+		for (unsigned s = 0; s < r->nslots; s++) {
+			const struct mem_slot *sl = &gm->slots[r->first_slot + s];
+
+			fprintf(out, "           slot %u: guest 0x%llx-0x%llx  host %p  %s\n",
+				sl->id, (unsigned long long)sl->gpa,
+				(unsigned long long)(sl->gpa + sl->size - 1), (void *)sl->hva,
+				sl->aligned ? "aligned" : "MISALIGNED");
+		}
+		if (r->verdict_msg[0])
+			fprintf(out, "           %s\n", r->verdict_msg);
+	}
+	if (hc >= 0)
+		fprintf(out, "host coverage: %.1f%%\n", hc * 100.0);
+	if (kvm && kvm->available)
+		fprintf(out, "kvm: pages_4k=%llu pages_2m=%llu pages_1g=%llu\n",
+			(unsigned long long)kvm->pages_4k, (unsigned long long)kvm->pages_2m,
+			(unsigned long long)kvm->pages_1g);
+	else
+		fprintf(out, "kvm: unavailable (%s)\n", kvm ? kvm->reason : "no VM");
+}
+
+void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv)
+{
+	fprintf(out, "kernel          %s\n", mc->kernel);
+	fprintf(out, "thp             enabled=%s defrag=%s shmem_enabled=%s%s%s\n",
+		mc->thp_enabled[0] ? mc->thp_enabled : "(absent)", mc->thp_defrag,
+		mc->shmem_enabled, mc->shmem_pmd_enabled[0] ? " shmem_enabled_2m=" : "",
+		mc->shmem_pmd_enabled);
+	for (unsigned i = 0; i < ARRAY_SIZE(mc->pools); i++) {
+		const struct host_pool *p = &mc->pools[i];
+
+		if (p->present)
+			fprintf(out,
+				"hugetlb %-7s total=%llu free=%llu reserved=%llu surplus=%llu\n",
+				page_size_name(p->page_size), (unsigned long long)p->nr,
+				(unsigned long long)p->free, (unsigned long long)p->resv,
+				(unsigned long long)p->surplus);
+	}
+	fprintf(out, "features        pagemap_scan=%s madv_populate_write=%s madv_collapse=%s\n",
+		mc->pagemap_scan ? "yes" : "no", mc->madv_populate_write ? "yes" : "no",
+		mc->madv_collapse ? "yes" : "no");
+	if (!mc->ndax)
+		fprintf(out, "dax             none\n");
+	for (unsigned i = 0; i < mc->ndax; i++)
+		fprintf(out, "dax             %s size=%llu align=%s %s\n", mc->dax[i].name,
+			(unsigned long long)mc->dax[i].size, page_size_name(mc->dax[i].align),
+			mc->dax[i].devdax ? "devdax" : "not-devdax");
+	if (hv->present)
+		fprintf(out, "kvm             %s api=%d module=%s memslots=%d stats_fd=%s\n",
+			hv->device, hv->api_version, hv->flavour, hv->max_memslots,
+			hv->stats_fd ? "yes" : "no");
+	else
+		fprintf(out, "kvm             absent: %s\n", hv->error);
+}

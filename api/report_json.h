@@ -1,0 +1,31 @@
+/*
+ * Reports as JSON (cJSON) and as a human view: the memory coverage report
+ * (the contract shared by `hugevmm check` and GET /memory) and the host
+ * capability probe (`hugevmm host`, GET /host).
+ */
+#ifndef HUGEVMM_API_REPORT_JSON_H
+#define HUGEVMM_API_REPORT_JSON_H
+
+#include <stdio.h>
+
+#include "memory/host.h"
+#include "memory/mem.h"
+#include "vmm/hv.h"
+
+struct cJSON;
+
+/* The coverage report of @gm, with the secondary-MMU section @kvm. */
+struct cJSON *report_memory(const struct guest_mem *gm, const struct hv_mmu_stats *kvm);
+
+/* The host probe. */
+struct cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv);
+
+/* One bar per region: 1G / 2M / 4K / absent shares, verdict. */
+void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_mmu_stats *kvm);
+
+void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv);
+
+/* Print @j to @out (pretty), newline-terminated, and free it. */
+int report_print(FILE *out, struct cJSON *j);
+
+#endif
