@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Run the test tiers against one build directory, quietly: one line per suite,
+# the full log of any suite that fails, and every skip with its reason.
+#   scripts/run-tests.sh BUILD_DIR [unit|int]
+set -uo pipefail
+build=${1:?build dir}
+only=${2:-all}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+logs="$build/test-logs"
+mkdir -p "$logs"
+export HUGEVMM_BIN="$root/$build/hugevmm"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+flavour=$([ "$build" = build-san ] && echo " (ASan/UBSan)" || true)
+failed=0
+
+suite() { # name log command...
+	local name=$1 log=$2
+	shift 2
+	if "$@" >"$log" 2>&1; then
+		printf '%-28s ok\n' "$name"
+		grep -h '^skip:' "$log" | sed 's/^/    /'
+	else
+		printf '%-28s FAILED (log: %s)\n' "$name" "$log"
+		sed 's/^/    /' "$log"
+		failed=1
+	fi
+}
+
+if [ "$only" = all ] || [ "$only" = unit ]; then
+	for t in "$build"/tests/test_*; do
+		suite "unit/$(basename "$t")$flavour" "$logs/$(basename "$t").log" "$t"
+	done
+	suite "fuzz/config$flavour" "$logs/fuzz_config.log" "$build/tests/fuzz_config" 100000
+fi
+if [ "$only" = all ] || [ "$only" = int ]; then
+	log="$logs/integration.log"
+	if /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/integration >"$log" 2>&1; then
+		printf '%-28s %s\n' "integration$flavour" "$(tail -n 1 "$log" | tr -d '=')"
+		grep '^SKIPPED' "$log" | sed 's/^/    /'
+	else
+		printf '%-28s FAILED (log: %s)\n' "integration$flavour" "$log"
+		sed 's/^/    /' "$log"
+		failed=1
+	fi
+fi
+exit $failed

@@ -1,0 +1,456 @@
+/*
+ * Config parsing and validation: every error path names its JSON path, the
+ * value and a remedy, and is an ERR_CONFIG (exit 2); Firecracker's schema is
+ * accepted; every file in configs/ parses and validates.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "api/config_json.h"
+#include "common/log.h"
+
+static char warnings[4096];
+
+static void capture(enum log_level lvl, const char *msg, void *opaque)
+{
+	size_t n = strlen(warnings);
+
+	(void)opaque;
+	if (lvl <= LOG_WARN)
+		snprintf(warnings + n, sizeof(warnings) - n, "%s\n", msg);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	warnings[0] = '\0';
+	log_set_sink(capture, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	log_set_sink(NULL, NULL);
+	return 0;
+}
+
+/* Parse and finalize @json as `hugevmm check` does. */
+static int load(const char *json, struct vm_config *c, struct vmm_err *e)
+{
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	rc = cfg_json_parse(json, strlen(json), c, e);
+	if (!rc)
+		rc = vm_config_finalize(c, false, e);
+	return rc;
+}
+
+struct bad {
+	const char *json;
+	const char *want[3]; /* substrings the message must contain */
+};
+
+#define R(x) "{\"memory\":{\"regions\":[" x "]}}"
+
+static const struct bad bad_cases[] = {
+	/* JSON syntax: line and column */
+	{"{\n  \"machine-config\": {\n    \"vcpu_count\": 2,,\n  }\n}",
+	 {"invalid JSON at line 3, column 22 (end of line)"}},
+	{"{\"memory\": {", {"invalid JSON at line 1, column 12"}},
+	{"[1, 2]", {"config: expected an object", "an array"}},
+	{"{} {}", {"unexpected text after the JSON object at line 1, column 4"}},
+	{"", {"invalid JSON at line 1, column 1"}},
+	/* top level */
+	{"{\"memroy\": {}}", {"memroy: unknown field", "memory"}},
+	{"{\"memory\": {}, \"memory\": {}}", {"memory: duplicate key"}},
+	/* boot-source */
+	{"{\"boot-source\": {}}", {"boot-source.kernel_image_path: missing"}},
+	{"{\"boot-source\": {\"kernel_image_path\": 5}}",
+	 {"boot-source.kernel_image_path: expected a string, got a number 5"}},
+	{"{\"boot-source\": {\"kernel_image_path\": \"k\", \"bootargs\": \"x\"}}",
+	 {"boot-source.bootargs: unknown field", "boot_args"}},
+	{"{\"boot-source\": []}", {"boot-source: expected an object, got an array"}},
+	/* machine-config */
+	{"{\"machine-config\": {\"vcpu_count\": 0}}",
+	 {"machine-config.vcpu_count: 0 is out of range; use 1 to 64"}},
+	{"{\"machine-config\": {\"vcpu_count\": 1.5}}",
+	 {"machine-config.vcpu_count: expected an integer, got a number 1.5"}},
+	{"{\"machine-config\": {\"vcpu_count\": \"2\"}}",
+	 {"machine-config.vcpu_count: expected an integer, got a string \"2\""}},
+	{"{\"machine-config\": {\"mem_size_mib\": 0}}",
+	 {"machine-config.mem_size_mib: 0 is out of range"}},
+	{"{\"machine-config\": {\"huge_pages\": \"1G\"}}",
+	 {"machine-config.huge_pages: \"1G\" is not known", "\"None\", \"2M\" or \"Transparent\""}},
+	{"{\"machine-config\": {\"huge_pages\": \"2M\", \"mem_size_mib\": 129}}",
+	 {"machine-config.mem_size_mib: 129 is not a multiple of the 2M page size", "128 or 130"}},
+	/* drives and network-interfaces */
+	{"{\"drives\": {}}", {"drives: expected an array"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": true}]}",
+	 {"drives[0].path_on_host: missing"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\"}]}",
+	 {"drives[0].is_root_device: missing"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": "
+	 "\"yes\"}]}",
+	 {"drives[0].is_root_device: expected true or false"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true},"
+	 "{\"drive_id\": \"a\", \"path_on_host\": \"/y\", \"is_root_device\": false}]}",
+	 {"drives[1].drive_id: \"a\" is already used by drives[0]"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true},"
+	 "{\"drive_id\": \"b\", \"path_on_host\": \"/y\", \"is_root_device\": true}]}",
+	 {"drives[1].is_root_device: drives[0] is already the root device"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true,"
+	 " \"socket\": \"/s\"}]}",
+	 {"drives[0].socket: unknown field"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": \"tap0\", "
+	 "\"guest_mac\": \"zz:00:00:00:00:00\"}]}",
+	 {"network-interfaces[0].guest_mac: \"zz:00:00:00:00:00\" is not a MAC address"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"n\"}]}",
+	 {"network-interfaces[0].host_dev_name: missing"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": "
+	 "\"tap0123456789abcdef\"}]}",
+	 {"network-interfaces[0].host_dev_name: longer than 15 characters"}},
+	/* memory section */
+	{"{\"memory\": {}}", {"memory.regions: missing"}},
+	{"{\"memory\": {\"regions\": {}}}", {"memory.regions: expected an array"}},
+	{R(""), {"memory.regions: empty"}},
+	{"{\"memory\": {\"regions\": [], \"x\": 1}}", {"memory.x: unknown field", "regions"}},
+	{R("5"), {"memory.regions[0]: expected an object, got a number 5"}},
+	{R("{\"size_mib\": 64}"), {"memory.regions[0].backing: missing", "anon, thp"}},
+	{R("{\"backing\": \"thp\"}"), {"memory.regions[0].size_mib: missing"}},
+	{R("{\"backing\": \"huge\", \"size_mib\": 64}"),
+	 {"memory.regions[0].backing: \"huge\" is not known"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"sise\": 1}"),
+	 {"memory.regions[0].sise: unknown field", "size_mib"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": -1}"),
+	 {"memory.regions[0].size_mib: -1 is out of range"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64.5}"),
+	 {"memory.regions[0].size_mib: expected an integer"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"page_size\": \"2MB\"}"),
+	 {"memory.regions[0].page_size: \"2MB\" is not known", "\"4K\", \"2M\" or \"1G\""}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 1024, \"page_size\": \"1G\"}"),
+	 {"memory.regions[0].page_size: \"1G\" is not available with backing \"thp\"", "hugetlb"}},
+	{R("{\"backing\": \"anon\", \"size_mib\": 64, \"page_size\": \"2M\"}"),
+	 {"memory.regions[0].page_size: \"2M\" is not available with backing \"anon\"",
+	  "use backing \"thp\""}},
+	{R("{\"backing\": \"hugetlb\", \"size_mib\": 64, \"page_size\": \"4K\"}"),
+	 {"\"4K\" is not available with backing \"hugetlb\"", "\"2M\" or \"1G\""}},
+	{R("{\"backing\": \"hugetlb\", \"size_mib\": 1000, \"page_size\": \"1G\"}"),
+	 {"memory.regions[0].size_mib: 1000 is not a multiple of the 1G page size",
+	  "use 0 or 1024"}},
+	{R("{\"backing\": \"hugetlb\", \"size_mib\": 63}"),
+	 {"memory.regions[0].size_mib: 63 is not a multiple of the 2M page size", "62 or 64"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"policy\": \"must\"}"),
+	 {"memory.regions[0].policy: \"must\" is not known", "\"require\", \"prefer\" or \"off\""}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"min_coverage\": 1.5}"),
+	 {"memory.regions[0].min_coverage: 1.5 is out of range; use 0.0 to 1.0"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"min_coverage\": \"all\"}"),
+	 {"memory.regions[0].min_coverage: expected a number"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"prefault\": \"yes\"}"),
+	 {"memory.regions[0].prefault: expected true or false"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"prefault\": false, \"policy\": "
+	   "\"require\"}"),
+	 {"memory.regions[0].policy: \"require\" needs prefault", "policy \"prefer\""}},
+	{R("{\"backing\": \"anon\", \"size_mib\": 64, \"policy\": \"require\"}"),
+	 {"memory.regions[0].policy: \"require\" needs a huge page size"}},
+	{R("{\"backing\": \"file\", \"size_mib\": 64}"),
+	 {"memory.regions[0].path: missing; backing \"file\" needs the path"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"path\": \"/x\"}"),
+	 {"memory.regions[0].path: \"/x\" is not used by backing \"thp\""}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"dax\": true}"),
+	 {"memory.regions[0].dax: only backing \"file\" takes \"dax\""}},
+	{R("{\"backing\": \"file\", \"size_mib\": 64, \"path\": \"/x\", \"dax\": 1}"),
+	 {"memory.regions[0].dax: expected true or false"}},
+	{R("{\"backing\": \"devdax\", \"size_mib\": 64}"),
+	 {"memory.regions[0].device: missing", "dax0.0"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"device\": \"dax0.0\"}"),
+	 {"memory.regions[0].device: \"dax0.0\" is only used by backing \"devdax\""}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"prefault_threads\": 65}"),
+	 {"memory.regions[0].prefault_threads: 65 is out of range; use 0 to 64"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"host_offset_kib\": 6}"),
+	 {"memory.regions[0].host_offset_kib: 6 must be a multiple of 4"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"host_offset_kib\": 2048}"),
+	 {"memory.regions[0].host_offset_kib: 2048 must be a multiple of 4 below the page size"}},
+	{R("{\"backing\": \"hugetlb\", \"size_mib\": 64, \"host_offset_kib\": 4}"),
+	 {"memory.regions[0].host_offset_kib: backing \"hugetlb\" can only be mapped at"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"id\": \"a b\"}"),
+	 {"memory.regions[0].id: \"a b\" is not a valid region id"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"id\": "
+	   "\"0123456789012345678901234567890123\"}"),
+	 {"memory.regions[0].id: longer than 32 characters"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"id\": \"a\"}, "
+	   "{\"backing\": \"anon\", \"size_mib\": 64, \"id\": \"a\"}"),
+	 {"memory.regions[1].id: \"a\" is already used by memory.regions[0]"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}, {\"backing\": \"thp\", \"size_mib\": 64}, "
+	   "{\"backing\": \"thp\", \"size_mib\": 64}"),
+	 {"memory.regions: 17 regions; at most 16"}},
+};
+
+static void every_error_names_path_value_remedy(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		struct vm_config c;
+		struct vmm_err e;
+		int rc = load(bad_cases[i].json, &c, &e);
+
+		if (rc == 0 || e.kind != ERR_CONFIG)
+			fail_msg("case %u accepted or wrong kind (%d): %s", i, e.kind,
+				 bad_cases[i].json);
+		for (unsigned k = 0; k < 3 && bad_cases[i].want[k]; k++)
+			if (!strstr(e.msg, bad_cases[i].want[k]))
+				fail_msg("case %u: message\n  %s\nlacks\n  %s", i, e.msg,
+					 bad_cases[i].want[k]);
+		assert_int_equal(err_exit_code(&e), 2);
+	}
+}
+
+static void firecracker_schema_accepted(void **state)
+{
+	static const char fc[] =
+		"{\"boot-source\": {\"kernel_image_path\": \"vmlinux\", \"boot_args\": "
+		"\"console=ttyS0 reboot=k panic=1\", \"initrd_path\": \"initrd.img\"},"
+		" \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"rootfs.ext4\", "
+		"\"is_root_device\": true, \"is_read_only\": false, \"cache_type\": \"Unsafe\", "
+		"\"io_engine\": \"Sync\", \"rate_limiter\": null}],"
+		" \"network-interfaces\": [{\"iface_id\": \"eth0\", \"guest_mac\": "
+		"\"06:00:AC:10:00:02\", \"host_dev_name\": \"tap0\"}],"
+		" \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 1024, \"smt\": false, "
+		"\"track_dirty_pages\": true, \"huge_pages\": \"2M\"},"
+		" \"logger\": {\"log_path\": \"/tmp/fc.log\", \"level\": \"Info\"},"
+		" \"metrics\": null, \"vsock\": null, \"balloon\": null, \"entropy\": null}";
+	struct vm_config c;
+	struct vmm_err e;
+
+	(void)state;
+	assert_int_equal(load(fc, &c, &e), 0);
+	assert_string_equal(c.kernel, "vmlinux");
+	assert_string_equal(c.cmdline, "console=ttyS0 reboot=k panic=1");
+	assert_string_equal(c.initrd, "initrd.img");
+	assert_int_equal(c.vcpus, 2);
+	assert_int_equal(c.ndrives, 1);
+	assert_true(c.drives[0].root);
+	assert_int_equal(c.nnets, 1);
+	assert_string_equal(c.nets[0].host_dev, "tap0");
+	/* huge_pages "2M" is one hugetlb region of mem_size_mib. */
+	assert_int_equal(c.nregions, 1);
+	assert_int_equal(c.regions[0].backing, MEM_BACKING_HUGETLB);
+	assert_int_equal(c.regions[0].page_size, SZ_2M);
+	assert_int_equal(c.regions[0].size, 1024 * SZ_1M);
+	assert_int_equal(c.regions[0].policy, MEM_POLICY_REQUIRE);
+	/* Ignored Firecracker fields that ask for something are named in a warning;
+	 * inert ones (false, null) are not. */
+	assert_non_null(strstr(warnings, "machine-config.track_dirty_pages: Firecracker field "
+					 "accepted and ignored"));
+	assert_non_null(strstr(warnings, "logger: Firecracker field accepted and ignored"));
+	assert_non_null(strstr(warnings, "drives[0].cache_type"));
+	assert_null(strstr(warnings, "smt"));
+	assert_null(strstr(warnings, "metrics"));
+}
+
+static void huge_pages_mapping(void **state)
+{
+	static const struct {
+		const char *hp;
+		enum mem_backing b;
+		enum mem_policy p;
+	} m[] = {
+		{"\"None\"", MEM_BACKING_ANON, MEM_POLICY_OFF},
+		{"\"Transparent\"", MEM_BACKING_THP, MEM_POLICY_REQUIRE},
+		{"\"2M\"", MEM_BACKING_HUGETLB, MEM_POLICY_REQUIRE},
+		{NULL, MEM_BACKING_THP, MEM_POLICY_PREFER},
+	};
+	char json[256];
+
+	(void)state;
+	for (unsigned i = 0; i < 4; i++) {
+		struct vm_config c;
+		struct vmm_err e;
+
+		if (m[i].hp)
+			snprintf(json, sizeof(json), "{\"machine-config\": {\"huge_pages\": %s}}",
+				 m[i].hp);
+		else
+			snprintf(json, sizeof(json), "{}");
+		assert_int_equal(load(json, &c, &e), 0);
+		assert_int_equal(c.nregions, 1);
+		assert_int_equal(c.regions[0].backing, m[i].b);
+		assert_int_equal(c.regions[0].policy, m[i].p);
+		assert_int_equal(c.regions[0].size, CFG_DEFAULT_MEM_MIB * SZ_1M);
+		assert_string_equal(c.regions[0].id, "ram0");
+	}
+}
+
+static void memory_section_defaults(void **state)
+{
+	static const char json[] = R(
+		"{\"backing\": \"thp\", \"size_mib\": 63},"
+		"{\"backing\": \"anon\", \"size_mib\": 64},"
+		"{\"backing\": \"memfd\", \"size_mib\": 64},"
+		"{\"backing\": \"memfd\", \"size_mib\": 64, \"page_size\": \"4K\"},"
+		"{\"backing\": \"hugetlb\", \"size_mib\": 1024, \"page_size\": \"1G\"},"
+		"{\"backing\": \"file\", \"size_mib\": 64, \"path\": \"/tmp/x\"},"
+		"{\"backing\": \"devdax\", \"size_mib\": 64, \"device\": \"dax0.0\"},"
+		"{\"backing\": \"thp\", \"size_mib\": 64, \"prefault\": false, \"id\": \"lazy\"}");
+	struct vm_config c;
+	struct vmm_err e;
+
+	(void)state;
+	assert_int_equal(load(json, &c, &e), 0);
+	assert_int_equal(c.nregions, 8);
+	/* ids default to ram<index> */
+	assert_string_equal(c.regions[0].id, "ram0");
+	assert_string_equal(c.regions[6].id, "ram6");
+	assert_string_equal(c.regions[7].id, "lazy");
+	/* thp: 2M pages, require 1.0; its odd size is rounded up with a warning */
+	assert_int_equal(c.regions[0].page_size, SZ_2M);
+	assert_int_equal(c.regions[0].policy, MEM_POLICY_REQUIRE);
+	assert_true(c.regions[0].min_coverage == 1.0);
+	assert_int_equal(c.regions[0].size, 64 * SZ_1M);
+	assert_non_null(strstr(warnings, "memory.regions[0].size_mib: 63 rounded up to 64"));
+	assert_true(c.regions[0].prefault);
+	/* anon: 4K, off */
+	assert_int_equal(c.regions[1].page_size, SZ_4K);
+	assert_int_equal(c.regions[1].policy, MEM_POLICY_OFF);
+	/* memfd: 2M prefer; 4K memfd off */
+	assert_int_equal(c.regions[2].page_size, SZ_2M);
+	assert_int_equal(c.regions[2].policy, MEM_POLICY_PREFER);
+	assert_int_equal(c.regions[3].policy, MEM_POLICY_OFF);
+	/* hugetlb, devdax: require; devdax page size comes from the device */
+	assert_int_equal(c.regions[4].policy, MEM_POLICY_REQUIRE);
+	assert_int_equal(c.regions[5].policy, MEM_POLICY_PREFER);
+	assert_int_equal(c.regions[6].policy, MEM_POLICY_REQUIRE);
+	assert_int_equal(c.regions[6].page_size, 0);
+	/* no prefault: prefer (nothing can be verified before boot) */
+	assert_int_equal(c.regions[7].policy, MEM_POLICY_PREFER);
+}
+
+static void memory_overrides_machine_config(void **state)
+{
+	static const char json[] =
+		"{\"machine-config\": {\"mem_size_mib\": 128, \"huge_pages\": \"2M\"}, "
+		"\"memory\": {\"regions\": [{\"backing\": \"thp\", \"size_mib\": 256}]}}";
+	struct vm_config c;
+	struct vmm_err e;
+
+	(void)state;
+	assert_int_equal(load(json, &c, &e), 0);
+	assert_int_equal(c.nregions, 1);
+	assert_int_equal(c.regions[0].size, 256 * SZ_1M);
+	assert_non_null(strstr(warnings, "machine-config.mem_size_mib: 128 is ignored"));
+	assert_non_null(strstr(warnings, "machine-config.huge_pages: ignored"));
+}
+
+static void boot_source_required_to_run(void **state)
+{
+	struct vm_config c;
+	struct vmm_err e = {0};
+
+	(void)state;
+	assert_int_equal(cfg_json_parse("{}", 2, &c, &e), 0);
+	assert_int_not_equal(vm_config_finalize(&c, true, &e), 0);
+	assert_non_null(strstr(e.msg, "boot-source: missing"));
+}
+
+static void load_reports_file_errors(void **state)
+{
+	struct vm_config c;
+	struct vmm_err e = {0};
+	char path[] = "/tmp/hugevmm-cfg-XXXXXX";
+	int fd;
+
+	(void)state;
+	assert_int_not_equal(cfg_json_load("/nonexistent/x.json", &c, &e), 0);
+	assert_int_equal(e.kind, ERR_CONFIG);
+	assert_non_null(strstr(e.msg, "--config-file: cannot open \"/nonexistent/x.json\""));
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "{\n\"memory\": x}", 14), 14);
+	close(fd);
+	memset(&e, 0, sizeof(e));
+	assert_int_not_equal(cfg_json_load(path, &c, &e), 0);
+	unlink(path);
+	/* A syntax error names the file, line and column. */
+	assert_non_null(strstr(e.msg, path));
+	assert_non_null(strstr(e.msg, "invalid JSON at line 2, column 11"));
+}
+
+static void check_files_names_the_field(void **state)
+{
+	struct vm_config c;
+	struct vmm_err e;
+
+	(void)state;
+	assert_int_equal(
+		load("{\"boot-source\": {\"kernel_image_path\": \"/nonexistent/vmlinux\"}}", &c,
+		     &e),
+		0);
+	assert_int_not_equal(vm_config_check_files(&c, &e), 0);
+	assert_non_null(strstr(e.msg, "boot-source.kernel_image_path: \"/nonexistent/vmlinux\": "
+				      "No such file or directory"));
+	assert_int_equal(load("{\"boot-source\": {\"kernel_image_path\": \"/\"}}", &c, &e), 0);
+	assert_int_not_equal(vm_config_check_files(&c, &e), 0);
+	assert_non_null(strstr(e.msg, "is a directory"));
+}
+
+/* Every file in configs/ parses and validates: the examples stay true. */
+static void every_bundled_config_parses(void **state)
+{
+	const char *dir = getenv("HUGEVMM_CONFIGS") ? getenv("HUGEVMM_CONFIGS") : "configs";
+	struct dirent *d;
+	unsigned n = 0;
+	DIR *dp = opendir(dir);
+
+	(void)state;
+	assert_non_null(dp);
+	while ((d = readdir(dp))) {
+		char path[512];
+		struct vm_config c;
+		struct vmm_err e = {0};
+		size_t len = strlen(d->d_name);
+
+		if (len < 5 || strcmp(d->d_name + len - 5, ".json"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+		if (cfg_json_load(path, &c, &e) || vm_config_finalize(&c, false, &e))
+			fail_msg("%s: %s", path, e.msg);
+		n++;
+	}
+	closedir(dp);
+	assert_true(n >= 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(every_error_names_path_value_remedy, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(firecracker_schema_accepted, setup, teardown),
+		cmocka_unit_test_setup_teardown(huge_pages_mapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(memory_section_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(memory_overrides_machine_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(boot_source_required_to_run, setup, teardown),
+		cmocka_unit_test_setup_teardown(load_reports_file_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(check_files_names_the_field, setup, teardown),
+		cmocka_unit_test_setup_teardown(every_bundled_config_parses, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
