@@ -6,7 +6,7 @@
 
 #define KVM_DEVICE "/dev/kvm"
 
-/* Probe /dev/kvm without creating a VM. Never fails: absence is reported in @p. */
+/* Probe /dev/kvm without creating a VM (also kvm_hv_ops.probe). Never fails. */
 void kvm_probe(struct hv_probe *p);
 
 #endif
