@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/compat.h"
 #include "common/log.h"
@@ -237,4 +238,106 @@ void *mem_gpa_to_hva(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 		}
 	}
 	return NULL;
+}
+
+/* The slot holding @gpa, or NULL. */
+static const struct mem_slot *slot_of(const struct guest_mem *gm, uint64_t gpa)
+{
+	for (unsigned i = 0; i < gm->nslots; i++)
+		if (gpa >= gm->slots[i].gpa && gpa - gm->slots[i].gpa < gm->slots[i].size)
+			return &gm->slots[i];
+	return NULL;
+}
+
+bool mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	if (gpa + len < gpa)
+		return false;
+	while (len) {
+		const struct mem_slot *s = slot_of(gm, gpa);
+		uint64_t n;
+
+		if (!s)
+			return false;
+		n = MIN(len, s->size - (gpa - s->gpa));
+		gpa += n;
+		len -= n;
+	}
+	return true;
+}
+
+/* Apply @fn to each slot-contained piece of [gpa, gpa+len) after checking it is all RAM. */
+static int each_piece(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		      int (*fn)(uint8_t *hva, uint64_t n, uint64_t done, void *arg), void *arg)
+{
+	uint64_t done = 0;
+
+	if (!mem_is_ram(gm, gpa, len))
+		return -EFAULT;
+	while (done < len) {
+		const struct mem_slot *s = slot_of(gm, gpa + done);
+		uint64_t n = MIN(len - done, s->size - (gpa + done - s->gpa));
+		int r = fn(s->hva + (gpa + done - s->gpa), n, done, arg);
+
+		if (r)
+			return r;
+		done += n;
+	}
+	return 0;
+}
+
+static int copy_piece(uint8_t *hva, uint64_t n, uint64_t done, void *arg)
+{
+	memcpy(hva, (const uint8_t *)arg + done, n);
+	return 0;
+}
+
+static int zero_piece(uint8_t *hva, uint64_t n, uint64_t done, void *arg)
+{
+	(void)done;
+	(void)arg;
+	memset(hva, 0, n);
+	return 0;
+}
+
+struct pread_arg {
+	int fd;
+	uint64_t off;
+};
+
+static int pread_piece(uint8_t *hva, uint64_t n, uint64_t done, void *arg)
+{
+	const struct pread_arg *a = arg;
+
+	while (n) {
+		ssize_t r = pread(a->fd, hva, n, (off_t)(a->off + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -EIO; /* the file shrank */
+		hva += r;
+		done += (uint64_t)r;
+		n -= (uint64_t)r;
+	}
+	return 0;
+}
+
+int mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len)
+{
+	return each_piece(gm, gpa, len, copy_piece, (void *)src);
+}
+
+int mem_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	return each_piece(gm, gpa, len, zero_piece, NULL);
+}
+
+int mem_pread(const struct guest_mem *gm, uint64_t gpa, int fd, uint64_t off, uint64_t len)
+{
+	struct pread_arg a = {.fd = fd, .off = off};
+
+	return each_piece(gm, gpa, len, pread_piece, &a);
 }

@@ -102,6 +102,19 @@ double mem_host_coverage(const struct guest_mem *gm);
 /* Host address of [gpa, gpa+len) when it lies inside one slot, else NULL. */
 void *mem_gpa_to_hva(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
+/* True when every byte of [gpa, gpa+len) is guest RAM (it may span slots). */
+bool mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* Copy into guest RAM across slots; -EFAULT (nothing written) when not all is RAM. */
+int mem_write(const struct guest_mem *gm, uint64_t gpa, const void *src, uint64_t len) must_check;
+
+/* Zero guest RAM across slots; -EFAULT (nothing written) when not all is RAM. */
+int mem_zero(const struct guest_mem *gm, uint64_t gpa, uint64_t len) must_check;
+
+/* Read @len bytes of @fd at @off into guest RAM at @gpa (across slots). */
+int mem_pread(const struct guest_mem *gm, uint64_t gpa, int fd, uint64_t off,
+	      uint64_t len) must_check;
+
 const char *mem_verdict_name(enum mem_verdict v);
 
 #endif
