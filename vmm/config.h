@@ -59,6 +59,9 @@ struct vm_config {
 	unsigned ndrives;
 	struct cfg_net nets[CFG_MAX_NETS];
 	unsigned nnets;
+
+	/* serial: guest console output to this file instead of stdout */
+	char serial_out[PATH_MAX];
 };
 
 /* An empty configuration with Firecracker's defaults. */

@@ -1,0 +1,33 @@
+/* vCPU threads: run the guest, dispatch its I/O to the buses, report what is fatal. */
+#ifndef HUGEVMM_VMM_VCPU_H
+#define HUGEVMM_VMM_VCPU_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/hv.h"
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	struct hv_vcpu *hv;
+	pthread_t thread;
+	bool started;
+	uint64_t exits_io, exits_mmio, exits_other;
+};
+
+/* The signal that kicks a vCPU thread out of the guest. */
+#define VCPU_KICK_SIGNAL SIGUSR1
+
+/* Install the (empty) kick handler once per process. */
+void vcpu_signals_init(void);
+
+int vcpu_start(struct vcpu *v) must_check;
+
+/* Make @v leave the guest soon. */
+void vcpu_kick(struct vcpu *v);
+
+#endif

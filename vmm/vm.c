@@ -1,0 +1,406 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "vmm/loader.h"
+#include "vmm/vm_priv.h"
+#include "vmm/x86_boot.h"
+#include "vmm/x86_cpu.h"
+
+#define CONSOLE_ESCAPE 0x01 /* Ctrl-A, then 'x' quits */
+
+static void dev_irq_line(void *opaque, unsigned gsi, int level)
+{
+	struct vm *vm = opaque;
+
+	vm->ops->irq_line(vm->hvm, gsi, level);
+}
+
+static void dev_request_stop(void *opaque, enum dev_stop why, int status)
+{
+	struct vm *vm = opaque;
+
+	if (why == DEV_STOP_RESET)
+		vm_request_stop(vm, VM_STOP_GUEST_RESET, 0);
+	else
+		vm_request_stop(vm, VM_STOP_GUEST_EXIT, status);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status)
+{
+	uint64_t one = 1;
+	int expected = 0;
+
+	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, 1))
+		return;
+	vm->reason = why;
+	vm->status = status;
+	if (vm->stop_fd >= 0 && write(vm->stop_fd, &one, sizeof(one)) < 0)
+		log_debug("stop eventfd: %s", strerror(errno));
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].hv)
+			vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_stop(struct vm *vm)
+{
+	vm_request_stop(vm, VM_STOP_REQUEST, 0);
+}
+
+enum vm_stop_reason vm_stop_reason(const struct vm *vm)
+{
+	return vm->reason;
+}
+
+struct guest_mem *vm_memory(struct vm *vm)
+{
+	return &vm->mem;
+}
+
+void vm_mmu_stats(struct vm *vm, struct hv_mmu_stats *out)
+{
+	vm->ops->mmu_stats(vm->hvm, out);
+}
+
+const struct hv_mmu_stats *vm_final_mmu_stats(const struct vm *vm)
+{
+	return &vm->final_stats;
+}
+
+static int devices_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
+{
+	int r;
+
+	vm->devhost = (struct dev_host){
+		.opaque = vm,
+		.irq_line = dev_irq_line,
+		.request_stop = dev_request_stop,
+	};
+	vm->pio.name = "pio";
+	vm->mmio.name = "mmio";
+	vm->serial_fd = STDOUT_FILENO;
+	if (c->serial_out[0]) {
+		vm->serial_fd = open(c->serial_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vm->serial_fd < 0)
+			return err_set(e, ERR_CONFIG, -errno,
+				       "serial.output: cannot open \"%s\": %s", c->serial_out,
+				       strerror(errno));
+		vm->serial_owned = true;
+	}
+	serial_init(&vm->serial, &vm->devhost, SERIAL_COM1_IRQ, vm->serial_fd);
+	debug_exit_init(&vm->debug_exit, &vm->devhost);
+	i8042_init(&vm->i8042, &vm->devhost);
+	r = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NREGS, &vm->serial.dev);
+	r = r ? r : bus_register(&vm->pio, DEBUG_EXIT_PORT, 1, &vm->debug_exit.dev);
+	r = r ? r : bus_register(&vm->pio, I8042_DATA_PORT, I8042_LEN, &vm->i8042.dev);
+	if (r)
+		return err_set(e, ERR_RUNTIME, r, "registering devices: %s", strerror(-r));
+	return 0;
+}
+
+static int vcpus_init(struct vm *vm, const struct vm_config *c, const struct x86_boot_cpu *bsp,
+		      const struct hv_cpuid *sup, struct vmm_err *e)
+{
+	struct hv_cpuid *cpuid = malloc(sizeof(*cpuid));
+	struct hv_msr msrs[16];
+	unsigned nmsrs = x86_boot_msrs(msrs, ARRAY_SIZE(msrs));
+	int r = 0;
+
+	vm->vcpus = calloc(c->vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus || !cpuid) {
+		free(cpuid);
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	}
+	for (unsigned i = 0; i < c->vcpus && !r; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		v->vm = vm;
+		v->id = i;
+		r = vm->ops->create_vcpu(vm->hvm, i, &v->hv, e);
+		if (r)
+			break;
+		vm->nvcpus = i + 1;
+		x86_cpuid_for_vcpu(sup, i, c->vcpus, cpuid);
+		r = vm->ops->set_cpuid(v->hv, cpuid);
+		if (r) {
+			err_set(e, ERR_RUNTIME, r, "vCPU %u: setting CPUID: %s", i, strerror(-r));
+			break;
+		}
+		/* Each MSR alone: a hypervisor without one (kvm_pvm and MTRRs) is no reason to
+		 * fail. */
+		for (unsigned m = 0; m < nmsrs; m++)
+			if (vm->ops->set_msrs(v->hv, &msrs[m], 1))
+				log_debug("vCPU %u: MSR 0x%x not settable here", i, msrs[m].index);
+		r = vm->ops->init_fpu(v->hv);
+		if (r) {
+			err_set(e, ERR_RUNTIME, r, "vCPU %u: setting FPU state: %s", i,
+				strerror(-r));
+			break;
+		}
+		/* Only the BSP gets a boot state; APs wait for INIT/SIPI in the in-kernel LAPIC. */
+		if (i == 0) {
+			r = vm->ops->set_sregs(v->hv, &bsp->sregs);
+			r = r ? r : vm->ops->set_regs(v->hv, &bsp->regs);
+			if (r)
+				err_set(e, ERR_RUNTIME, r, "vCPU 0: setting boot registers: %s",
+					strerror(-r));
+		}
+	}
+	free(cpuid);
+	return r;
+}
+
+int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *opts,
+	      struct vmm_err *e)
+{
+	struct x86_boot_info info;
+	struct x86_boot_cpu bsp;
+	struct kernel_image k;
+	struct hv_cpuid *sup = NULL;
+	struct vm *vm;
+	int r;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	vm->ops = opts && opts->hv ? opts->hv : &kvm_hv_ops;
+	vm->stop_fd = -1;
+	vm->serial_fd = -1;
+	vm->console_input = opts && opts->console_input;
+	memset(&k, 0, sizeof(k));
+
+	/* Inputs first: a bad kernel must fail before any memory is mapped. */
+	r = kernel_open(c->kernel, &k, e);
+	if (r)
+		goto fail;
+	r = mem_map(&vm->mem, c->regions, c->nregions, e);
+	r = r ? r : mem_verify(&vm->mem, e);
+	if (r)
+		goto fail;
+
+	r = vm->ops->open(&vm->hv, e);
+	r = r ? r : vm->ops->create_vm(vm->hv, &vm->hvm, e);
+	if (r)
+		goto fail;
+	/* Only now, with every policy holding, does guest memory reach the hypervisor. */
+	for (unsigned i = 0; i < vm->mem.nslots && !r; i++) {
+		const struct mem_slot *s = &vm->mem.slots[i];
+
+		r = vm->ops->set_memslot(vm->hvm, s->id, s->gpa, s->size, s->hva, e);
+	}
+	r = r ? r : vm->ops->create_irqchip(vm->hvm, e);
+	r = r ? r : devices_init(vm, c, e);
+	if (r)
+		goto fail;
+
+	sup = malloc(sizeof(*sup));
+	if (!sup) {
+		r = err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	r = vm->ops->supported_cpuid(vm->hv, sup);
+	if (r) {
+		err_set(e, ERR_RUNTIME, r, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-r));
+		goto fail;
+	}
+	{
+		const struct hv_cpuid_entry *l1 = x86_cpuid_find(sup, 1, 0);
+		struct x86_boot_cfg bc = {
+			.kernel = &k,
+			.cmdline = c->cmdline,
+			.initrd_path = c->initrd,
+			.vcpus = c->vcpus,
+			.cpu_signature = l1 ? l1->eax : 0,
+			.cpu_features = l1 ? l1->edx : 0,
+		};
+
+		r = x86_boot_load(&vm->mem, &bc, &bsp, &info, e);
+	}
+	if (r)
+		goto fail;
+	log_debug("loaded %s: entry 0x%llx, initrd %llu bytes at 0x%llx, %u e820 entries",
+		  kernel_kind_name(k.kind), (unsigned long long)k.entry,
+		  (unsigned long long)info.initrd_size, (unsigned long long)info.initrd_gpa,
+		  info.e820_entries);
+	kernel_close(&k);
+
+	r = vcpus_init(vm, c, &bsp, sup, e);
+	if (r)
+		goto fail;
+	free(sup);
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		r = err_set(e, ERR_RUNTIME, -errno, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	*out = vm;
+	return 0;
+fail:
+	free(sup);
+	kernel_close(&k);
+	vm_destroy(vm);
+	return r;
+}
+
+int vm_start(struct vm *vm, struct vmm_err *e)
+{
+	vcpu_signals_init();
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		int r = vcpu_start(&vm->vcpus[i]);
+
+		if (r) {
+			vm_request_stop(vm, VM_STOP_FATAL, 1);
+			return err_set(e, ERR_RUNTIME, r, "starting vCPU %u thread: %s", i,
+				       strerror(-r));
+		}
+	}
+	return 0;
+}
+
+static void tty_raw(struct vm *vm)
+{
+	struct termios t;
+
+	if (!vm->console_input || !isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &vm->tty_saved))
+		return;
+	t = vm->tty_saved;
+	cfmakeraw(&t);
+	if (!tcsetattr(STDIN_FILENO, TCSANOW, &t))
+		vm->tty_raw = true;
+}
+
+static void tty_restore(struct vm *vm)
+{
+	if (vm->tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty_saved);
+	vm->tty_raw = false;
+}
+
+/* Console input: bytes to the UART; Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A. */
+static void console_input(struct vm *vm, bool *escape)
+{
+	uint8_t buf[64], out[64];
+	size_t room = serial_rx_room(&vm->serial), n = 0;
+	ssize_t got;
+
+	if (!room)
+		return;
+	got = read(STDIN_FILENO, buf, MIN(room, sizeof(buf)));
+	if (got <= 0) {
+		vm->console_input = false; /* EOF: stop watching */
+		return;
+	}
+	for (ssize_t i = 0; i < got; i++) {
+		if (*escape) {
+			*escape = false;
+			if (buf[i] == 'x') {
+				vm_request_stop(vm, VM_STOP_ESCAPE, 0);
+				return;
+			}
+			if (buf[i] != CONSOLE_ESCAPE)
+				continue;
+		} else if (buf[i] == CONSOLE_ESCAPE) {
+			*escape = true;
+			continue;
+		}
+		out[n++] = buf[i];
+	}
+	serial_rx(&vm->serial, out, n);
+}
+
+/* Stop every vCPU thread and wait for it; then read KVM's counts while the VM still exists. */
+static void halt_vcpus(struct vm *vm)
+{
+	if (!vm->nvcpus)
+		return;
+	vm_request_stop(vm, VM_STOP_REQUEST, vm->status);
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		if (!vm->vcpus[i].started)
+			continue;
+		pthread_join(vm->vcpus[i].thread, NULL);
+		vm->vcpus[i].started = false;
+	}
+	if (vm->hvm && !vm->final_stats.available && !vm->final_stats.reason[0])
+		vm->ops->mmu_stats(vm->hvm, &vm->final_stats);
+}
+
+int vm_wait(struct vm *vm)
+{
+	struct pollfd pfd[3];
+	bool escape = false;
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	tty_raw(vm);
+	if (!vm->tty_raw)
+		vm->console_input = false;
+
+	while (!atomic_load(&vm->stopping)) {
+		nfds_t n = 2;
+
+		pfd[0] = (struct pollfd){.fd = vm->stop_fd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		if (vm->console_input)
+			pfd[n++] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
+		/* A full receive FIFO is retried shortly rather than spun on. */
+		if (poll(pfd, n, vm->console_input && !serial_rx_room(&vm->serial) ? 10 : -1) < 0 &&
+		    errno != EINTR)
+			break;
+		if (pfd[1].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				log_info("signal %u: stopping the VM", si.ssi_signo);
+			vm_request_stop(vm, VM_STOP_SIGNAL, 0);
+		}
+		if (n == 3 && pfd[2].revents)
+			console_input(vm, &escape);
+	}
+	tty_restore(vm);
+	if (sfd >= 0)
+		close(sfd);
+	halt_vcpus(vm);
+	return vm->status;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	halt_vcpus(vm);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vm->ops->destroy_vcpu(vm->vcpus[i].hv);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->nvcpus = 0;
+	bus_exit(&vm->pio);
+	bus_exit(&vm->mmio);
+	if (vm->hvm)
+		vm->ops->destroy_vm(vm->hvm);
+	vm->hvm = NULL;
+	if (vm->hv)
+		vm->ops->close(vm->hv);
+	vm->hv = NULL;
+	mem_unmap(&vm->mem);
+	if (vm->serial_owned)
+		close(vm->serial_fd);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	tty_restore(vm);
+	free(vm);
+}

@@ -1,0 +1,68 @@
+/*
+ * A VM: the one builder that turns a finalized struct vm_config into guest
+ * memory, a hypervisor VM with memslots, devices, a loaded kernel and vCPU
+ * threads; and its lifecycle (start, wait, stop, destroy).
+ */
+#ifndef HUGEVMM_VMM_VM_H
+#define HUGEVMM_VMM_VM_H
+
+#include <stdbool.h>
+
+#include "memory/mem.h"
+#include "vmm/config.h"
+#include "vmm/hv.h"
+
+struct vm;
+
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_GUEST_EXIT,  /* debug-exit port */
+	VM_STOP_GUEST_RESET, /* i8042 reset / system event */
+	VM_STOP_SIGNAL,      /* SIGINT / SIGTERM */
+	VM_STOP_ESCAPE,      /* Ctrl-A x on the console */
+	VM_STOP_FATAL,       /* a vCPU hit something unrecoverable */
+	VM_STOP_REQUEST,     /* vm_stop() from an embedder */
+};
+
+struct vm_opts {
+	const struct hv_ops *hv; /* NULL: KVM */
+	bool console_input;      /* read stdin into the serial port when it is a terminal */
+};
+
+/*
+ * Build the VM for @cfg (finalized with need_boot): parse the kernel, map and
+ * verify memory (policy first: nothing reaches the hypervisor before it
+ * holds), create the VM, register one memslot per slot, create devices,
+ * load the kernel, create vCPUs in their boot state. On failure everything
+ * is released and @e says why (ERR_CONFIG, ERR_POLICY or ERR_RUNTIME).
+ */
+int vm_create(struct vm **out, const struct vm_config *cfg, const struct vm_opts *opts,
+	      struct vmm_err *e) must_check;
+
+/* Start one thread per vCPU. */
+int vm_start(struct vm *vm, struct vmm_err *e) must_check;
+
+/*
+ * Serve the console and signals (SIGINT/SIGTERM stop the VM) until the VM
+ * stops. Returns the process exit status the stop calls for.
+ */
+int vm_wait(struct vm *vm);
+
+/* Ask the VM to stop (any thread). */
+void vm_stop(struct vm *vm);
+
+/* Stop (if running), join vCPU threads, release everything. NULL is fine. */
+void vm_destroy(struct vm *vm);
+
+enum vm_stop_reason vm_stop_reason(const struct vm *vm);
+
+/* Guest memory, for reports. */
+struct guest_mem *vm_memory(struct vm *vm);
+
+/* The secondary MMU's page counts now. */
+void vm_mmu_stats(struct vm *vm, struct hv_mmu_stats *out);
+
+/* KVM's counts captured when the VM stopped (before teardown). */
+const struct hv_mmu_stats *vm_final_mmu_stats(const struct vm *vm);
+
+#endif

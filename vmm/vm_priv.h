@@ -1,0 +1,45 @@
+/* The VM's internals, shared by vmm/vm.c and vmm/vcpu.c only. */
+#ifndef HUGEVMM_VMM_VM_PRIV_H
+#define HUGEVMM_VMM_VM_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <termios.h>
+
+#include "devices/bus.h"
+#include "devices/serial.h"
+#include "devices/sysctl_ports.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+struct vm {
+	const struct hv_ops *ops;
+	struct hv *hv;
+	struct hv_vm *hvm;
+	struct guest_mem mem;
+	struct bus pio, mmio;
+	struct dev_host devhost;
+	struct serial serial;
+	struct debug_exit debug_exit;
+	struct i8042 i8042;
+	int serial_fd;     /* where guest serial output goes */
+	bool serial_owned; /* serial_fd is ours to close */
+	bool console_input;
+
+	struct vcpu *vcpus;
+	unsigned nvcpus;
+
+	int stop_fd; /* eventfd: the VM wants to stop */
+	atomic_int stopping;
+	enum vm_stop_reason reason;
+	int status;
+	struct hv_mmu_stats final_stats;
+
+	bool tty_raw;
+	struct termios tty_saved;
+};
+
+/* Record why the VM stops (the first reason wins), wake vm_wait and kick every vCPU. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status);
+
+#endif
