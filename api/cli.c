@@ -20,6 +20,7 @@
 #include "memory/mem.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "vmm/vm.h"
 
 #ifndef HUGEVMM_VERSION
 #define HUGEVMM_VERSION "0.0.0"
@@ -31,9 +32,16 @@ enum {
 };
 
 static const char usage_main[] =
-	"usage: hugevmm COMMAND [OPTIONS]\n"
+	"usage: hugevmm --config-file FILE [--report json|human] [-q|-v]\n"
+	"       hugevmm COMMAND [OPTIONS]\n"
 	"\n"
 	"A microVM monitor whose guest memory is placed on huge pages, measured, and reported.\n"
+	"\n"
+	"Without a command, boots the VM the config describes and runs it until the guest\n"
+	"powers off, resets or exits, or hugevmm gets SIGINT/SIGTERM. The guest's serial\n"
+	"console is stdout (and stdin, when it is a terminal; Ctrl-A x quits).\n"
+	"  --config-file FILE   Firecracker-style JSON config (boot-source is required)\n"
+	"  --report json|human  print the memory coverage report when the VM stops\n"
 	"\n"
 	"commands:\n"
 	"  check --config-file FILE   map, prefault and verify the config's guest memory, print\n"
@@ -46,8 +54,10 @@ static const char usage_main[] =
 	"  -h, --help                 this text; COMMAND --help for the command's\n"
 	"  -V, --version              print the version\n"
 	"\n"
-	"exit codes: 0 ok, 1 runtime failure, 2 bad input (usage, config, files it names),\n"
-	"            3 a memory policy does not hold\n";
+	"exit codes: 0 ok (guest powered off or rebooted, or a signal), 1 runtime failure\n"
+	"            (including a fatal guest exit), 2 bad input (usage, config, files it\n"
+	"            names), 3 a memory policy does not hold; a guest that writes N to the\n"
+	"            debug-exit port 0xf4 makes hugevmm exit with N\n";
 
 static const char usage_check[] =
 	"usage: hugevmm check --config-file FILE [--human] [--hold]\n"
@@ -252,6 +262,82 @@ static int cmd_host(int argc, char **argv)
 	return report_print(stdout, report_host(&mc, &hv)) ? EXIT_RUNTIME : 0;
 }
 
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config-file", required_argument, NULL, 'c'},
+		{"report", required_argument, NULL, 'r'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{0},
+	};
+	const char *config = NULL, *report = NULL;
+	int quiet = 0, verbose = 0, c, rc, status;
+	struct vm_opts vo = {.console_input = true};
+	struct vmm_err e = {0};
+	struct vm_config *cfg;
+	struct vm *vm = NULL;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:qv", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'r':
+			report = optarg;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			return usage_error(usage_main, "unknown option \"%s\"", argv[optind - 1]);
+		}
+	}
+	set_verbosity(quiet, verbose);
+	if (optind < argc)
+		return usage_error(usage_main, "unexpected argument \"%s\"", argv[optind]);
+	if (!config)
+		return usage_error(usage_main, "%s", "--config-file FILE is required");
+	if (report && strcmp(report, "json") && strcmp(report, "human"))
+		return usage_error(usage_main, "--report: \"%s\" is not json or human", report);
+
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		log_err("out of memory");
+		return EXIT_RUNTIME;
+	}
+	rc = cfg_json_load(config, cfg, &e);
+	rc = rc ? rc : vm_config_finalize(cfg, true, &e);
+	rc = rc ? rc : vm_config_check_files(cfg, &e);
+	rc = rc ? rc : vm_create(&vm, cfg, &vo, &e);
+	rc = rc ? rc : vm_start(vm, &e);
+	free(cfg);
+	if (rc) {
+		vm_destroy(vm);
+		return fail(&e);
+	}
+	status = vm_wait(vm);
+	if (report) {
+		struct guest_mem *gm = vm_memory(vm);
+
+		/* Coverage drifts while a guest runs: measure again for the report. */
+		if (mem_measure(gm))
+			log_warn("re-measuring guest memory failed; the report shows boot-time "
+				 "figures");
+		if (!strcmp(report, "human"))
+			report_memory_human(stdout, gm, vm_final_mmu_stats(vm));
+		else
+			report_print(stdout, report_memory(gm, vm_final_mmu_stats(vm)));
+	}
+	vm_destroy(vm);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -270,5 +356,7 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "host"))
 		return cmd_host(argc - 1, argv + 1);
+	if (argv[1][0] == '-')
+		return cmd_run(argc, argv);
 	return usage_error(usage_main, "unknown command \"%s\"", argv[1]);
 }

@@ -434,6 +434,17 @@ static int parse_memory(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 	return 0;
 }
 
+static int parse_serial(const cJSON *o, struct vm_config *c, struct vmm_err *e)
+{
+	static const char *const known[] = {"output", NULL};
+	int r = check_keys(o, "serial", known, NULL, e);
+
+	if (r)
+		return r;
+	r = get_str(o, "serial", "output", c->serial_out, sizeof(c->serial_out), e);
+	return r < 0 ? r : 0;
+}
+
 /* An array section of objects, each parsed by @fn into consecutive slots of @base. */
 static int parse_list(const cJSON *a, const char *name, unsigned max, unsigned *count,
 		      int (*fn)(const cJSON *, const char *, void *, struct vmm_err *), void *base,
@@ -486,8 +497,9 @@ static void position(const char *text, const char *at, unsigned *line, unsigned 
 
 int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm_err *e)
 {
-	static const char *const known[] = {"boot-source",        "machine-config", "drives",
-					    "network-interfaces", "memory",         NULL};
+	static const char *const known[] = {
+		"boot-source", "machine-config", "drives", "network-interfaces",
+		"memory",      "serial",         NULL};
 	static const char *const ignored[] = {"logger", "metrics", "mmds-config", "balloon",
 					      "vsock",  "entropy", "cpu-config",  NULL};
 	const char *end = NULL;
@@ -554,6 +566,8 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 	if ((o = cJSON_GetObjectItemCaseSensitive(root, "network-interfaces")) &&
 	    (rc = parse_list(o, "network-interfaces", CFG_MAX_NETS, &c->nnets, net_fn, c->nets,
 			     sizeof(c->nets[0]), e)))
+		goto out;
+	if ((o = cJSON_GetObjectItemCaseSensitive(root, "serial")) && (rc = parse_serial(o, c, e)))
 		goto out;
 	if ((o = cJSON_GetObjectItemCaseSensitive(root, "memory")))
 		rc = parse_memory(o, c, e);
