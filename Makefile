@@ -38,7 +38,7 @@ DEPS_STAMP := build/.deps-build
 .SECONDARY:
 
 .PHONY: all tests-bin deps deps-test test test-unit test-int test-san check-configs run clean format bench
-all: $(BUILD)/hugevmm $(BUILD)/libhugevmm.a
+all: $(BUILD)/hugevmm $(BUILD)/libhugevmm.a $(BUILD)/testguest.elf
 	@:
 
 # Missing Debian packages are installed (as root) or named (otherwise) once.
@@ -60,6 +60,20 @@ $(BUILD)/libhugevmm.a: $(LIB_OBJS)
 
 $(BUILD)/hugevmm: $(BUILD)/api/cli.o $(BUILD)/libhugevmm.a
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# The freestanding test guest (PVH ELF): never sanitized, no libc, no SSE in ring 0.
+GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-stack-protector -fno-pic \
+	-fno-pie -mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -MMD -MP
+GUEST_OBJS := $(BUILD)/tests/guest/entry.o $(BUILD)/tests/guest/guest.o
+$(BUILD)/tests/guest/%.o: tests/guest/%.c | $(DEPS_STAMP)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
+$(BUILD)/tests/guest/%.o: tests/guest/%.S | $(DEPS_STAMP)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
+$(BUILD)/testguest.elf: $(GUEST_OBJS) tests/guest/guest.ld
+	$(Q)$(CC) -nostdlib -static -no-pie -Wl,-T,tests/guest/guest.ld -Wl,--build-id=none \
+		-Wl,-z,noexecstack -Wl,--no-warn-rwx-segments -o $@ $(GUEST_OBJS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libhugevmm.a
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
@@ -100,4 +114,4 @@ format:
 clean:
 	$(Q)rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/api/cli.d $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+-include $(LIB_OBJS:.o=.d) $(BUILD)/api/cli.d $(GUEST_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

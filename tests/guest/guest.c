@@ -1,0 +1,685 @@
+/*
+ * hugevmm's test guest: a freestanding x86-64 program booted through PVH by
+ * hugevmm and by QEMU alike. Ring 0 only sets up (on some hosts it is
+ * emulated instruction by instruction); the hot loops run in ring 3. It
+ * prints to COM1, ends with "testguest: PASS" or "testguest: FAIL <reason>",
+ * and leaves through the debug-exit port 0xf4.
+ *
+ * Workloads (kernel command line):
+ *   test=memcheck                     pattern over every RAM byte of the memory map
+ *   test=randread size_mib=N iters=N  dependent random reads, TSC cycles per read
+ *   test=smp                          every CPU of the MP table / ACPI MADT checks in
+ *   test=idle                         halt until the VMM stops the VM
+ *   test=exit code=N                  exit with status N
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define COM1          0x3f8
+#define EXIT_PORT     0xf4
+#define LAPIC         0xfee00000ul
+#define AP_TRAMPOLINE 0x9000ul
+#define MAX_RANGES    128
+#define MAX_CPUS      64
+#define GIB           (1ul << 30)
+#define MAP_LIMIT     (64 * GIB) /* RAM is identity mapped up to here */
+
+struct hvm_start_info {
+	uint32_t magic, version, flags, nr_modules;
+	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
+	uint32_t memmap_entries, reserved;
+};
+
+struct hvm_memmap_entry {
+	uint64_t addr, size;
+	uint32_t type, reserved;
+};
+
+struct range {
+	uint64_t start, end;
+};
+
+extern char _image_start[], _image_end[];
+extern uint64_t boot_pml4[], boot_pdpt[], boot_pd[], gdt[];
+extern char ap_tramp_start[], ap_tramp_end[], ap_stacks[];
+extern struct {
+	uint16_t limit;
+	uint64_t base;
+} __attribute__((packed)) gdt_ptr;
+extern void bp_entry(void), exc_other(void);
+extern void exc0(void), exc1(void), exc2(void), exc4(void), exc5(void), exc6(void), exc7(void),
+	exc8(void), exc9(void), exc10(void), exc11(void), exc12(void), exc13(void), exc14(void),
+	exc15(void), exc16(void), exc17(void), exc18(void), exc19(void), exc20(void);
+long run_user(long (*fn)(long), long arg);
+void guest_main(uint32_t start_info);
+void ap_main(uint32_t index);
+void exception(uint64_t *frame);
+
+/* ---- ring 0 basics ---- */
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+
+void *memset(void *d, int c, size_t n)
+{
+	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	return d;
+}
+
+void *memcpy(void *d, const void *s, size_t n)
+{
+	void *r = d;
+
+	__asm__ volatile("rep movsb" : "+D"(d), "+S"(s), "+c"(n) : : "memory");
+	return r;
+}
+
+static size_t slen(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n])
+		n++;
+	return n;
+}
+
+static bool mem_eq(const void *a, const void *b, size_t n)
+{
+	const uint8_t *x = a, *y = b;
+
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return slen(a) == slen(b) && mem_eq(a, b, slen(a));
+}
+
+static void putc_(char c)
+{
+	/* Wait for the transmitter (QEMU and hugevmm report it empty at once). */
+	for (int i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++)
+		;
+	outb(COM1, (uint8_t)c);
+}
+
+static void puts_(const char *s)
+{
+	while (*s) {
+		if (*s == '\n')
+			putc_('\r');
+		putc_(*s++);
+	}
+}
+
+static void putu(uint64_t v)
+{
+	char b[24];
+	int i = 23;
+
+	b[i] = 0;
+	do {
+		b[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	puts_(b + i);
+}
+
+static void putx(uint64_t v)
+{
+	static const char hex[] = "0123456789abcdef";
+	char b[19];
+
+	b[0] = '0';
+	b[1] = 'x';
+	for (int i = 0; i < 16; i++)
+		b[2 + i] = hex[(v >> (60 - 4 * i)) & 0xf];
+	b[18] = 0;
+	puts_(b);
+}
+
+static __attribute__((noreturn)) void guest_exit(uint8_t code)
+{
+	outb(EXIT_PORT, code);
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+static __attribute__((noreturn)) void fail(const char *why)
+{
+	puts_("testguest: FAIL ");
+	puts_(why);
+	puts_("\n");
+	guest_exit(1);
+}
+
+static __attribute__((noreturn)) void pass(uint8_t code)
+{
+	puts_("testguest: PASS\n");
+	guest_exit(code);
+}
+
+/* ---- command line ---- */
+
+static char cmdline[4096];
+
+/* Value of key=... on the command line into @out; false when absent. */
+static bool arg(const char *key, char *out, size_t len)
+{
+	size_t kl = slen(key);
+
+	for (const char *p = cmdline; *p;) {
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		if (mem_eq(p, key, kl) && p[kl] == '=') {
+			size_t n = 0;
+
+			p += kl + 1;
+			while (*p && *p != ' ' && n + 1 < len)
+				out[n++] = *p++;
+			out[n] = 0;
+			return true;
+		}
+		while (*p && *p != ' ')
+			p++;
+	}
+	return false;
+}
+
+static uint64_t arg_u64(const char *key, uint64_t def)
+{
+	char v[32];
+	uint64_t n = 0;
+
+	if (!arg(key, v, sizeof(v)))
+		return def;
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9')
+			fail("a numeric argument is not a number");
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	return n;
+}
+
+/* ---- memory map and page tables ---- */
+
+static struct range ram[MAX_RANGES];
+static unsigned nram;
+static uint64_t ram_top;
+static uint64_t extra_pd[60][512] __attribute__((aligned(4096)));
+
+static void read_memmap(const struct hvm_start_info *si)
+{
+	const struct hvm_memmap_entry *m = (const void *)(uintptr_t)si->memmap_paddr;
+
+	if (si->version < 1 || !si->memmap_paddr || !si->memmap_entries)
+		fail("no memory map in the PVH start info");
+	for (uint32_t i = 0; i < si->memmap_entries && nram < MAX_RANGES; i++) {
+		if (m[i].type != 1 || !m[i].size)
+			continue;
+		ram[nram].start = m[i].addr;
+		ram[nram].end = m[i].addr + m[i].size;
+		if (ram[nram].end > ram_top)
+			ram_top = ram[nram].end;
+		nram++;
+	}
+	if (!nram)
+		fail("the memory map has no RAM");
+}
+
+/* Map RAM above 4 GiB with 2M pages (the static tables cover 0-4 GiB). */
+static void map_high_ram(void)
+{
+	if (ram_top > MAP_LIMIT)
+		fail("RAM above 64 GiB; the test guest maps 64 GiB");
+	for (uint64_t g = 4; g * GIB < ram_top; g++) {
+		uint64_t *pd = extra_pd[g - 4];
+
+		for (unsigned i = 0; i < 512; i++)
+			pd[i] = (g * GIB + ((uint64_t)i << 21)) | 0x87;
+		boot_pdpt[g] = (uint64_t)(uintptr_t)pd | 0x07;
+	}
+	__asm__ volatile("mov %%cr3, %%rax; mov %%rax, %%cr3" : : : "rax", "memory");
+}
+
+/* ---- exceptions, TSS, IDT ---- */
+
+struct idt_gate {
+	uint16_t off0, sel;
+	uint8_t ist, type;
+	uint16_t off1;
+	uint32_t off2, zero;
+} __attribute__((packed));
+
+static struct idt_gate idt[256] __attribute__((aligned(16)));
+static uint32_t tss[26] __attribute__((aligned(16)));
+static uint8_t exc_stack[16384] __attribute__((aligned(16)));
+static uint8_t user_stack[65536] __attribute__((aligned(16)));
+uint64_t user_stack_top;
+
+static void gate(unsigned v, void (*fn)(void), unsigned dpl)
+{
+	uint64_t a = (uint64_t)(uintptr_t)fn;
+
+	idt[v] = (struct idt_gate){.off0 = (uint16_t)a,
+				   .sel = 0x08,
+				   .type = (uint8_t)(0x8e | (dpl << 5)),
+				   .off1 = (uint16_t)(a >> 16),
+				   .off2 = (uint32_t)(a >> 32)};
+}
+
+static void setup_cpu_tables(void)
+{
+	static void (*const handlers[])(void) = {exc0,  exc1,  exc2,  NULL,  exc4,  exc5,  exc6,
+						 exc7,  exc8,  exc9,  exc10, exc11, exc12, exc13,
+						 exc14, exc15, exc16, exc17, exc18, exc19, exc20};
+	uint64_t tss_base = (uint64_t)(uintptr_t)tss,
+		 rsp0 = (uint64_t)(uintptr_t)(exc_stack + sizeof(exc_stack));
+	struct {
+		uint16_t limit;
+		uint64_t base;
+	} __attribute__((packed)) idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
+
+	for (unsigned v = 0; v < 256; v++)
+		gate(v, exc_other, 0);
+	for (unsigned v = 0; v < sizeof(handlers) / sizeof(handlers[0]); v++)
+		if (handlers[v])
+			gate(v, handlers[v], 0);
+	gate(3, bp_entry, 3); /* int3 from ring 3 is how user code returns */
+
+	tss[1] = (uint32_t)rsp0; /* RSP0 */
+	tss[2] = (uint32_t)(rsp0 >> 32);
+	tss[25] = sizeof(tss) << 16; /* no I/O bitmap */
+	gdt[5] = (sizeof(tss) - 1) | ((tss_base & 0xffffff) << 16) | (0x89ull << 40) |
+		 (((tss_base >> 24) & 0xff) << 56);
+	gdt[6] = tss_base >> 32;
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+	__asm__ volatile("ltr %w0" : : "r"(0x28));
+	user_stack_top = (uint64_t)(uintptr_t)(user_stack + sizeof(user_stack));
+}
+
+void exception(uint64_t *f)
+{
+	puts_("testguest: FAIL exception ");
+	putu(f[0]);
+	puts_(" error ");
+	putx(f[1]);
+	puts_(" rip ");
+	putx(f[2]);
+	puts_(" cs ");
+	putx(f[3]);
+	if (f[0] == 14) {
+		uint64_t cr2;
+
+		__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+		puts_(" cr2 ");
+		putx(cr2);
+	}
+	puts_("\n");
+	guest_exit(1);
+}
+
+/* ---- memcheck (ring 3) ---- */
+
+static struct range test_ranges[MAX_RANGES];
+static unsigned ntest;
+
+/* RAM minus this image, 8-byte aligned. */
+static void testable_ranges(void)
+{
+	uint64_t is = (uint64_t)(uintptr_t)_image_start, ie = (uint64_t)(uintptr_t)_image_end;
+
+	for (unsigned i = 0; i < nram && ntest + 2 <= MAX_RANGES; i++) {
+		uint64_t s = (ram[i].start + 7) & ~7ul, e = ram[i].end & ~7ul;
+
+		if (e <= s)
+			continue;
+		if (ie <= s || is >= e) {
+			test_ranges[ntest++] = (struct range){s, e};
+			continue;
+		}
+		if (s < is)
+			test_ranges[ntest++] = (struct range){s, is};
+		if (ie < e)
+			test_ranges[ntest++] = (struct range){ie, e};
+	}
+}
+
+static inline uint64_t pattern(uint64_t a, uint64_t salt)
+{
+	return (a * 0x9e3779b97f4a7c15ull) ^ salt;
+}
+
+static long user_memcheck(long salt)
+{
+	uint64_t bad = 0;
+
+	for (unsigned r = 0; r < ntest; r++)
+		for (uint64_t a = test_ranges[r].start; a < test_ranges[r].end; a += 8)
+			*(volatile uint64_t *)(uintptr_t)a = pattern(a, (uint64_t)salt);
+	for (unsigned r = 0; r < ntest; r++)
+		for (uint64_t a = test_ranges[r].start; a < test_ranges[r].end; a += 8)
+			if (*(volatile uint64_t *)(uintptr_t)a != pattern(a, (uint64_t)salt)) {
+				bad = a;
+				goto out;
+			}
+out:
+	return (long)bad;
+}
+
+static void do_memcheck(void)
+{
+	uint64_t bytes = 0;
+	long bad;
+
+	testable_ranges();
+	for (unsigned r = 0; r < ntest; r++)
+		bytes += test_ranges[r].end - test_ranges[r].start;
+	/* Two passes with different patterns: a stale or aliased page cannot pass both. */
+	bad = run_user(user_memcheck, 0x5a5a5a5a5a5a5a5al);
+	if (!bad)
+		bad = run_user(user_memcheck, (long)0xa5a5a5a5a5a5a5a5ul);
+	if (bad) {
+		puts_("memcheck mismatch at ");
+		putx((uint64_t)bad);
+		puts_("\n");
+		fail("memcheck: guest RAM did not hold its pattern");
+	}
+	puts_("memcheck bytes=");
+	putu(bytes);
+	puts_(" ranges=");
+	putu(ntest);
+	puts_("\n");
+	pass(0);
+}
+
+/* ---- randread (ring 3) ---- */
+
+static uint64_t rr_base, rr_lines, rr_iters, rr_cycles;
+
+static inline uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * One 64-byte line per element. Sattolo's shuffle makes a random permutation
+ * with a single cycle; each line then holds the address of its successor, so
+ * every read depends on the one before and the chase visits every line.
+ */
+static long user_randread(long unused)
+{
+	uint64_t *base = (uint64_t *)(uintptr_t)rr_base, seed = 0x2545f4914f6cdd1dull, t0, t1;
+	volatile uint64_t *p;
+
+	(void)unused;
+	for (uint64_t i = 0; i < rr_lines; i++)
+		base[i * 8] = i;
+	for (uint64_t i = rr_lines - 1; i > 0; i--) {
+		uint64_t j = xorshift(&seed) % i, t = base[i * 8];
+
+		base[i * 8] = base[j * 8];
+		base[j * 8] = t;
+	}
+	for (uint64_t i = 0; i < rr_lines; i++)
+		base[i * 8] = (uint64_t)(uintptr_t)&base[base[i * 8] * 8];
+	p = (volatile uint64_t *)base;
+	/* A short warm-up, then the measured chase. */
+	for (uint64_t i = 0; i < rr_iters / 10; i++)
+		p = (volatile uint64_t *)(uintptr_t)*p;
+	t0 = rdtsc();
+	for (uint64_t i = 0; i < rr_iters; i++)
+		p = (volatile uint64_t *)(uintptr_t)*p;
+	t1 = rdtsc();
+	rr_cycles = t1 - t0;
+	return (long)(uintptr_t)p;
+}
+
+static void do_randread(void)
+{
+	uint64_t mib = arg_u64("size_mib", 64), need = mib << 20, hundredths;
+
+	rr_iters = arg_u64("iters", 1000000);
+	if (!mib || !rr_iters)
+		fail("randread: size_mib and iters must be positive");
+	/* The buffer: the first 2M-aligned stretch of RAM above the image that holds it. */
+	testable_ranges();
+	for (unsigned r = 0; r < ntest && !rr_base; r++) {
+		uint64_t s = (test_ranges[r].start + (2ul << 20) - 1) & ~((2ul << 20) - 1);
+
+		if (s >= (uint64_t)(uintptr_t)_image_end && s + need <= test_ranges[r].end)
+			rr_base = s;
+	}
+	if (!rr_base)
+		fail("randread: no contiguous RAM of size_mib above the guest image");
+	rr_lines = need / 64;
+	run_user(user_randread, 0);
+	hundredths = rr_cycles * 100 / rr_iters;
+	puts_("randread size_mib=");
+	putu(mib);
+	puts_(" iters=");
+	putu(rr_iters);
+	puts_(" cycles_per_read=");
+	putu(hundredths / 100);
+	puts_(".");
+	putu((hundredths % 100) / 10);
+	putu(hundredths % 10);
+	puts_("\n");
+	pass(0);
+}
+
+/* ---- smp ---- */
+
+static volatile uint32_t checked_in;
+static uint8_t apic_ids[MAX_CPUS];
+static unsigned ncpus;
+
+static bool sum_ok(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	for (size_t i = 0; i < n; i++)
+		s = (uint8_t)(s + p[i]);
+	return s == 0;
+}
+
+/* CPUs from an Intel MP table in the BIOS area. */
+static bool cpus_from_mptable(void)
+{
+	for (uintptr_t a = 0xf0000; a < 0x100000; a += 16) {
+		const uint8_t *p = (const uint8_t *)a;
+		const uint8_t *t, *e;
+		uint32_t table;
+
+		if (!mem_eq(p, "_MP_", 4) || !sum_ok(p, 16))
+			continue;
+		memcpy(&table, p + 4, 4);
+		t = (const uint8_t *)(uintptr_t)table;
+		if (!table || !mem_eq(t, "PCMP", 4))
+			return false;
+		e = t + *(const uint16_t *)(t + 4);
+		for (const uint8_t *q = t + 44; q < e;) {
+			if (*q == 0) {
+				if ((q[3] & 1) && ncpus < MAX_CPUS)
+					apic_ids[ncpus++] = q[1];
+				q += 20;
+			} else {
+				q += 8;
+			}
+		}
+		return ncpus > 0;
+	}
+	return false;
+}
+
+/* CPUs from the ACPI MADT (as QEMU gives them). */
+static bool cpus_from_acpi(uint64_t rsdp_hint)
+{
+	const uint8_t *rsdp = NULL, *sdt;
+	uint32_t rsdt;
+
+	if (rsdp_hint)
+		rsdp = (const uint8_t *)(uintptr_t)rsdp_hint;
+	for (uintptr_t a = 0xe0000; !rsdp && a < 0x100000; a += 16)
+		if (mem_eq((const void *)a, "RSD PTR ", 8) && sum_ok((const void *)a, 20))
+			rsdp = (const uint8_t *)a;
+	if (!rsdp)
+		return false;
+	memcpy(&rsdt, rsdp + 16, 4);
+	sdt = (const uint8_t *)(uintptr_t)rsdt;
+	if (!rsdt || !mem_eq(sdt, "RSDT", 4))
+		return false;
+	for (uint32_t i = 0; i < (*(const uint32_t *)(sdt + 4) - 36) / 4; i++) {
+		uint32_t ta;
+		const uint8_t *t, *e;
+
+		memcpy(&ta, sdt + 36 + 4 * i, 4);
+		t = (const uint8_t *)(uintptr_t)ta;
+		if (!mem_eq(t, "APIC", 4))
+			continue;
+		e = t + *(const uint32_t *)(t + 4);
+		for (const uint8_t *q = t + 44; q + 2 <= e && q[1]; q += q[1])
+			if (q[0] == 0 && (q[4] & 1) && ncpus < MAX_CPUS)
+				apic_ids[ncpus++] = q[3];
+		return ncpus > 0;
+	}
+	return false;
+}
+
+static inline void lapic_write(unsigned reg, uint32_t v)
+{
+	*(volatile uint32_t *)(LAPIC + reg) = v;
+}
+
+static inline uint32_t lapic_read(unsigned reg)
+{
+	return *(volatile uint32_t *)(LAPIC + reg);
+}
+
+static void wait_cycles(uint64_t c)
+{
+	uint64_t t = rdtsc();
+
+	while (rdtsc() - t < c)
+		__asm__ volatile("pause");
+}
+
+void ap_main(uint32_t index)
+{
+	(void)index;
+	__atomic_add_fetch(&checked_in, 1, __ATOMIC_SEQ_CST);
+}
+
+static void do_smp(uint64_t rsdp)
+{
+	uint32_t self;
+	uint64_t t0;
+
+	if (!cpus_from_mptable() && !cpus_from_acpi(rsdp))
+		fail("smp: no MP table and no ACPI MADT lists the CPUs");
+	memcpy((void *)AP_TRAMPOLINE, ap_tramp_start, (size_t)(ap_tramp_end - ap_tramp_start));
+	lapic_write(0xf0, 0x1ff); /* software-enable the local APIC */
+	self = lapic_read(0x20) >> 24;
+	checked_in = 1; /* this CPU */
+	for (unsigned i = 0; i < ncpus; i++) {
+		if (apic_ids[i] == self)
+			continue;
+		lapic_write(0x310, (uint32_t)apic_ids[i] << 24);
+		lapic_write(0x300, 0x4500); /* INIT */
+		wait_cycles(10000000);
+		for (int k = 0; k < 2; k++) {
+			lapic_write(0x310, (uint32_t)apic_ids[i] << 24);
+			lapic_write(0x300, 0x4600 | (AP_TRAMPOLINE >> 12)); /* STARTUP */
+			wait_cycles(1000000);
+		}
+	}
+	/* Up to ~20 s at 1 GHz: ring 0 may be emulated and APs start in real mode. */
+	t0 = rdtsc();
+	while (__atomic_load_n(&checked_in, __ATOMIC_SEQ_CST) < ncpus &&
+	       rdtsc() - t0 < 20000000000ull)
+		__asm__ volatile("pause");
+	puts_("smp cpus=");
+	putu(__atomic_load_n(&checked_in, __ATOMIC_SEQ_CST));
+	puts_(" of ");
+	putu(ncpus);
+	puts_("\n");
+	if (checked_in != ncpus)
+		fail("smp: not every CPU checked in");
+	pass(0);
+}
+
+/* ---- main ---- */
+
+void guest_main(uint32_t start_info)
+{
+	const struct hvm_start_info *si = (const void *)(uintptr_t)start_info;
+	char test[32];
+
+	/* The loader zeroed .bss (PT_LOAD memsz > filesz); this stack lives there too. */
+	if (si->magic != 0x336ec578)
+		fail("not started through PVH (bad start info magic)");
+	if (si->cmdline_paddr) {
+		const char *c = (const char *)(uintptr_t)si->cmdline_paddr;
+		size_t n = 0;
+
+		while (c[n] && n + 1 < sizeof(cmdline))
+			n++;
+		memcpy(cmdline, c, n);
+		cmdline[n] = 0;
+	}
+	read_memmap(si);
+	map_high_ram();
+	setup_cpu_tables();
+	puts_("testguest: booted, ");
+	putu(nram);
+	puts_(" RAM ranges, top ");
+	putx(ram_top);
+	puts_("\n");
+
+	if (!arg("test", test, sizeof(test)))
+		fail("no test= on the command line");
+	if (str_eq(test, "memcheck"))
+		do_memcheck();
+	if (str_eq(test, "randread"))
+		do_randread();
+	if (str_eq(test, "smp"))
+		do_smp(si->rsdp_paddr);
+	if (str_eq(test, "exit"))
+		pass((uint8_t)arg_u64("code", 0));
+	if (str_eq(test, "idle")) {
+		puts_("idle\n");
+		for (;;)
+			__asm__ volatile("cli; hlt");
+	}
+	fail("unknown test= (memcheck, randread, smp, idle, exit)");
+}
