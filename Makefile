@@ -94,9 +94,10 @@ test: deps-test
 test-unit test-int: deps-test all tests-bin
 	$(Q)scripts/run-tests.sh $(BUILD) $(@:test-%=%)
 
-# The README's first command: run hugevmm's main job on the bundled default config.
+# The README's first command: boot the bundled default VM (the test guest on THP
+# memory) and print its console and the memory coverage report.
 run: all
-	$(Q)$(BUILD)/hugevmm check --config-file configs/default.json --human
+	$(Q)$(BUILD)/hugevmm --config-file configs/default.json --report human
 
 $(BUILD)/bench/memset: bench/memset.c | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)

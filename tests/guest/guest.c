@@ -542,11 +542,24 @@ static bool cpus_from_mptable(void)
 	return false;
 }
 
-/* CPUs from the ACPI MADT (as QEMU gives them). */
+/* Count enabled local APICs in one MADT. */
+static bool madt_cpus(const uint8_t *t)
+{
+	const uint8_t *e = t + *(const uint32_t *)(t + 4);
+
+	for (const uint8_t *q = t + 44; q + 2 <= e && q[1]; q += q[1])
+		if (q[0] == 0 && (q[4] & 1) && ncpus < MAX_CPUS)
+			apic_ids[ncpus++] = q[3];
+	return ncpus > 0;
+}
+
+/* CPUs from the ACPI MADT (as QEMU gives them), through the XSDT or the RSDT. */
 static bool cpus_from_acpi(uint64_t rsdp_hint)
 {
 	const uint8_t *rsdp = NULL, *sdt;
-	uint32_t rsdt;
+	unsigned width;
+	uint64_t root = 0;
+	uint32_t len;
 
 	if (rsdp_hint)
 		rsdp = (const uint8_t *)(uintptr_t)rsdp_hint;
@@ -555,23 +568,21 @@ static bool cpus_from_acpi(uint64_t rsdp_hint)
 			rsdp = (const uint8_t *)a;
 	if (!rsdp)
 		return false;
-	memcpy(&rsdt, rsdp + 16, 4);
-	sdt = (const uint8_t *)(uintptr_t)rsdt;
-	if (!rsdt || !mem_eq(sdt, "RSDT", 4))
+	if (rsdp[15] >= 2)
+		memcpy(&root, rsdp + 24, 8); /* XSDT */
+	width = root ? 8 : 4;
+	if (!root)
+		memcpy(&root, rsdp + 16, 4); /* RSDT */
+	sdt = (const uint8_t *)(uintptr_t)root;
+	if (!root || !(mem_eq(sdt, "XSDT", 4) || mem_eq(sdt, "RSDT", 4)))
 		return false;
-	for (uint32_t i = 0; i < (*(const uint32_t *)(sdt + 4) - 36) / 4; i++) {
-		uint32_t ta;
-		const uint8_t *t, *e;
+	memcpy(&len, sdt + 4, 4);
+	for (uint32_t off = 36; off + width <= len; off += width) {
+		uint64_t ta = 0;
 
-		memcpy(&ta, sdt + 36 + 4 * i, 4);
-		t = (const uint8_t *)(uintptr_t)ta;
-		if (!mem_eq(t, "APIC", 4))
-			continue;
-		e = t + *(const uint32_t *)(t + 4);
-		for (const uint8_t *q = t + 44; q + 2 <= e && q[1]; q += q[1])
-			if (q[0] == 0 && (q[4] & 1) && ncpus < MAX_CPUS)
-				apic_ids[ncpus++] = q[3];
-		return ncpus > 0;
+		memcpy(&ta, sdt + off, width);
+		if (ta && mem_eq((const void *)(uintptr_t)ta, "APIC", 4))
+			return madt_cpus((const uint8_t *)(uintptr_t)ta);
 	}
 	return false;
 }
