@@ -15,7 +15,8 @@ endif
 CC ?= gcc
 PKGS := libdaxctl libcjson liburing
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libdaxctl is dlopen()ed on first use (memory/dax.c); only its header is needed here.
+PKG_LIBS = $(shell pkg-config --libs $(filter-out libdaxctl,$(PKGS)) 2>/dev/null) -ldl
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
 	-Wshadow -Wvla -Wno-format-nonliteral

@@ -168,7 +168,7 @@ cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv)
 		cJSON_AddItemToArray(dax, d);
 	}
 	if (mc->dax_error)
-		cJSON_AddStringToObject(o, "dax_error", strerror(-mc->dax_error));
+		cJSON_AddStringToObject(o, "dax_error", dax_lib_error(mc->dax_error));
 
 	k = cJSON_AddObjectToObject(o, "kvm");
 	cJSON_AddStringToObject(k, "device", hv->device);

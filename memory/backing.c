@@ -246,7 +246,7 @@ static int open_devdax(struct mem_region *r, struct vmm_err *e)
 			       field(r, "device"), r->cfg.device);
 	if (rc)
 		return err_set(e, ERR_RUNTIME, rc, "%s: libdaxctl cannot list devices: %s",
-			       field(r, "device"), strerror(-rc));
+			       field(r, "device"), dax_lib_error(rc));
 	if (!d.enabled)
 		return err_set(e, ERR_CONFIG, -ENODEV,
 			       "%s: \"%s\" is disabled; enable it: daxctl enable-device %s",

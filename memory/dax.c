@@ -1,19 +1,87 @@
 #include "memory/dax.h"
 
 #include <daxctl/libdaxctl.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+/*
+ * libdaxctl is opened on first use, not linked: it pulls in libkmod and with
+ * it libcrypto, zstd and lzma (about 2 MiB resident), which every VM without
+ * DAX memory would otherwise carry.
+ */
+#define DAXCTL_SONAME "libdaxctl.so.1"
+
+static struct {
+	__typeof__(daxctl_new) *new_;
+	__typeof__(daxctl_unref) *unref;
+	__typeof__(daxctl_set_log_priority) *set_log_priority;
+	__typeof__(daxctl_region_get_first) *region_first;
+	__typeof__(daxctl_region_get_next) *region_next;
+	__typeof__(daxctl_dev_get_first) *dev_first;
+	__typeof__(daxctl_dev_get_next) *dev_next;
+	__typeof__(daxctl_dev_get_devname) *devname;
+	__typeof__(daxctl_dev_get_size) *size;
+	__typeof__(daxctl_dev_get_align) *align;
+	__typeof__(daxctl_dev_is_enabled) *is_enabled;
+	__typeof__(daxctl_dev_get_memory) *memory;
+} lib;
+static int lib_err;
+
+static void lib_load(void)
+{
+	void *h = dlopen(DAXCTL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	void **slot = (void **)&lib;
+	static const char *const names[] = {
+		"daxctl_new",		  "daxctl_unref",	   "daxctl_set_log_priority",
+		"daxctl_region_get_first", "daxctl_region_get_next", "daxctl_dev_get_first",
+		"daxctl_dev_get_next",	  "daxctl_dev_get_devname", "daxctl_dev_get_size",
+		"daxctl_dev_get_align",	  "daxctl_dev_is_enabled",  "daxctl_dev_get_memory",
+	};
+
+	_Static_assert(sizeof(lib) == sizeof(names) / sizeof(names[0]) * sizeof(void *),
+		       "one name per libdaxctl entry point");
+	if (!h) {
+		lib_err = -ENOENT;
+		return;
+	}
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		slot[i] = dlsym(h, names[i]);
+		if (!slot[i]) {
+			lib_err = -ENOSYS;
+			return;
+		}
+	}
+}
+
+static int lib_ready(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, lib_load);
+	return lib_err;
+}
+
+const char *dax_lib_error(int err)
+{
+	if (err == -ENOENT)
+		return DAXCTL_SONAME " is not installed (Debian package libdaxctl1)";
+	if (err == -ENOSYS)
+		return DAXCTL_SONAME " lacks a function hugevmm needs";
+	return strerror(-err);
+}
 
 static void fill(struct daxctl_dev *dev, struct dax_dev_info *d)
 {
 	memset(d, 0, sizeof(*d));
-	snprintf(d->name, sizeof(d->name), "%s", daxctl_dev_get_devname(dev));
-	d->size = daxctl_dev_get_size(dev);
-	d->align = daxctl_dev_get_align(dev);
-	d->enabled = daxctl_dev_is_enabled(dev);
+	snprintf(d->name, sizeof(d->name), "%s", lib.devname(dev));
+	d->size = lib.size(dev);
+	d->align = lib.align(dev);
+	d->enabled = lib.is_enabled(dev);
 	/* A device bound to kmem (system-ram mode) carries a memory object. */
-	d->devdax = d->enabled && !daxctl_dev_get_memory(dev);
+	d->devdax = d->enabled && !lib.memory(dev);
 }
 
 /* Walk every device; @cb returns nonzero to stop, which walk() returns. */
@@ -22,24 +90,20 @@ static int walk(int (*cb)(struct daxctl_dev *dev, void *arg), void *arg)
 	struct daxctl_region *region;
 	struct daxctl_dev *dev;
 	struct daxctl_ctx *ctx;
-	int r = daxctl_new(&ctx);
+	int r = lib_ready();
 
+	if (r)
+		return r;
+	r = lib.new_(&ctx);
 	if (r < 0)
 		return r;
 	/* libdaxctl logs to stderr by default; hugevmm reports errors itself. */
-	daxctl_set_log_priority(ctx, 0);
+	lib.set_log_priority(ctx, 0);
 	r = 0;
-	daxctl_region_foreach(ctx, region)
-	{
-		daxctl_dev_foreach(region, dev)
-		{
+	for (region = lib.region_first(ctx); region && !r; region = lib.region_next(region))
+		for (dev = lib.dev_first(region); dev && !r; dev = lib.dev_next(dev))
 			r = cb(dev, arg);
-			if (r)
-				goto out;
-		}
-	}
-out:
-	daxctl_unref(ctx);
+	lib.unref(ctx);
 	return r;
 }
 
@@ -74,7 +138,7 @@ static int find_cb(struct daxctl_dev *dev, void *arg)
 {
 	struct find_arg *a = arg;
 
-	if (strcmp(daxctl_dev_get_devname(dev), a->name))
+	if (strcmp(lib.devname(dev), a->name))
 		return 0;
 	fill(dev, a->out);
 	return 1;

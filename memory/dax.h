@@ -13,6 +13,9 @@ struct dax_dev_info {
 	bool devdax; /* devdax mode (false: system-ram via kmem) */
 };
 
+/* Text for a negative errno from dax_list()/dax_find() when libdaxctl itself is the cause. */
+const char *dax_lib_error(int err);
+
 /* List up to @max devices into @out. Returns the count or -errno. */
 int dax_list(struct dax_dev_info *out, unsigned max);
 
