@@ -390,13 +390,13 @@ void vm_destroy(struct vm *vm)
 	vm->nvcpus = 0;
 	bus_exit(&vm->pio);
 	bus_exit(&vm->mmio);
+	mem_unmap(&vm->mem);
 	if (vm->hvm)
 		vm->ops->destroy_vm(vm->hvm);
 	vm->hvm = NULL;
 	if (vm->hv)
 		vm->ops->close(vm->hv);
 	vm->hv = NULL;
-	mem_unmap(&vm->mem);
 	if (vm->serial_owned)
 		close(vm->serial_fd);
 	if (vm->stop_fd >= 0)
