@@ -580,7 +580,7 @@ int cfg_json_load(const char *path, struct vm_config *c, struct vmm_err *e)
 {
 	struct stat st;
 	char *buf;
-	ssize_t n;
+	ssize_t n = 0;
 	size_t got = 0;
 	int fd, rc;
 
@@ -588,20 +588,25 @@ int cfg_json_load(const char *path, struct vm_config *c, struct vmm_err *e)
 	if (fd < 0)
 		return err_set(e, ERR_CONFIG, -errno, "--config-file: cannot open \"%s\": %s", path,
 			       strerror(errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > CFG_FILE_MAX) {
+	if (fstat(fd, &st) || S_ISDIR(st.st_mode)) {
 		close(fd);
-		return err_set(e, ERR_CONFIG, -EINVAL,
-			       "--config-file: \"%s\" is not a regular file of at most %d bytes",
-			       path, CFG_FILE_MAX);
+		return err_set(e, ERR_CONFIG, -EISDIR, "--config-file: \"%s\" is a directory", path);
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	/* Pipes and /dev/stdin work too: read to EOF, at most CFG_FILE_MAX bytes. */
+	buf = malloc(CFG_FILE_MAX + 1);
 	if (!buf) {
 		close(fd);
 		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory reading \"%s\"", path);
 	}
-	while (got < (size_t)st.st_size && (n = read(fd, buf + got, (size_t)st.st_size - got)) > 0)
+	while (got <= CFG_FILE_MAX && (n = read(fd, buf + got, CFG_FILE_MAX + 1 - got)) > 0)
 		got += (size_t)n;
 	close(fd);
+	if (n < 0 || got > CFG_FILE_MAX) {
+		free(buf);
+		return err_set(e, ERR_CONFIG, n < 0 ? -errno : -EFBIG,
+			       "--config-file: \"%s\" %s", path,
+			       n < 0 ? "cannot be read" : "is over 1 MiB; configs are small");
+	}
 	buf[got] = '\0';
 	rc = cfg_json_parse(buf, got, c, e);
 	free(buf);
