@@ -11,6 +11,7 @@
  *   test=smp                          every CPU of the MP table / ACPI MADT checks in
  *   test=idle                         halt until the VMM stops the VM
  *   test=exit code=N                  exit with status N
+ *   test=crash                        triple fault (the VMM must report it, not hang)
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -687,10 +688,21 @@ void guest_main(uint32_t start_info)
 		do_smp(si->rsdp_paddr);
 	if (str_eq(test, "exit"))
 		pass((uint8_t)arg_u64("code", 0));
+	if (str_eq(test, "crash")) {
+		/* No IDT: int3 cannot be delivered, nor the #GP, nor the #DF: a triple fault. */
+		struct {
+			uint16_t limit;
+			uint64_t base;
+		} __attribute__((packed)) none = { 0, 0 };
+
+		puts_("crashing\n");
+		__asm__ volatile("lidt %0; int3" : : "m"(none));
+		fail("still running after a triple fault");
+	}
 	if (str_eq(test, "idle")) {
 		puts_("idle\n");
 		for (;;)
 			__asm__ volatile("cli; hlt");
 	}
-	fail("unknown test= (memcheck, randread, smp, idle, exit)");
+	fail("unknown test= (memcheck, randread, smp, idle, exit, crash)");
 }
