@@ -38,7 +38,7 @@ DEPS_STAMP := build/.deps-build
 
 .SECONDARY:
 
-.PHONY: all tests-bin deps deps-test test test-unit test-int test-san check-configs run clean format bench
+.PHONY: all tests-bin deps deps-test test test-unit test-int run clean format bench bench-quick
 all: $(BUILD)/hugevmm $(BUILD)/libhugevmm.a $(BUILD)/testguest.elf
 	@:
 
@@ -104,11 +104,20 @@ $(BUILD)/bench/memset: bench/memset.c | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -o $@ $<
 
-# Benchmarks, not tests: figures go to bench/results/ (BENCH_ARGS passes options).
+# Benchmarks, not tests: figures go to bench/results/. Root is needed to size
+# hugetlb pools and switch shmem THP (restored afterwards).
 bench: all $(BUILD)/bench/memset
 	$(Q)bash scripts/deps.sh bench
+	$(Q)/usr/bin/python3 bench/launch.py --hugevmm $(BUILD)/hugevmm \
+		--guest $(BUILD)/testguest.elf --memset $(BUILD)/bench/memset --runs 10
 	$(Q)/usr/bin/python3 bench/prefault.py --hugevmm $(BUILD)/hugevmm \
-		--memset $(BUILD)/bench/memset $(BENCH_ARGS)
+		--memset $(BUILD)/bench/memset --size-mib 4096 --repeat 5
+bench-quick: all $(BUILD)/bench/memset
+	$(Q)bash scripts/deps.sh bench
+	$(Q)/usr/bin/python3 bench/launch.py --hugevmm $(BUILD)/hugevmm \
+		--guest $(BUILD)/testguest.elf --memset $(BUILD)/bench/memset --runs 3
+	$(Q)/usr/bin/python3 bench/prefault.py --hugevmm $(BUILD)/hugevmm \
+		--memset $(BUILD)/bench/memset --size-mib 1024 --repeat 2
 
 format:
 	$(Q)clang-format -i $(wildcard */*.c */*.h tests/*/*.c)

@@ -9,44 +9,16 @@ measuring coverage (ms per GiB) by PAGEMAP_SCAN and by smaps.
 Writes bench/results/prefault-<date>.json and prints a Markdown table.
 Host settings it changes (shmem THP, hugetlb pools) are restored at exit."""
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-THP = "/sys/kernel/mm/transparent_hugepage"
+from common import ROOT, THP, Settings, machine, save
+
 POOL = "/sys/kernel/mm/hugepages/hugepages-{}kB/nr_hugepages"
-
-
-class Settings:
-    def __init__(self):
-        self.saved = []
-
-    def set(self, path, value):
-        old = open(path).read()
-        if "[" in old:
-            old = old[old.index("[") + 1:old.index("]")]
-        self.saved.append((path, old.strip()))
-        with open(path, "w") as f:
-            f.write(str(value))
-
-    def restore(self):
-        for path, old in reversed(self.saved):
-            with open(path, "w") as f:
-                f.write(old)
-
-
-def machine():
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    kvm = next((m for m in ("kvm_intel", "kvm_amd", "kvm_pvm") if os.path.exists(f"/sys/module/{m}")), "none")
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "thp_enabled": open(f"{THP}/enabled").read().strip(), "kvm": kvm}
 
 
 def check(hugevmm, region, env=None):
@@ -89,25 +61,22 @@ def main():
         s.set(POOL.format(1048576), -(-mib // 1024))
         if mib % 1024 == 0 and int(open(POOL.format(1048576)).read()) >= mib // 1024:
             backings.append(("hugetlb 1G", {"backing": "hugetlb", "page_size": "1G"}))
-        # Under nested virtualization with free page reporting (virtio-balloon,
-        # order 9) free 2M blocks are handed back to the outer host a few seconds
-        # after they are freed, and touching them again costs an exit per page:
-        # a cold 1 GiB prefault took 576 ms here, a warm one 64 ms. So every
-        # measured run directly follows a warm-up memset of the same size, and
-        # every configuration sees warm memory alike. Rounds interleave them.
-        def warm():
-            memset_native(a.memset, mib, "thp")
-
+        # Under nested virtualization with free page reporting (virtio-balloon),
+        # free memory, hugetlb pool pages included, is handed back to the outer
+        # host moments after it is freed, and touching it again costs an exit per
+        # page: a 4 GiB hugetlb prefault took 892 ms cold and 257 ms warm here.
+        # So each measured run directly follows an identical unmeasured one, and
+        # rounds interleave the configurations so drift hits them all alike.
         runs = {}
         for _ in range(a.repeat):
             for k in ("4k", "thp"):
-                warm()
+                memset_native(a.memset, mib, k)
                 runs.setdefault(("memset", k), []).append(memset_native(a.memset, mib, k))
             for name, reg in backings:
                 for label, t in (("1", 1), ("all", allthreads)):
-                    warm()
-                    rep = check(a.hugevmm, dict(reg, size_mib=mib, prefault_threads=t, policy="off"))
-                    runs.setdefault((name, label), []).append(rep["prefault"]["ms"])
+                    r = dict(reg, size_mib=mib, prefault_threads=t, policy="off")
+                    check(a.hugevmm, r)
+                    runs.setdefault((name, label), []).append(check(a.hugevmm, r)["prefault"]["ms"])
                 for method, env in (("pagemap_scan", {}), ("smaps", {"HUGEVMM_MEASURE": "smaps"})):
                     rep = check(a.hugevmm, dict(reg, size_mib=mib, policy="off"), env)
                     runs.setdefault((name, method), []).append(rep["measure_ms"])
@@ -127,21 +96,20 @@ def main():
     finally:
         s.restore()
 
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    out = os.path.join(ROOT, "bench", "results", f"prefault-{datetime.date.today()}.json")
-    with open(out, "w") as f:
-        json.dump(results, f, indent=2)
+    out = save("prefault", results)
     m = results["machine"]
     print(f"prefault {mib} MiB, median of {a.repeat}; {m['cpu']}, {m['cores']} cores, "
           f"Linux {m['kernel']}; memset 4K {base['4k']:.2f} GiB/s, memset THP {base['thp']:.2f} GiB/s")
-    print(f"| backing | 1 thread GiB/s | {allthreads} threads GiB/s | vs memset 4K | vs memset THP "
-          "| scan ms/GiB (pagemap_scan) | scan ms/GiB (smaps) |")
+    print(f"| backing | 1 thread GiB/s best / median | {allthreads} threads GiB/s best / median "
+          "| median vs memset 4K | median vs memset THP | scan ms/GiB (pagemap_scan) | scan ms/GiB (smaps) |")
     print("|---|---|---|---|---|---|---|")
     for r in results["rows"]:
-        print(f"| {r['backing']} | {r['gib_s_1']:.2f} | {r['gib_s_all']:.2f} | {r['vs_memset_4k']:.2f}x "
-              f"| {r['vs_memset_thp']:.2f}x | {r['scan_ms_per_gib_pagemap_scan']:.3f} "
+        best1 = gib / (r["ms_1_min_med_max"][0] / 1000)
+        bestn = gib / (r["ms_all_min_med_max"][0] / 1000)
+        print(f"| {r['backing']} | {best1:.2f} / {r['gib_s_1']:.2f} | {bestn:.2f} / {r['gib_s_all']:.2f} "
+              f"| {r['vs_memset_4k']:.2f}x | {r['vs_memset_thp']:.2f}x | {r['scan_ms_per_gib_pagemap_scan']:.3f} "
               f"| {r['scan_ms_per_gib_smaps']:.3f} |")
-    print(f"results: {os.path.relpath(out, ROOT)}")
+    print(f"results: {out}")
 
 
 if __name__ == "__main__":
