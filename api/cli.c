@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,13 +88,17 @@ static int fail(const struct vmm_err *e)
 	return err_exit_code(e);
 }
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
+static int usage_error(const char *usage, const char *fmt, const char *a, const char *b)
 {
 	char msg[256];
 
-	snprintf(msg, sizeof(msg), fmt, arg);
+	const char *end = strstr(usage, "\n\n");
+
+	snprintf(msg, sizeof(msg), fmt, a, b);
 	log_err("%s", msg);
-	fputs(usage, stderr);
+	/* The synopsis only; --help has the rest. */
+	fprintf(stderr, "%.*s\n(--help explains every option)\n",
+		(int)(end ? end - usage : (ptrdiff_t)strlen(usage)), usage);
 	return EXIT_USAGE;
 }
 
@@ -124,18 +129,28 @@ static void hold(void)
 		close(pfd[0].fd);
 }
 
-static void set_verbosity(int quiet, int verbose)
-{
-	if (quiet)
-		log_set_level(LOG_ERR);
-	else if (verbose)
-		log_set_level(LOG_DEBUG);
-}
+enum {
+	OPT_CONFIG = 1 << 0, /* --config-file FILE (then required) */
+	OPT_REPORT = 1 << 1, /* --report json|human */
+	OPT_HUMAN = 1 << 2,  /* --human */
+	OPT_HOLD = 1 << 3,   /* --hold */
+};
 
-static int cmd_check(int argc, char **argv)
+struct cli_opts {
+	const char *config, *report;
+	int human, hold;
+};
+
+/*
+ * One parser for every command: the options in @allowed plus -q, -v, -h.
+ * Returns -1 to go on, else the exit status (help printed, or a usage error).
+ */
+static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, const char *usage,
+		      struct cli_opts *o)
 {
 	static const struct option opts[] = {
 		{"config-file", required_argument, NULL, 'c'},
+		{"report", required_argument, NULL, 'r'},
 		{"human", no_argument, NULL, 'H'},
 		{"hold", no_argument, NULL, 'o'},
 		{"quiet", no_argument, NULL, 'q'},
@@ -143,24 +158,32 @@ static int cmd_check(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
-	const char *config = NULL;
-	int human = 0, do_hold = 0, quiet = 0, verbose = 0, c, rc, vrc;
-	struct hv_mmu_stats kvm = {.available = false};
-	struct vmm_err e = {0};
-	struct vm_config *cfg;
-	struct guest_mem *gm;
+	int quiet = 0, verbose = 0, c;
 
+	memset(o, 0, sizeof(*o));
 	opterr = 0;
+	optind = 1;
 	while ((c = getopt_long(argc, argv, "c:qvh", opts, NULL)) != -1) {
+		unsigned need = c == 'c'   ? OPT_CONFIG
+				: c == 'r' ? OPT_REPORT
+				: c == 'H' ? OPT_HUMAN
+				: c == 'o' ? OPT_HOLD
+					   : 0;
+
+		if (need && !(allowed & need))
+			c = '?';
 		switch (c) {
 		case 'c':
-			config = optarg;
+			o->config = optarg;
+			break;
+		case 'r':
+			o->report = optarg;
 			break;
 		case 'H':
-			human = 1;
+			o->human = 1;
 			break;
 		case 'o':
-			do_hold = 1;
+			o->hold = 1;
 			break;
 		case 'q':
 			quiet = 1;
@@ -169,18 +192,38 @@ static int cmd_check(int argc, char **argv)
 			verbose = 1;
 			break;
 		case 'h':
-			fputs(usage_check, stdout);
+			fputs(usage, stdout);
 			return 0;
 		default:
-			return usage_error(usage_check, "check: unknown option \"%s\"",
-					   argv[optind - 1]);
+			return usage_error(usage, "%sunknown option \"%s\"", cmd, argv[optind - 1]);
 		}
 	}
-	set_verbosity(quiet, verbose);
+	if (quiet)
+		log_set_level(LOG_ERR);
+	else if (verbose)
+		log_set_level(LOG_DEBUG);
 	if (optind < argc)
-		return usage_error(usage_check, "check: unexpected argument \"%s\"", argv[optind]);
-	if (!config)
-		return usage_error(usage_check, "check: %s", "--config-file FILE is required");
+		return usage_error(usage, "%sunexpected argument \"%s\"", cmd, argv[optind]);
+	if ((allowed & OPT_CONFIG) && !o->config)
+		return usage_error(usage, "%s--config-file FILE is required", cmd, "");
+	if (o->report && strcmp(o->report, "json") && strcmp(o->report, "human"))
+		return usage_error(usage, "%s--report: \"%s\" is not json or human", cmd,
+				   o->report);
+	return -1;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct hv_mmu_stats kvm = {.available = false};
+	struct vmm_err e = {0};
+	struct vm_config *cfg;
+	struct guest_mem *gm;
+	struct cli_opts o;
+	int rc, vrc;
+
+	rc = parse_opts(argc, argv, OPT_CONFIG | OPT_HUMAN | OPT_HOLD, "check: ", usage_check, &o);
+	if (rc >= 0)
+		return rc;
 
 	cfg = calloc(1, sizeof(*cfg));
 	gm = calloc(1, sizeof(*gm));
@@ -190,7 +233,7 @@ static int cmd_check(int argc, char **argv)
 		log_err("out of memory");
 		return EXIT_RUNTIME;
 	}
-	rc = cfg_json_load(config, cfg, &e);
+	rc = cfg_json_load(o.config, cfg, &e);
 	if (!rc)
 		rc = vm_config_finalize(cfg, false, &e);
 	if (!rc)
@@ -202,12 +245,12 @@ static int cmd_check(int argc, char **argv)
 
 	snprintf(kvm.reason, sizeof(kvm.reason), "no VM: `hugevmm check` creates none");
 	vrc = mem_verify(gm, &e);
-	if (human)
+	if (o.human)
 		report_memory_human(stdout, gm, &kvm);
 	else
 		report_print(stdout, report_memory(gm, &kvm));
 	fflush(stdout);
-	if (do_hold)
+	if (o.hold)
 		hold();
 	mem_unmap(gm);
 	rc = vrc;
@@ -219,43 +262,16 @@ out:
 
 static int cmd_host(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"human", no_argument, NULL, 'H'},
-		{"help", no_argument, NULL, 'h'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{0},
-	};
 	struct host_mem_caps mc;
 	struct hv_probe hv;
-	int human = 0, quiet = 0, verbose = 0, c;
+	struct cli_opts o;
+	int rc = parse_opts(argc, argv, OPT_HUMAN, "host: ", usage_host, &o);
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "hqv", opts, NULL)) != -1) {
-		switch (c) {
-		case 'H':
-			human = 1;
-			break;
-		case 'q':
-			quiet = 1;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'h':
-			fputs(usage_host, stdout);
-			return 0;
-		default:
-			return usage_error(usage_host, "host: unknown option \"%s\"",
-					   argv[optind - 1]);
-		}
-	}
-	set_verbosity(quiet, verbose);
-	if (optind < argc)
-		return usage_error(usage_host, "host: unexpected argument \"%s\"", argv[optind]);
+	if (rc >= 0)
+		return rc;
 	host_mem_probe(&mc);
 	kvm_probe(&hv);
-	if (human) {
+	if (o.human) {
 		report_host_human(stdout, &mc, &hv);
 		return 0;
 	}
@@ -264,54 +280,23 @@ static int cmd_host(int argc, char **argv)
 
 static int cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config-file", required_argument, NULL, 'c'},
-		{"report", required_argument, NULL, 'r'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{0},
-	};
-	const char *config = NULL, *report = NULL;
-	int quiet = 0, verbose = 0, c, rc, status;
 	struct vm_opts vo = {.console_input = true};
 	struct vmm_err e = {0};
 	struct vm_config *cfg;
 	struct vm *vm = NULL;
+	struct cli_opts o;
+	int rc, status;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:qv", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'r':
-			report = optarg;
-			break;
-		case 'q':
-			quiet = 1;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		default:
-			return usage_error(usage_main, "unknown option \"%s\"", argv[optind - 1]);
-		}
-	}
-	set_verbosity(quiet, verbose);
-	if (optind < argc)
-		return usage_error(usage_main, "unexpected argument \"%s\"", argv[optind]);
-	if (!config)
-		return usage_error(usage_main, "%s", "--config-file FILE is required");
-	if (report && strcmp(report, "json") && strcmp(report, "human"))
-		return usage_error(usage_main, "--report: \"%s\" is not json or human", report);
+	rc = parse_opts(argc, argv, OPT_CONFIG | OPT_REPORT, "", usage_main, &o);
+	if (rc >= 0)
+		return rc;
 
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg) {
 		log_err("out of memory");
 		return EXIT_RUNTIME;
 	}
-	rc = cfg_json_load(config, cfg, &e);
+	rc = cfg_json_load(o.config, cfg, &e);
 	rc = rc ? rc : vm_config_finalize(cfg, true, &e);
 	rc = rc ? rc : vm_config_check_files(cfg, &e);
 	rc = rc ? rc : vm_create(&vm, cfg, &vo, &e);
@@ -322,14 +307,14 @@ static int cmd_run(int argc, char **argv)
 		return fail(&e);
 	}
 	status = vm_wait(vm);
-	if (report) {
+	if (o.report) {
 		struct guest_mem *gm = vm_memory(vm);
 
 		/* Coverage drifts while a guest runs: measure again for the report. */
 		if (mem_measure(gm))
 			log_warn("re-measuring guest memory failed; the report shows boot-time "
 				 "figures");
-		if (!strcmp(report, "human"))
+		if (!strcmp(o.report, "human"))
 			report_memory_human(stdout, gm, vm_final_mmu_stats(vm));
 		else
 			report_print(stdout, report_memory(gm, vm_final_mmu_stats(vm)));
@@ -358,5 +343,5 @@ int main(int argc, char **argv)
 		return cmd_host(argc - 1, argv + 1);
 	if (argv[1][0] == '-')
 		return cmd_run(argc, argv);
-	return usage_error(usage_main, "unknown command \"%s\"", argv[1]);
+	return usage_error(usage_main, "unknown command \"%s\"%s", argv[1], "");
 }
