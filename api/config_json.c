@@ -590,7 +590,8 @@ int cfg_json_load(const char *path, struct vm_config *c, struct vmm_err *e)
 			       strerror(errno));
 	if (fstat(fd, &st) || S_ISDIR(st.st_mode)) {
 		close(fd);
-		return err_set(e, ERR_CONFIG, -EISDIR, "--config-file: \"%s\" is a directory", path);
+		return err_set(e, ERR_CONFIG, -EISDIR, "--config-file: \"%s\" is a directory",
+			       path);
 	}
 	/* Pipes and /dev/stdin work too: read to EOF, at most CFG_FILE_MAX bytes. */
 	buf = malloc(CFG_FILE_MAX + 1);
@@ -603,9 +604,8 @@ int cfg_json_load(const char *path, struct vm_config *c, struct vmm_err *e)
 	close(fd);
 	if (n < 0 || got > CFG_FILE_MAX) {
 		free(buf);
-		return err_set(e, ERR_CONFIG, n < 0 ? -errno : -EFBIG,
-			       "--config-file: \"%s\" %s", path,
-			       n < 0 ? "cannot be read" : "is over 1 MiB; configs are small");
+		return err_set(e, ERR_CONFIG, n < 0 ? -errno : -EFBIG, "--config-file: \"%s\" %s",
+			       path, n < 0 ? "cannot be read" : "is over 1 MiB; configs are small");
 	}
 	buf[got] = '\0';
 	rc = cfg_json_parse(buf, got, c, e);

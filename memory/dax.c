@@ -35,10 +35,18 @@ static void lib_load(void)
 	void *h = dlopen(DAXCTL_SONAME, RTLD_NOW | RTLD_LOCAL);
 	void **slot = (void **)&lib;
 	static const char *const names[] = {
-		"daxctl_new",		  "daxctl_unref",	   "daxctl_set_log_priority",
-		"daxctl_region_get_first", "daxctl_region_get_next", "daxctl_dev_get_first",
-		"daxctl_dev_get_next",	  "daxctl_dev_get_devname", "daxctl_dev_get_size",
-		"daxctl_dev_get_align",	  "daxctl_dev_is_enabled",  "daxctl_dev_get_memory",
+		"daxctl_new",
+		"daxctl_unref",
+		"daxctl_set_log_priority",
+		"daxctl_region_get_first",
+		"daxctl_region_get_next",
+		"daxctl_dev_get_first",
+		"daxctl_dev_get_next",
+		"daxctl_dev_get_devname",
+		"daxctl_dev_get_size",
+		"daxctl_dev_get_align",
+		"daxctl_dev_is_enabled",
+		"daxctl_dev_get_memory",
 	};
 
 	_Static_assert(sizeof(lib) == sizeof(names) / sizeof(names[0]) * sizeof(void *),

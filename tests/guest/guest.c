@@ -693,7 +693,7 @@ void guest_main(uint32_t start_info)
 		struct {
 			uint16_t limit;
 			uint64_t base;
-		} __attribute__((packed)) none = { 0, 0 };
+		} __attribute__((packed)) none = {0, 0};
 
 		puts_("crashing\n");
 		__asm__ volatile("lidt %0; int3" : : "m"(none));

@@ -78,7 +78,7 @@ static uint64_t get64(const uint8_t *b, size_t off)
 	return v;
 }
 
-#define FAKE_PAYLOAD (64 * 1024)
+#define FAKE_PAYLOAD     (64 * 1024)
 #define FAKE_SETUP_SECTS 4
 
 /* A minimal bzImage: setup sectors with a 2.15 header, then a marked payload. */
@@ -94,13 +94,13 @@ static const char *fake_bzimage(uint16_t version, uint16_t xloadflags, uint32_t 
 	img[0x201] = 0x6a; /* header runs to 0x26c */
 	memcpy(img + 0x202, "HdrS", 4);
 	put16(img, 0x206, version);
-	img[0x211] = 0x01; /* LOADED_HIGH */
-	put32(img, 0x22c, 0x7fffffff);  /* initrd_addr_max */
-	put32(img, 0x230, 0x200000);    /* kernel_alignment */
-	img[0x234] = 1;                 /* relocatable */
+	img[0x211] = 0x01;             /* LOADED_HIGH */
+	put32(img, 0x22c, 0x7fffffff); /* initrd_addr_max */
+	put32(img, 0x230, 0x200000);   /* kernel_alignment */
+	img[0x234] = 1;                /* relocatable */
 	put16(img, 0x236, xloadflags);
 	put32(img, 0x238, cmdline_size);
-	put32(img, 0x260, 8 << 20);     /* init_size: 8 MiB from the load address */
+	put32(img, 0x260, 8 << 20); /* init_size: 8 MiB from the load address */
 	memset(img + (FAKE_SETUP_SECTS + 1) * 512, 0xcc, FAKE_PAYLOAD);
 	return write_file("bzImage", img, sizeof(img));
 }
@@ -108,7 +108,7 @@ static const char *fake_bzimage(uint16_t version, uint16_t xloadflags, uint32_t 
 static int map_ram(struct guest_mem *gm, uint64_t mib, uint64_t second_mib)
 {
 	struct mem_region_cfg c[2];
-	struct vmm_err e = { 0 };
+	struct vmm_err e = {0};
 
 	mem_cfg_init(&c[0], MEM_BACKING_ANON, "lo", "memory.regions[0]");
 	c[0].size = mib << 20;
@@ -182,10 +182,10 @@ static void mptable_follows_the_spec(void **state)
 	for (p = mpc + 44; p < buf + len;) {
 		switch (p[0]) {
 		case 0:
-			assert_int_equal(p[1], cpus);                 /* APIC id */
-			assert_int_equal(p[3] & 1, 1);                /* enabled */
-			assert_int_equal(!!(p[3] & 2), cpus == 0);    /* BSP flag on CPU 0 only */
-			assert_int_equal(get32(p, 4), 0x00a20f10);    /* signature */
+			assert_int_equal(p[1], cpus);              /* APIC id */
+			assert_int_equal(p[3] & 1, 1);             /* enabled */
+			assert_int_equal(!!(p[3] & 2), cpus == 0); /* BSP flag on CPU 0 only */
+			assert_int_equal(get32(p, 4), 0x00a20f10); /* signature */
 			cpus++;
 			p += 20;
 			break;
@@ -225,7 +225,7 @@ static void mptable_follows_the_spec(void **state)
 static void loader_recognizes_bzimage(void **state)
 {
 	struct kernel_image k;
-	struct vmm_err e = { 0 };
+	struct vmm_err e = {0};
 
 	(void)state;
 	assert_int_equal(kernel_open(fake_bzimage(0x020f, 1, 2047), &k, &e), 0);
@@ -268,16 +268,20 @@ static const char *fake_elf(uint16_t machine, uint16_t type, uint64_t entry, boo
 	h->e_ehsize = sizeof(*h);
 	h->e_phentsize = sizeof(*ph);
 	h->e_phnum = pvh ? 2 : 1;
-	ph[0] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = 4096, .p_vaddr = 0xffffffff81000000ull,
-			      .p_paddr = 0x1000000, .p_filesz = 4096, .p_memsz = memsz };
+	ph[0] = (Elf64_Phdr){.p_type = PT_LOAD,
+			     .p_offset = 4096,
+			     .p_vaddr = 0xffffffff81000000ull,
+			     .p_paddr = 0x1000000,
+			     .p_filesz = 4096,
+			     .p_memsz = memsz};
 	if (pvh) {
-		uint32_t hdr[3] = { 4, 8, XEN_ELFNOTE_PHYS32_ENTRY };
+		uint32_t hdr[3] = {4, 8, XEN_ELFNOTE_PHYS32_ENTRY};
 		uint64_t ent = 0x1000040;
 
 		memcpy(note, hdr, 12);
 		memcpy(note + 12, "Xen", 4);
 		memcpy(note + 16, &ent, 8);
-		ph[1] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = 512, .p_filesz = 24 };
+		ph[1] = (Elf64_Phdr){.p_type = PT_NOTE, .p_offset = 512, .p_filesz = 24};
 	}
 	memset(img + 4096, 0x90, 4096);
 	return write_file("vmlinux", img, sizeof(img));
@@ -294,21 +298,22 @@ static void loader_recognizes_elf_kinds(void **state)
 		uint64_t want_entry;
 	} c[] = {
 		/* vmlinux: a virtual e_entry is translated through its segment */
-		{ EM_X86_64, ET_EXEC, 0xffffffff81000100ull, false, NULL, KERNEL_ELF_LINUX, 0x1000100 },
-		{ EM_X86_64, ET_EXEC, 0x1000100, false, NULL, KERNEL_ELF_LINUX, 0x1000100 },
-		{ EM_X86_64, ET_EXEC, 0x1000100, true, NULL, KERNEL_ELF_PVH, 0x1000040 },
-		{ EM_AARCH64, ET_EXEC, 0x1000100, false, "for machine 183, not x86-64", 0, 0 },
-		{ EM_X86_64, ET_DYN, 0x1000100, false, "not an executable (ET_EXEC)", 0, 0 },
-		{ EM_X86_64, ET_EXEC, 0x50, false, "no usable entry point: e_entry 0x50", 0, 0 },
-		{ EM_X86_64, ET_EXEC, 0, false, "no usable entry point", 0, 0 },
+		{EM_X86_64, ET_EXEC, 0xffffffff81000100ull, false, NULL, KERNEL_ELF_LINUX,
+		 0x1000100},
+		{EM_X86_64, ET_EXEC, 0x1000100, false, NULL, KERNEL_ELF_LINUX, 0x1000100},
+		{EM_X86_64, ET_EXEC, 0x1000100, true, NULL, KERNEL_ELF_PVH, 0x1000040},
+		{EM_AARCH64, ET_EXEC, 0x1000100, false, "for machine 183, not x86-64", 0, 0},
+		{EM_X86_64, ET_DYN, 0x1000100, false, "not an executable (ET_EXEC)", 0, 0},
+		{EM_X86_64, ET_EXEC, 0x50, false, "no usable entry point: e_entry 0x50", 0, 0},
+		{EM_X86_64, ET_EXEC, 0, false, "no usable entry point", 0, 0},
 	};
 
 	(void)state;
 	for (unsigned i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		struct kernel_image k;
-		struct vmm_err e = { 0 };
-		int r = kernel_open(fake_elf(c[i].machine, c[i].type, c[i].entry, c[i].pvh, 8192), &k,
-				    &e);
+		struct vmm_err e = {0};
+		int r = kernel_open(fake_elf(c[i].machine, c[i].type, c[i].entry, c[i].pvh, 8192),
+				    &k, &e);
 
 		if (!c[i].err) {
 			if (r)
@@ -332,7 +337,7 @@ static void loader_rejects_what_is_not_a_kernel(void **state)
 {
 	static const char junk[4096] = "#!/bin/sh\necho not a kernel\n";
 	struct kernel_image k;
-	struct vmm_err e = { 0 };
+	struct vmm_err e = {0};
 
 	(void)state;
 	assert_int_not_equal(kernel_open(write_file("junk", junk, sizeof(junk)), &k, &e), 0);
@@ -348,18 +353,19 @@ static void loader_rejects_what_is_not_a_kernel(void **state)
 static void linux_boot_zero_page_and_cpu_state(void **state)
 {
 	static const char initrd[3 * 4096 + 17] = "INITRD";
-	struct x86_boot_cfg bc = { .cmdline = "console=ttyS0 reboot=k", .vcpus = 2 };
+	struct x86_boot_cfg bc = {.cmdline = "console=ttyS0 reboot=k", .vcpus = 2};
 	struct x86_boot_info info;
 	struct x86_boot_cpu bsp;
 	struct kernel_image k;
 	struct guest_mem gm;
-	struct vmm_err e = { 0 };
+	struct vmm_err e = {0};
 	const uint8_t *zp, *kernel;
 	const uint64_t *pml4, *pdpt, *pd;
 	char initrd_path[256];
 
 	(void)state;
-	snprintf(initrd_path, sizeof(initrd_path), "%s", write_file("initrd", initrd, sizeof(initrd)));
+	snprintf(initrd_path, sizeof(initrd_path), "%s",
+		 write_file("initrd", initrd, sizeof(initrd)));
 	assert_int_equal(kernel_open(fake_bzimage(0x020f, 1, 2047), &k, &e), 0);
 	assert_int_equal(map_ram(&gm, 64, 0), 0);
 	bc.kernel = &k;
@@ -368,19 +374,19 @@ static void linux_boot_zero_page_and_cpu_state(void **state)
 
 	zp = mem_gpa_to_hva(&gm, BOOT_ZERO_PAGE_ADDR, 4096);
 	/* Raw offsets from zero-page.rst / boot.rst. */
-	assert_int_equal(zp[0x1e8], 3);                        /* e820_entries */
-	assert_int_equal(get64(zp, 0x2d0), 0);                  /* e820_table[0].addr */
-	assert_int_equal(get64(zp, 0x2d8), 0x9fc00);            /* e820_table[0].size */
-	assert_int_equal(get32(zp, 0x2e0), 1);                  /* RAM */
-	assert_int_equal(get32(zp, 0x2e4 + 16), 2);             /* [1] reserved */
-	assert_int_equal(zp[0x1f1], FAKE_SETUP_SECTS);          /* setup_sects from the image */
+	assert_int_equal(zp[0x1e8], 3);                /* e820_entries */
+	assert_int_equal(get64(zp, 0x2d0), 0);         /* e820_table[0].addr */
+	assert_int_equal(get64(zp, 0x2d8), 0x9fc00);   /* e820_table[0].size */
+	assert_int_equal(get32(zp, 0x2e0), 1);         /* RAM */
+	assert_int_equal(get32(zp, 0x2e4 + 16), 2);    /* [1] reserved */
+	assert_int_equal(zp[0x1f1], FAKE_SETUP_SECTS); /* setup_sects from the image */
 	assert_int_equal(*(const uint16_t *)(zp + 0x1fe), 0xaa55);
 	assert_memory_equal(zp + 0x202, "HdrS", 4);
 	assert_int_equal(*(const uint16_t *)(zp + 0x206), 0x020f);
-	assert_int_equal(zp[0x210], 0xff);                      /* type_of_loader */
-	assert_int_equal(get32(zp, 0x228), BOOT_CMDLINE_ADDR);  /* cmd_line_ptr */
-	assert_int_equal(get32(zp, 0x218), info.initrd_gpa);    /* ramdisk_image */
-	assert_int_equal(get32(zp, 0x21c), sizeof(initrd));     /* ramdisk_size */
+	assert_int_equal(zp[0x210], 0xff);                     /* type_of_loader */
+	assert_int_equal(get32(zp, 0x228), BOOT_CMDLINE_ADDR); /* cmd_line_ptr */
+	assert_int_equal(get32(zp, 0x218), info.initrd_gpa);   /* ramdisk_image */
+	assert_int_equal(get32(zp, 0x21c), sizeof(initrd));    /* ramdisk_size */
 	assert_string_equal(mem_gpa_to_hva(&gm, get32(zp, 0x228), 1), "console=ttyS0 reboot=k");
 	/* The initrd: at the top of RAM, page aligned, above the kernel's init_size. */
 	assert_int_equal(info.initrd_gpa % 4096, 0);
@@ -417,17 +423,18 @@ static void linux_boot_zero_page_and_cpu_state(void **state)
 
 static void pvh_start_info_and_cpu_state(void **state)
 {
-	struct x86_boot_cfg bc = { .cmdline = "test=smp", .vcpus = 1 };
+	struct x86_boot_cfg bc = {.cmdline = "test=smp", .vcpus = 1};
 	const struct hvm_start_info *si;
 	const struct hvm_memmap_entry *mm;
 	struct x86_boot_info info;
 	struct x86_boot_cpu bsp;
 	struct kernel_image k;
 	struct guest_mem gm;
-	struct vmm_err e = { 0 };
+	struct vmm_err e = {0};
 
 	(void)state;
-	assert_int_equal(kernel_open(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, true, 8192), &k, &e), 0);
+	assert_int_equal(kernel_open(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, true, 8192), &k, &e),
+			 0);
 	assert_int_equal(map_ram(&gm, 64, 0), 0);
 	bc.kernel = &k;
 	assert_int_equal(x86_boot_load(&gm, &bc, &bsp, &info, &e), 0);
@@ -438,7 +445,8 @@ static void pvh_start_info_and_cpu_state(void **state)
 	assert_string_equal(mem_gpa_to_hva(&gm, si->cmdline_paddr, 1), "test=smp");
 	assert_int_equal(si->memmap_entries, 3);
 	mm = mem_gpa_to_hva(&gm, si->memmap_paddr, 3 * sizeof(*mm));
-	assert_true(mm[2].addr == 0x100000 && mm[2].size == (64u << 20) - 0x100000 && mm[2].type == 1);
+	assert_true(mm[2].addr == 0x100000 && mm[2].size == (64u << 20) - 0x100000 &&
+		    mm[2].type == 1);
 	/* PVH entry: 32-bit protected mode, paging off, %ebx = start info. */
 	assert_int_equal(bsp.regs.rip, 0x1000040);
 	assert_int_equal(bsp.regs.rbx, BOOT_START_INFO_ADDR);
@@ -454,19 +462,18 @@ static void pvh_start_info_and_cpu_state(void **state)
 
 static void inputs_that_do_not_fit_are_config_errors(void **state)
 {
-	struct x86_boot_cfg bc = { .cmdline = "", .vcpus = 1 };
+	struct x86_boot_cfg bc = {.cmdline = "", .vcpus = 1};
 	static char longline[4096];
 	struct x86_boot_info info;
 	struct x86_boot_cpu bsp;
 	struct kernel_image k;
 	struct guest_mem gm;
-	struct vmm_err e = { 0 };
+	struct vmm_err e = {0};
 
 	(void)state;
 	/* A kernel whose footprint (memsz) is larger than RAM. */
-	assert_int_equal(kernel_open(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, true, 256u << 20), &k,
-				     &e),
-			 0);
+	assert_int_equal(
+		kernel_open(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, true, 256u << 20), &k, &e), 0);
 	assert_int_equal(map_ram(&gm, 64, 0), 0);
 	bc.kernel = &k;
 	assert_int_not_equal(x86_boot_load(&gm, &bc, &bsp, &info, &e), 0);
@@ -507,24 +514,24 @@ static void inputs_that_do_not_fit_are_config_errors(void **state)
 
 static void cpuid_names_each_vcpu(void **state)
 {
-	struct hv_cpuid sup = { .n = 4 }, out;
+	struct hv_cpuid sup = {.n = 4}, out;
 
 	(void)state;
-	sup.e[0] = (struct hv_cpuid_entry){ .function = 1, .ebx = 0xff0000ff };
-	sup.e[1] = (struct hv_cpuid_entry){ .function = 0xb, .index = 0,
-					    .flags = HV_CPUID_FLAG_SIGNIFICANT_INDEX };
-	sup.e[2] = (struct hv_cpuid_entry){ .function = 0xb, .index = 1,
-					    .flags = HV_CPUID_FLAG_SIGNIFICANT_INDEX };
-	sup.e[3] = (struct hv_cpuid_entry){ .function = 4, .eax = 0xfc000121 };
+	sup.e[0] = (struct hv_cpuid_entry){.function = 1, .ebx = 0xff0000ff};
+	sup.e[1] = (struct hv_cpuid_entry){
+		.function = 0xb, .index = 0, .flags = HV_CPUID_FLAG_SIGNIFICANT_INDEX};
+	sup.e[2] = (struct hv_cpuid_entry){
+		.function = 0xb, .index = 1, .flags = HV_CPUID_FLAG_SIGNIFICANT_INDEX};
+	sup.e[3] = (struct hv_cpuid_entry){.function = 4, .eax = 0xfc000121};
 	x86_cpuid_for_vcpu(&sup, 2, 3, &out);
-	assert_int_equal(x86_cpuid_find(&out, 1, 0)->ebx >> 24, 2);           /* APIC id */
-	assert_int_equal((x86_cpuid_find(&out, 1, 0)->ebx >> 16) & 0xff, 3);  /* CPUs */
-	assert_int_equal(x86_cpuid_find(&out, 1, 0)->ebx & 0xff, 0xff);       /* rest kept */
-	assert_true(x86_cpuid_find(&out, 1, 0)->ecx & (1u << 31));             /* hypervisor */
-	assert_int_equal(x86_cpuid_find(&out, 0xb, 0)->edx, 2);               /* x2APIC id */
-	assert_int_equal(x86_cpuid_find(&out, 0xb, 1)->ebx, 3);               /* cores */
-	assert_int_equal(x86_cpuid_find(&out, 0xb, 1)->eax, 2);               /* id bits */
-	assert_int_equal(x86_cpuid_find(&out, 4, 0)->eax >> 26, 2);           /* cores - 1 */
+	assert_int_equal(x86_cpuid_find(&out, 1, 0)->ebx >> 24, 2);          /* APIC id */
+	assert_int_equal((x86_cpuid_find(&out, 1, 0)->ebx >> 16) & 0xff, 3); /* CPUs */
+	assert_int_equal(x86_cpuid_find(&out, 1, 0)->ebx & 0xff, 0xff);      /* rest kept */
+	assert_true(x86_cpuid_find(&out, 1, 0)->ecx & (1u << 31));           /* hypervisor */
+	assert_int_equal(x86_cpuid_find(&out, 0xb, 0)->edx, 2);              /* x2APIC id */
+	assert_int_equal(x86_cpuid_find(&out, 0xb, 1)->ebx, 3);              /* cores */
+	assert_int_equal(x86_cpuid_find(&out, 0xb, 1)->eax, 2);              /* id bits */
+	assert_int_equal(x86_cpuid_find(&out, 4, 0)->eax >> 26, 2);          /* cores - 1 */
 	assert_int_equal(x86_cpuid_find(&out, 4, 0)->eax & 0x3ffffff, 0x121);
 }
 
