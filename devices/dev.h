@@ -37,6 +37,8 @@ struct dev_host {
 	void (*irq_line)(void *opaque, unsigned gsi, int level);
 	/* Stop the VM; @status is the process exit status for DEV_STOP_EXIT_CODE. */
 	void (*request_stop)(void *opaque, enum dev_stop why, int status);
+	/* Output is waiting to be drained (called from a vCPU thread, may be often). */
+	void (*tx_ready)(void *opaque);
 };
 
 #endif

@@ -55,6 +55,8 @@ static void reset_locked(struct serial *s)
 	s->dlm = 0;
 	s->thr_pending = 0;
 	s->rx_head = s->rx_len = 0;
+	if (s->out_len == SERIAL_OUT_RING)
+		s->lsr &= (uint8_t) ~(LSR_THRE | LSR_TEMT);
 }
 
 /* Recompute IIR from the sources, by priority, and drive the line when it changes. */
@@ -82,16 +84,65 @@ static void transmit(struct serial *s, uint8_t ch)
 			s->rx[(s->rx_head + s->rx_len++) % SERIAL_FIFO] = ch;
 			s->lsr |= LSR_DR;
 		}
-	} else if (s->out_fd >= 0) {
-		ssize_t n;
-
-		do {
-			n = write(s->out_fd, &ch, 1);
-		} while (n < 0 && errno == EINTR);
-		s->tx_bytes++;
+		s->thr_pending = 1;
+		return;
 	}
-	/* The byte is gone at once: the transmitter is empty again and says so. */
-	s->thr_pending = 1;
+	if (s->out_len == SERIAL_OUT_RING) {
+		/* The guest wrote THR while THRE was clear: the byte is lost, as on hardware. */
+		s->tx_dropped++;
+		return;
+	}
+	s->out[(s->out_head + s->out_len++) % SERIAL_OUT_RING] = ch;
+	s->tx_bytes++;
+	if (s->out_len == 1)
+		s->host->tx_ready(s->host->opaque);
+	if (s->out_len == SERIAL_OUT_RING) {
+		s->lsr &= (uint8_t) ~(LSR_THRE | LSR_TEMT);
+		s->thr_pending = 0;
+	} else {
+		/* The byte is taken at once: the transmitter is empty again and says so. */
+		s->thr_pending = 1;
+	}
+}
+
+size_t serial_tx_pending(struct serial *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->out_len;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+ssize_t serial_drain(struct serial *s, int fd, size_t max)
+{
+	uint8_t buf[4096];
+	size_t n;
+	ssize_t w;
+
+	/* Copy under the lock, write without it: a vCPU is never held up by the fd. */
+	pthread_mutex_lock(&s->lock);
+	n = MIN(MIN(max, sizeof(buf)), (size_t)s->out_len);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = s->out[(s->out_head + i) % SERIAL_OUT_RING];
+	pthread_mutex_unlock(&s->lock);
+	if (!n)
+		return 0;
+	w = write(fd, buf, n);
+	if (w <= 0)
+		return w < 0 ? -errno : 0;
+
+	pthread_mutex_lock(&s->lock);
+	s->out_head = (s->out_head + (unsigned)w) % SERIAL_OUT_RING;
+	s->out_len -= (unsigned)w;
+	if (!(s->lsr & LSR_THRE)) {
+		s->lsr |= LSR_THRE | LSR_TEMT;
+		s->thr_pending = 1;
+		update_irq(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return w;
 }
 
 static uint8_t loop_msr(uint8_t mcr)
@@ -230,13 +281,12 @@ static const struct dev_ops serial_ops = {
 	.exit = serial_exit,
 };
 
-void serial_init(struct serial *s, const struct dev_host *host, unsigned irq, int out_fd)
+void serial_init(struct serial *s, const struct dev_host *host, unsigned irq)
 {
 	memset(s, 0, sizeof(*s));
 	s->dev.ops = &serial_ops;
 	s->host = host;
 	s->irq = irq;
-	s->out_fd = out_fd;
 	pthread_mutex_init(&s->lock, NULL);
 	reset_locked(s);
 }

@@ -36,6 +36,15 @@ static void dev_request_stop(void *opaque, enum dev_stop why, int status)
 		vm_request_stop(vm, VM_STOP_GUEST_EXIT, status);
 }
 
+static void dev_tx_ready(void *opaque)
+{
+	struct vm *vm = opaque;
+	uint64_t one = 1;
+
+	if (write(vm->tx_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("serial eventfd: %s", strerror(errno));
+}
+
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status)
 {
 	uint64_t one = 1;
@@ -77,7 +86,7 @@ const struct hv_mmu_stats *vm_final_mmu_stats(const struct vm *vm)
 	return &vm->final_stats;
 }
 
-static int devices_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
+static int devices_init(struct vm *vm, struct vmm_err *e)
 {
 	int r;
 
@@ -85,9 +94,30 @@ static int devices_init(struct vm *vm, const struct vm_config *c, struct vmm_err
 		.opaque = vm,
 		.irq_line = dev_irq_line,
 		.request_stop = dev_request_stop,
+		.tx_ready = dev_tx_ready,
 	};
 	vm->pio.name = "pio";
 	vm->mmio.name = "mmio";
+	vm->tx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->tx_fd < 0)
+		return err_set(e, ERR_RUNTIME, -errno, "eventfd: %s", strerror(errno));
+	serial_init(&vm->serial, &vm->devhost, SERIAL_COM1_IRQ);
+	debug_exit_init(&vm->debug_exit, &vm->devhost);
+	i8042_init(&vm->i8042, &vm->devhost);
+	r = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NREGS, &vm->serial.dev);
+	r = r ? r : bus_register(&vm->pio, DEBUG_EXIT_PORT, 1, &vm->debug_exit.dev);
+	r = r ? r : bus_register(&vm->pio, I8042_DATA_PORT, I8042_LEN, &vm->i8042.dev);
+	if (r)
+		return err_set(e, ERR_RUNTIME, r, "registering devices: %s", strerror(-r));
+	return 0;
+}
+
+/*
+ * Where the console goes. Opened last in vm_create, when nothing else can
+ * fail: a failed launch must not leave an emptied or a new log file behind.
+ */
+static int serial_output_open(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
+{
 	vm->serial_fd = STDOUT_FILENO;
 	if (c->serial_out[0]) {
 		vm->serial_fd = open(c->serial_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -97,14 +127,7 @@ static int devices_init(struct vm *vm, const struct vm_config *c, struct vmm_err
 				       strerror(errno));
 		vm->serial_owned = true;
 	}
-	serial_init(&vm->serial, &vm->devhost, SERIAL_COM1_IRQ, vm->serial_fd);
-	debug_exit_init(&vm->debug_exit, &vm->devhost);
-	i8042_init(&vm->i8042, &vm->devhost);
-	r = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NREGS, &vm->serial.dev);
-	r = r ? r : bus_register(&vm->pio, DEBUG_EXIT_PORT, 1, &vm->debug_exit.dev);
-	r = r ? r : bus_register(&vm->pio, I8042_DATA_PORT, I8042_LEN, &vm->i8042.dev);
-	if (r)
-		return err_set(e, ERR_RUNTIME, r, "registering devices: %s", strerror(-r));
+	vm->serial_tty = isatty(vm->serial_fd);
 	return 0;
 }
 
@@ -175,6 +198,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
 	vm->ops = opts && opts->hv ? opts->hv : &kvm_hv_ops;
 	vm->stop_fd = -1;
+	vm->tx_fd = -1;
 	vm->serial_fd = -1;
 	vm->console_input = opts && opts->console_input;
 	memset(&k, 0, sizeof(k));
@@ -199,7 +223,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 		r = vm->ops->set_memslot(vm->hvm, s->id, s->gpa, s->size, s->hva, e);
 	}
 	r = r ? r : vm->ops->create_irqchip(vm->hvm, e);
-	r = r ? r : devices_init(vm, c, e);
+	r = r ? r : devices_init(vm, e);
 	if (r)
 		goto fail;
 
@@ -238,11 +262,15 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	if (r)
 		goto fail;
 	free(sup);
+	sup = NULL;
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		r = err_set(e, ERR_RUNTIME, -errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
+	r = serial_output_open(vm, c, e);
+	if (r)
+		goto fail;
 	*out = vm;
 	return 0;
 fail:
@@ -286,16 +314,25 @@ static void tty_restore(struct vm *vm)
 	vm->tty_raw = false;
 }
 
-/* Console input: bytes to the UART; Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A. */
+/* Hand waiting console input to the UART as far as its FIFO has room. */
+static void console_feed(struct vm *vm)
+{
+	size_t n = vm->in_len ? serial_rx(&vm->serial, vm->in_pending, vm->in_len) : 0;
+
+	memmove(vm->in_pending, vm->in_pending + n, vm->in_len - n);
+	vm->in_len -= n;
+}
+
+/*
+ * Console input: bytes to the UART; Ctrl-A x quits, Ctrl-A Ctrl-A sends one
+ * Ctrl-A. stdin is always read, so the escape works even when the guest has
+ * stopped reading; what neither the FIFO nor the pending buffer holds is dropped.
+ */
 static void console_input(struct vm *vm, bool *escape)
 {
-	uint8_t buf[64], out[64];
-	size_t room = serial_rx_room(&vm->serial), n = 0;
-	ssize_t got;
+	uint8_t buf[256];
+	ssize_t got = read(STDIN_FILENO, buf, sizeof(buf));
 
-	if (!room)
-		return;
-	got = read(STDIN_FILENO, buf, MIN(room, sizeof(buf)));
 	if (got <= 0) {
 		vm->console_input = false; /* EOF: stop watching */
 		return;
@@ -313,9 +350,45 @@ static void console_input(struct vm *vm, bool *escape)
 			*escape = true;
 			continue;
 		}
-		out[n++] = buf[i];
+		if (vm->in_len < sizeof(vm->in_pending))
+			vm->in_pending[vm->in_len++] = buf[i];
+		else if (!vm->in_dropped)
+			vm->in_dropped = true; /* reported once, below */
 	}
-	serial_rx(&vm->serial, out, n);
+	console_feed(vm);
+}
+
+/* Write waiting guest output; small pieces to a terminal so a write never blocks long. */
+static void console_output(struct vm *vm)
+{
+	ssize_t w = serial_drain(&vm->serial, vm->serial_fd, vm->serial_tty ? 256 : 4096);
+
+	if (w < 0 && w != -EAGAIN && w != -EINTR) {
+		log_warn("console output: %s; guest output is discarded from now on",
+			 strerror((int)-w));
+		if (vm->serial_owned)
+			close(vm->serial_fd);
+		vm->serial_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		vm->serial_owned = vm->serial_fd >= 0;
+	}
+}
+
+/* At stop: write what is left, but never wait long for a stuck reader. */
+static void console_flush(struct vm *vm)
+{
+	struct pollfd p = {.fd = vm->serial_fd, .events = POLLOUT};
+	size_t left;
+
+	while ((left = serial_tx_pending(&vm->serial)) && vm->serial_fd >= 0) {
+		if (poll(&p, 1, 200) <= 0) {
+			log_warn(
+				"console output: %zu bytes not written (the reader is not reading)",
+				left);
+			return;
+		}
+		if (serial_drain(&vm->serial, vm->serial_fd, vm->serial_tty ? 256 : 4096) <= 0)
+			return;
+	}
 }
 
 /* Stop every vCPU thread and wait for it; then read KVM's counts while the VM still exists. */
@@ -325,10 +398,10 @@ static void halt_vcpus(struct vm *vm)
 		return;
 	vm_request_stop(vm, VM_STOP_REQUEST, vm->status);
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		if (!vm->vcpus[i].started)
+		if (!vcpu_started(&vm->vcpus[i]))
 			continue;
 		pthread_join(vm->vcpus[i].thread, NULL);
-		vm->vcpus[i].started = false;
+		vcpu_mark_joined(&vm->vcpus[i]);
 	}
 	if (vm->hvm && !vm->final_stats.available && !vm->final_stats.reason[0])
 		vm->ops->mmu_stats(vm->hvm, &vm->final_stats);
@@ -336,45 +409,76 @@ static void halt_vcpus(struct vm *vm)
 
 int vm_wait(struct vm *vm)
 {
-	struct pollfd pfd[3];
+	enum {
+		P_STOP,
+		P_SIGNAL,
+		P_TX,
+		P_OUT,
+		P_IN,
+		P_N
+	};
+	struct pollfd pfd[P_N];
 	bool escape = false;
+	uint64_t drain;
 	sigset_t set;
 	int sfd;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0) {
+		/* Without it SIGINT/SIGTERM would stay blocked and pending: leave them alone. */
+		log_err("signalfd: %s; stopping the VM", strerror(errno));
+		vm_request_stop(vm, VM_STOP_FATAL, 1);
+	} else {
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+	}
 	tty_raw(vm);
 	if (!vm->tty_raw)
 		vm->console_input = false;
 
 	while (!atomic_load(&vm->stopping)) {
-		nfds_t n = 2;
+		int timeout = vm->in_len ? 10 : -1; /* retry pending input as the guest reads */
 
-		pfd[0] = (struct pollfd){.fd = vm->stop_fd, .events = POLLIN};
-		pfd[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		if (vm->console_input)
-			pfd[n++] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
-		/* A full receive FIFO is retried shortly rather than spun on. */
-		if (poll(pfd, n, vm->console_input && !serial_rx_room(&vm->serial) ? 10 : -1) < 0 &&
-		    errno != EINTR)
+		pfd[P_STOP] = (struct pollfd){.fd = vm->stop_fd, .events = POLLIN};
+		pfd[P_SIGNAL] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		pfd[P_TX] = (struct pollfd){.fd = vm->tx_fd, .events = POLLIN};
+		pfd[P_OUT] =
+			(struct pollfd){.fd = serial_tx_pending(&vm->serial) ? vm->serial_fd : -1,
+					.events = POLLOUT};
+		pfd[P_IN] = (struct pollfd){.fd = vm->console_input ? STDIN_FILENO : -1,
+					    .events = POLLIN};
+		if (poll(pfd, P_N, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("poll: %s; stopping the VM", strerror(errno));
+			vm_request_stop(vm, VM_STOP_FATAL, 1);
 			break;
-		if (pfd[1].revents) {
+		}
+		if (pfd[P_SIGNAL].revents) {
 			struct signalfd_siginfo si;
 
 			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				log_info("signal %u: stopping the VM", si.ssi_signo);
 			vm_request_stop(vm, VM_STOP_SIGNAL, 0);
 		}
-		if (n == 3 && pfd[2].revents)
+		if (pfd[P_TX].revents && read(vm->tx_fd, &drain, sizeof(drain)) < 0)
+			log_debug("serial eventfd: %s", strerror(errno));
+		if (pfd[P_OUT].revents)
+			console_output(vm);
+		if (pfd[P_IN].revents)
 			console_input(vm, &escape);
+		else if (vm->in_len)
+			console_feed(vm);
 	}
+	if (vm->in_dropped)
+		log_warn("console input: the guest did not read it; some was dropped");
 	tty_restore(vm);
 	if (sfd >= 0)
 		close(sfd);
 	halt_vcpus(vm);
+	console_flush(vm);
 	return vm->status;
 }
 
@@ -397,10 +501,12 @@ void vm_destroy(struct vm *vm)
 	if (vm->hv)
 		vm->ops->close(vm->hv);
 	vm->hv = NULL;
-	if (vm->serial_owned)
+	if (vm->serial_owned && vm->serial_fd >= 0)
 		close(vm->serial_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
+	if (vm->tx_fd >= 0)
+		close(vm->tx_fd);
 	tty_restore(vm);
 	free(vm);
 }

@@ -24,7 +24,12 @@ struct vm {
 	struct i8042 i8042;
 	int serial_fd;     /* where guest serial output goes */
 	bool serial_owned; /* serial_fd is ours to close */
+	bool serial_tty;   /* serial_fd is a terminal: write in small pieces */
+	int tx_fd;         /* eventfd: guest output is waiting */
 	bool console_input;
+	uint8_t in_pending[4096]; /* console input the UART had no room for yet */
+	size_t in_len;
+	bool in_dropped;
 
 	struct vcpu *vcpus;
 	unsigned nvcpus;
