@@ -26,8 +26,9 @@ void vcpu_signals_init(void)
 
 void vcpu_kick(struct vcpu *v)
 {
+	/* immediate_exit first: a thread that starts after this check exits at once. */
 	v->vm->ops->kick_prepare(v->hv);
-	if (v->started)
+	if (vcpu_started(v))
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
@@ -169,6 +170,16 @@ int vcpu_start(struct vcpu *v)
 
 	if (r)
 		return -r;
-	v->started = true;
+	atomic_store_explicit(&v->started, true, memory_order_release);
 	return 0;
+}
+
+bool vcpu_started(struct vcpu *v)
+{
+	return atomic_load_explicit(&v->started, memory_order_acquire);
+}
+
+void vcpu_mark_joined(struct vcpu *v)
+{
+	atomic_store_explicit(&v->started, false, memory_order_release);
 }

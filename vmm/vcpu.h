@@ -3,6 +3,7 @@
 #define HUGEVMM_VMM_VCPU_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -15,7 +16,8 @@ struct vcpu {
 	unsigned id;
 	struct hv_vcpu *hv;
 	pthread_t thread;
-	bool started;
+	/* Set (release) once @thread is valid; read by any thread that kicks. */
+	atomic_bool started;
 	uint64_t exits_io, exits_mmio, exits_other;
 };
 
@@ -26,6 +28,12 @@ struct vcpu {
 void vcpu_signals_init(void);
 
 int vcpu_start(struct vcpu *v) must_check;
+
+/* Whether @v's thread runs (or ran and is not yet joined). */
+bool vcpu_started(struct vcpu *v);
+
+/* After pthread_join: the thread is gone. */
+void vcpu_mark_joined(struct vcpu *v);
 
 /* Make @v leave the guest soon. */
 void vcpu_kick(struct vcpu *v);
