@@ -36,6 +36,7 @@ static int bad(struct kernel_image *k, struct vmm_err *e, const char *what)
 static int parse_bzimage(struct kernel_image *k, struct vmm_err *e)
 {
 	struct linux_setup_header h;
+	uint64_t load, align, run;
 	size_t setup, end;
 	char msg[160];
 
@@ -57,15 +58,25 @@ static int parse_bzimage(struct kernel_image *k, struct vmm_err *e)
 	if (setup >= k->size)
 		return bad(k, e, "is a truncated bzImage (no protected-mode kernel)");
 	k->kind = KERNEL_BZIMAGE;
-	k->seg[0] = (struct kernel_seg){.paddr = BZIMAGE_LOAD_ADDR,
+	/*
+	 * Load where the kernel prefers (pref_address, protocol 2.10+; 16 MiB for
+	 * stock kernels): its 64-bit decompressor runs at max(load address rounded
+	 * to kernel_alignment, pref_address) and needs init_size bytes from there,
+	 * so loading low would only make it move itself up over whatever lies there.
+	 */
+	load = h.version >= 0x20a && h.pref_address ? h.pref_address : BZIMAGE_LOAD_ADDR;
+	align = is_pow2(h.kernel_alignment) ? h.kernel_alignment : SZ_2M;
+	run = MAX(align_up(load, align), h.version >= 0x20a ? h.pref_address : 0);
+	if (load >= (UINT64_C(1) << 32) || run >= (UINT64_C(1) << 32))
+		return bad(k, e, "asks to be loaded above 4 GiB (pref_address)");
+	k->seg[0] = (struct kernel_seg){.paddr = load,
 					.filesz = k->size - setup,
 					.memsz = k->size - setup,
 					.offset = setup};
 	k->nseg = 1;
-	k->entry = BZIMAGE_LOAD_ADDR + 0x200; /* startup_64 */
-	k->lo = BZIMAGE_LOAD_ADDR;
-	/* The kernel decompresses in place and needs init_size bytes from its load address. */
-	k->hi = BZIMAGE_LOAD_ADDR + MAX((uint64_t)h.init_size, k->seg[0].memsz);
+	k->entry = load + 0x200; /* startup_64 */
+	k->lo = load;
+	k->hi = MAX(load + k->seg[0].memsz, run + (uint64_t)h.init_size);
 	k->cmdline_max = h.cmdline_size ? h.cmdline_size : 255;
 	k->initrd_addr_max = h.initrd_addr_max ? h.initrd_addr_max : 0x37ffffff;
 	return 0;
@@ -113,9 +124,14 @@ struct phdr {
 static int get_phdr(const struct kernel_image *k, bool is64, uint64_t phoff, unsigned i,
 		    unsigned phentsize, struct phdr *p)
 {
-	uint64_t at = phoff + (uint64_t)i * phentsize;
+	size_t need = is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+	uint64_t at;
 
-	if (at + (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr)) > k->size)
+	/* In that order, so that no sum can wrap: e_phoff comes from the file. */
+	if (phoff > k->size || (uint64_t)i * phentsize > k->size - phoff)
+		return -EINVAL;
+	at = phoff + (uint64_t)i * phentsize;
+	if (need > k->size - at)
 		return -EINVAL;
 	if (is64) {
 		Elf64_Phdr h;

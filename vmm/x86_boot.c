@@ -323,7 +323,12 @@ static int load_initrd(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 
 static int load_kernel(const struct guest_mem *gm, const struct kernel_image *k, struct vmm_err *e)
 {
-	if (k->lo < BOOT_HIGH_MEM || !mem_is_ram(gm, k->lo, k->hi - k->lo))
+	if (k->lo < BOOT_HIGH_MEM)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       FIELD_KERNEL ": \"%s\" loads at 0x%llx, below 1 MiB where the boot "
+					    "structures live; link the kernel at 1 MiB or above",
+			       k->path, (unsigned long long)k->lo);
+	if (!mem_is_ram(gm, k->lo, k->hi - k->lo))
 		return err_set(
 			e, ERR_CONFIG, -E2BIG,
 			FIELD_KERNEL ": \"%s\" (%s) needs guest RAM at 0x%llx-0x%llx (%llu MiB) "
