@@ -112,8 +112,13 @@ static void hold(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	/* Block only once the fd exists: blocked signals without it would never arrive. */
 	pfd[0].fd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (pfd[0].fd < 0)
+		log_warn("--hold: signalfd: %s; SIGINT/SIGTERM end hugevmm at once",
+			 strerror(errno));
+	else
+		sigprocmask(SIG_BLOCK, &set, NULL);
 	pfd[0].events = POLLIN;
 	pfd[1].fd = STDIN_FILENO;
 	pfd[1].events = POLLIN;

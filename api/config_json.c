@@ -589,9 +589,11 @@ int cfg_json_load(const char *path, struct vm_config *c, struct vmm_err *e)
 		return err_set(e, ERR_CONFIG, -errno, "--config-file: cannot open \"%s\": %s", path,
 			       strerror(errno));
 	if (fstat(fd, &st) || S_ISDIR(st.st_mode)) {
+		int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+
 		close(fd);
-		return err_set(e, ERR_CONFIG, -EISDIR, "--config-file: \"%s\" is a directory",
-			       path);
+		return err_set(e, ERR_CONFIG, -err, "--config-file: \"%s\": %s", path,
+			       err == EISDIR ? "is a directory" : strerror(err));
 	}
 	/* Pipes and /dev/stdin work too: read to EOF, at most CFG_FILE_MAX bytes. */
 	buf = malloc(CFG_FILE_MAX + 1);

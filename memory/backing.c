@@ -391,7 +391,18 @@ int backing_map(struct mem_region *r, struct vmm_err *e)
 			uint64_t nr_now, short_pages = backing_hugetlb_shortfall(r->page_size,
 										 r->size, &nr_now);
 
-			return hugetlb_short_err(r, short_pages ? short_pages : 1, nr_now, e);
+			if (short_pages)
+				return hugetlb_short_err(r, short_pages, nr_now, e);
+			/* The pool has the pages, yet the reservation failed: not the pool's size.
+			 */
+			return err_set(
+				e, ERR_POLICY, rc,
+				"%s: the hugetlb reservation of %llu %s pages failed although "
+				"the pool has them free: a hugetlb cgroup limit "
+				"(hugetlb.%s.max) or another process reserving at the same time",
+				r->cfg.origin, (unsigned long long)(r->size / r->page_size),
+				page_size_name(r->page_size),
+				r->page_size == SZ_1G ? "1GB" : "2MB");
 		}
 		return err_set(e, ERR_RUNTIME, rc, "%s: mmap of %llu MiB (%s): %s", r->cfg.origin,
 			       (unsigned long long)(r->size >> 20),

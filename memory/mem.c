@@ -137,12 +137,17 @@ int mem_map(struct guest_mem *gm, const struct mem_region_cfg *cfg, unsigned n, 
 		r->prefault_ns = now_ns() - t0;
 		if (rc) {
 			char sz[32];
+			const char *why = "the host is out of memory for it";
 
-			err_set(e, rc == -ENOMEM || rc == -EFAULT ? ERR_POLICY : ERR_RUNTIME, rc,
-				"%s: prefaulting %s of \"%s\" failed: %s; the host is short of "
-				"memory for this backing",
+			if (r->cfg.backing == MEM_BACKING_FILE)
+				why = "the file could not be populated (filesystem full, or the "
+				      "file "
+				      "truncated meanwhile?)";
+			else if (r->cfg.backing == MEM_BACKING_HUGETLB)
+				why = "hugetlb pages went missing after the reservation";
+			err_set(e, ERR_RUNTIME, rc, "%s: prefaulting %s of \"%s\" failed (%s): %s",
 				r->cfg.origin, fmt_bytes(sz, sizeof(sz), r->size), r->cfg.id,
-				strerror(-rc));
+				strerror(-rc), why);
 			goto fail;
 		}
 	}
