@@ -12,6 +12,7 @@
  *   test=idle                         halt until the VMM stops the VM
  *   test=exit code=N                  exit with status N
  *   test=crash                        triple fault (the VMM must report it, not hang)
+ *   test=spam                         print numbered lines until stopped (console backpressure)
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -688,6 +689,13 @@ void guest_main(uint32_t start_info)
 		do_smp(si->rsdp_paddr);
 	if (str_eq(test, "exit"))
 		pass((uint8_t)arg_u64("code", 0));
+	if (str_eq(test, "spam")) {
+		for (uint64_t n = 0;; n++) {
+			puts_("spam line ");
+			putu(n);
+			puts_(" ..................................................\n");
+		}
+	}
 	if (str_eq(test, "crash")) {
 		/* No IDT: int3 cannot be delivered, nor the #GP, nor the #DF: a triple fault. */
 		struct {
@@ -704,5 +712,5 @@ void guest_main(uint32_t start_info)
 		for (;;)
 			__asm__ volatile("cli; hlt");
 	}
-	fail("unknown test= (memcheck, randread, smp, idle, exit, crash)");
+	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam)");
 }

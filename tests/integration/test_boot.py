@@ -174,6 +174,71 @@ def test_terminal_console_escape_restores_tty(tmp_path, sysfs):
     p.stderr.close()
 
 
+def cpu_seconds(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@needs_kvm
+def test_console_output_nobody_reads_then_sigterm(tmp_path, sysfs):
+    # The guest prints without end into a pipe nobody drains: vCPUs must not block in
+    # write(), and SIGTERM must still stop everything promptly (found in review).
+    import fcntl
+    rfd, wfd = os.pipe()
+    fcntl.fcntl(wfd, 1031, 4096)  # F_SETPIPE_SZ: one page, full at once
+    p = subprocess.Popen([BIN, "--config-file", boot_config(tmp_path, "test=spam")],
+                         stdout=wfd, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(wfd)
+    time.sleep(2.5)  # the guest prints ~25 KB/s here: the UART's 16 KiB ring fills too
+    assert p.poll() is None
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=10)
+    finally:
+        p.kill()
+    assert rc == 0
+    assert b"not written (the reader is not reading)" in p.stderr.read()
+    os.close(rfd)
+    p.stderr.close()
+
+
+@needs_kvm
+def test_console_input_the_guest_ignores(tmp_path, sysfs):
+    # test=idle never reads the UART: typed input fills its FIFO. hugevmm must not spin,
+    # and Ctrl-A x must still work (found in review).
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([BIN, "--config-file", boot_config(tmp_path, "test=idle")],
+                         stdin=slave, stdout=slave, stderr=subprocess.DEVNULL)
+    out, deadline = b"", time.time() + 60
+    while b"idle" not in out and time.time() < deadline:
+        out += os.read(master, 4096)
+    os.write(master, b"y" * 300)
+    time.sleep(0.3)
+    before = cpu_seconds(p.pid)
+    time.sleep(1.0)
+    assert cpu_seconds(p.pid) - before < 0.3, "busy while the UART FIFO is full"
+    os.write(master, b"\x01x")
+    assert p.wait(timeout=30) == 0
+    os.close(master)
+    os.close(slave)
+
+
+@needs_kvm
+def test_failed_launch_leaves_no_console_file(tmp_path, sysfs):
+    # Console files are opened last: a launch that fails creates none and empties none.
+    initrd = tmp_path / "initrd"
+    with open(initrd, "wb") as f:
+        f.truncate(300 * MiB)
+    new_log, old_log = tmp_path / "new.log", tmp_path / "old.log"
+    old_log.write_text("yesterday's console\n")
+    for log in (new_log, old_log):
+        rc, out, err = boot(tmp_path, "test=exit", initrd=str(initrd), serial={"output": str(log)})
+        assert rc == 2 and "boot-source.initrd_path" in err
+    assert not new_log.exists()
+    assert old_log.read_text() == "yesterday's console\n"
+
+
 @needs_kvm
 def test_serial_to_file_and_report(tmp_path, sysfs):
     out_file = tmp_path / "console.log"

@@ -82,7 +82,8 @@ static uint64_t get64(const uint8_t *b, size_t off)
 #define FAKE_SETUP_SECTS 4
 
 /* A minimal bzImage: setup sectors with a 2.15 header, then a marked payload. */
-static const char *fake_bzimage(uint16_t version, uint16_t xloadflags, uint32_t cmdline_size)
+static const char *fake_bzimage_at(uint16_t version, uint16_t xloadflags, uint32_t cmdline_size,
+				   uint64_t pref_address)
 {
 	static uint8_t img[(FAKE_SETUP_SECTS + 1) * 512 + FAKE_PAYLOAD];
 
@@ -100,9 +101,15 @@ static const char *fake_bzimage(uint16_t version, uint16_t xloadflags, uint32_t 
 	img[0x234] = 1;                /* relocatable */
 	put16(img, 0x236, xloadflags);
 	put32(img, 0x238, cmdline_size);
-	put32(img, 0x260, 8 << 20); /* init_size: 8 MiB from the load address */
+	put32(img, 0x260, 8 << 20); /* init_size: 8 MiB from where it decompresses */
+	memcpy(img + 0x258, &pref_address, 8);
 	memset(img + (FAKE_SETUP_SECTS + 1) * 512, 0xcc, FAKE_PAYLOAD);
 	return write_file("bzImage", img, sizeof(img));
+}
+
+static const char *fake_bzimage(uint16_t version, uint16_t xloadflags, uint32_t cmdline_size)
+{
+	return fake_bzimage_at(version, xloadflags, cmdline_size, 0);
 }
 
 static int map_ram(struct guest_mem *gm, uint64_t mib, uint64_t second_mib)
@@ -234,9 +241,19 @@ static void loader_recognizes_bzimage(void **state)
 	assert_int_equal(k.seg[0].paddr, 0x100000);
 	assert_int_equal(k.seg[0].offset, (FAKE_SETUP_SECTS + 1) * 512);
 	assert_int_equal(k.seg[0].filesz, FAKE_PAYLOAD);
-	assert_int_equal(k.hi, 0x100000 + (8 << 20)); /* init_size */
+	/* No pref_address: the decompressor runs at the load address rounded up to
+	 * kernel_alignment (2 MiB) and needs init_size (8 MiB) from there. */
+	assert_int_equal(k.hi, (2 << 20) + (8 << 20));
 	assert_int_equal(k.cmdline_max, 2047);
 	assert_int_equal(k.hdr_len, 0x26c - 0x1f1);
+	kernel_close(&k);
+
+	/* A kernel that prefers 16 MiB (every stock x86-64 kernel) is loaded there. */
+	assert_int_equal(kernel_open(fake_bzimage_at(0x020f, 1, 2047, 16 << 20), &k, &e), 0);
+	assert_int_equal(k.seg[0].paddr, 16 << 20);
+	assert_int_equal(k.entry, (16 << 20) + 0x200);
+	assert_int_equal(k.lo, 16 << 20);
+	assert_int_equal(k.hi, (16 << 20) + (8 << 20));
 	kernel_close(&k);
 
 	/* Protocol 2.11 has no 64-bit entry. */
@@ -338,8 +355,19 @@ static void loader_rejects_what_is_not_a_kernel(void **state)
 	static const char junk[4096] = "#!/bin/sh\necho not a kernel\n";
 	struct kernel_image k;
 	struct vmm_err e = {0};
+	uint8_t elf[8192];
+	int fd;
 
 	(void)state;
+	/* Program headers "at" 2^64-16: the bounds check must not wrap (found in review). */
+	fd = open(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, false, 8192), O_RDONLY);
+	assert_int_equal(read(fd, elf, sizeof(elf)), (ssize_t)sizeof(elf));
+	close(fd);
+	memset(elf + 32, 0xff, 8);
+	elf[32] = 0xf0;
+	assert_int_not_equal(kernel_open(write_file("wrap", elf, sizeof(elf)), &k, &e), 0);
+	assert_non_null(strstr(e.msg, "program headers past the end of the file"));
+	memset(&e, 0, sizeof(e));
 	assert_int_not_equal(kernel_open(write_file("junk", junk, sizeof(junk)), &k, &e), 0);
 	assert_non_null(strstr(e.msg, "is neither a bzImage"));
 	memset(&e, 0, sizeof(e));
