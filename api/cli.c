@@ -22,6 +22,7 @@
 #include "vmm/config.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
+#include "vmm/vmm.h"
 
 #ifndef HUGEVMM_VERSION
 #define HUGEVMM_VERSION "0.0.0"
@@ -283,12 +284,30 @@ static int cmd_host(int argc, char **argv)
 	return report_print(stdout, report_host(&mc, &hv)) ? EXIT_RUNTIME : 0;
 }
 
+/* Print the coverage report of the stopped VM, measured once more. */
+static void final_report(struct vmm *m, const char *how)
+{
+	struct vmm_cmd *c = vmm_cmd_new(VMM_OP_MEMORY);
+
+	if (!c)
+		return;
+	vmm_exec(m, c);
+	if (c->err.kind != ERR_NONE)
+		log_warn("no coverage report: %s", c->err.msg);
+	else if (!strcmp(how, "human"))
+		report_memory_human(stdout, &c->memory->mem, &c->memory->kvm);
+	else
+		report_print(stdout, report_memory(&c->memory->mem, &c->memory->kvm));
+	vmm_cmd_free(c);
+}
+
 static int cmd_run(int argc, char **argv)
 {
-	struct vm_opts vo = {.console_input = true};
+	struct vmm_opts vo = {.console_input = true, .signals = true};
 	struct vmm_err e = {0};
-	struct vm_config *cfg;
-	struct vm *vm = NULL;
+	struct vm_config *cfg = NULL;
+	struct vmm_cmd *start;
+	struct vmm *m = NULL;
 	struct cli_opts o;
 	int rc, status;
 
@@ -297,34 +316,33 @@ static int cmd_run(int argc, char **argv)
 		return rc;
 
 	cfg = calloc(1, sizeof(*cfg));
-	if (!cfg) {
+	start = vmm_cmd_new(VMM_OP_START);
+	if (!cfg || !start) {
+		free(cfg);
+		vmm_cmd_free(start);
 		log_err("out of memory");
 		return EXIT_RUNTIME;
 	}
 	rc = cfg_json_load(o.config, cfg, &e);
-	rc = rc ? rc : vm_config_finalize(cfg, true, &e);
-	rc = rc ? rc : vm_config_check_files(cfg, &e);
-	rc = rc ? rc : vm_create(&vm, cfg, &vo, &e);
-	rc = rc ? rc : vm_start(vm, &e);
+	rc = rc ? rc : vmm_create(&m, &vo, &e);
+	if (!rc) {
+		vmm_configure(m, cfg);
+		vmm_exec(m, start);
+		if (start->err.kind != ERR_NONE) {
+			e = start->err;
+			rc = -1;
+		}
+	}
 	free(cfg);
+	vmm_cmd_free(start);
 	if (rc) {
-		vm_destroy(vm);
+		vmm_destroy(m);
 		return fail(&e);
 	}
-	status = vm_wait(vm);
-	if (o.report) {
-		struct guest_mem *gm = vm_memory(vm);
-
-		/* Coverage drifts while a guest runs: measure again for the report. */
-		if (mem_measure(gm))
-			log_warn("re-measuring guest memory failed; the report shows boot-time "
-				 "figures");
-		if (!strcmp(o.report, "human"))
-			report_memory_human(stdout, gm, vm_final_mmu_stats(vm));
-		else
-			report_print(stdout, report_memory(gm, vm_final_mmu_stats(vm)));
-	}
-	vm_destroy(vm);
+	status = vmm_run(m);
+	if (o.report)
+		final_report(m, o.report);
+	vmm_destroy(m);
 	return status;
 }
 

@@ -310,6 +310,7 @@ size_t serial_rx(struct serial *s, const uint8_t *buf, size_t n)
 		s->rx[(s->rx_head + s->rx_len++) % SERIAL_FIFO] = buf[done++];
 		s->lsr |= LSR_DR;
 	}
+	s->rx_bytes += done;
 	update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return done;

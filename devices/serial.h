@@ -26,7 +26,7 @@ struct serial {
 	const struct dev_host *host;
 	unsigned irq;
 	int irq_level;
-	uint64_t tx_bytes, tx_dropped;
+	uint64_t tx_bytes, tx_dropped, rx_bytes;
 
 	uint8_t ier, iir, fcr, lcr, mcr, lsr, msr, scr, dll, dlm;
 	int thr_pending; /* a transmitter-empty interrupt is owed */

@@ -129,8 +129,10 @@ static void *vcpu_main(void *arg)
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
 
 	while (!atomic_load(&vm->stopping)) {
+		uint64_t t0 = now_ns();
 		int r = vm->ops->run(v->hv, &x);
 
+		atomic_fetch_add_explicit(&v->run_ns, now_ns() - t0, memory_order_relaxed);
 		if (r) {
 			log_err("vCPU %u: KVM_RUN: %s", v->id, strerror(-r));
 			vm_request_stop(vm, VM_STOP_FATAL, 1);
@@ -138,14 +140,15 @@ static void *vcpu_main(void *arg)
 		}
 		switch (x.reason) {
 		case HV_EXIT_IO:
-			v->exits_io++;
+			atomic_fetch_add_explicit(&v->exits_io, 1, memory_order_relaxed);
 			handle_io(v, &x);
 			break;
 		case HV_EXIT_MMIO:
-			v->exits_mmio++;
+			atomic_fetch_add_explicit(&v->exits_mmio, 1, memory_order_relaxed);
 			handle_mmio(v, &x);
 			break;
 		case HV_EXIT_INTR:
+			atomic_fetch_add_explicit(&v->exits_intr, 1, memory_order_relaxed);
 			break;
 		case HV_EXIT_SYSTEM_RESET:
 		case HV_EXIT_SYSTEM_OFF:
@@ -156,10 +159,12 @@ static void *vcpu_main(void *arg)
 		case HV_EXIT_INTERNAL:
 		case HV_EXIT_FAIL_ENTRY:
 		case HV_EXIT_OTHER:
-			v->exits_other++;
+			atomic_fetch_add_explicit(&v->exits_other, 1, memory_order_relaxed);
 			fatal(v, &x);
 			break;
 		}
+		if (atomic_load(&vm->pause_req))
+			vm_vcpu_park(vm);
 	}
 	return NULL;
 }

@@ -18,7 +18,8 @@ struct vcpu {
 	pthread_t thread;
 	/* Set (release) once @thread is valid; read by any thread that kicks. */
 	atomic_bool started;
-	uint64_t exits_io, exits_mmio, exits_other;
+	/* Written by the vCPU thread, read by metrics: relaxed atomics. */
+	_Atomic uint64_t exits_io, exits_mmio, exits_intr, exits_other, run_ns;
 };
 
 /* The signal that kicks a vCPU thread out of the guest. */

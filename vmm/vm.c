@@ -56,6 +56,10 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status)
 	vm->status = status;
 	if (vm->stop_fd >= 0 && write(vm->stop_fd, &one, sizeof(one)) < 0)
 		log_debug("stop eventfd: %s", strerror(errno));
+	/* Parked vCPUs wake to see the stop; running ones are kicked out of the guest. */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if (vm->vcpus[i].hv)
 			vcpu_kick(&vm->vcpus[i]);
@@ -64,6 +68,11 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status)
 void vm_stop(struct vm *vm)
 {
 	vm_request_stop(vm, VM_STOP_REQUEST, 0);
+}
+
+void vm_stop_signal(struct vm *vm)
+{
+	vm_request_stop(vm, VM_STOP_SIGNAL, 0);
 }
 
 enum vm_stop_reason vm_stop_reason(const struct vm *vm)
@@ -200,6 +209,8 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	vm->stop_fd = -1;
 	vm->tx_fd = -1;
 	vm->serial_fd = -1;
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->console_input = opts && opts->console_input;
 	memset(&k, 0, sizeof(k));
 
@@ -314,13 +325,26 @@ static void tty_restore(struct vm *vm)
 	vm->tty_raw = false;
 }
 
-/* Hand waiting console input to the UART as far as its FIFO has room. */
+static void on_input_timer(void *arg, int res);
+
+/* Hand waiting console input to the UART as far as its FIFO has room; retry soon if not all fit. */
 static void console_feed(struct vm *vm)
 {
 	size_t n = vm->in_len ? serial_rx(&vm->serial, vm->in_pending, vm->in_len) : 0;
 
 	memmove(vm->in_pending, vm->in_pending + n, vm->in_len - n);
 	vm->in_len -= n;
+	if (vm->in_len && !vm->t_in)
+		vm->t_in = evloop_after(vm->loop, 10, on_input_timer, vm);
+}
+
+static void on_input_timer(void *arg, int res)
+{
+	struct vm *vm = arg;
+
+	(void)res;
+	vm->t_in = NULL; /* a fired timer's handle is gone */
+	console_feed(vm);
 }
 
 /*
@@ -328,18 +352,21 @@ static void console_feed(struct vm *vm)
  * Ctrl-A. stdin is always read, so the escape works even when the guest has
  * stopped reading; what neither the FIFO nor the pending buffer holds is dropped.
  */
-static void console_input(struct vm *vm, bool *escape)
+static void on_stdin(void *arg, int res)
 {
+	struct vm *vm = arg;
 	uint8_t buf[256];
-	ssize_t got = read(STDIN_FILENO, buf, sizeof(buf));
+	ssize_t got = res > 0 ? read(STDIN_FILENO, buf, sizeof(buf)) : -1;
 
 	if (got <= 0) {
-		vm->console_input = false; /* EOF: stop watching */
+		/* EOF or an error: stop watching stdin. */
+		evloop_unwatch(vm->loop, vm->w_in);
+		vm->w_in = NULL;
 		return;
 	}
 	for (ssize_t i = 0; i < got; i++) {
-		if (*escape) {
-			*escape = false;
+		if (vm->escape) {
+			vm->escape = false;
 			if (buf[i] == 'x') {
 				vm_request_stop(vm, VM_STOP_ESCAPE, 0);
 				return;
@@ -347,30 +374,90 @@ static void console_input(struct vm *vm, bool *escape)
 			if (buf[i] != CONSOLE_ESCAPE)
 				continue;
 		} else if (buf[i] == CONSOLE_ESCAPE) {
-			*escape = true;
+			vm->escape = true;
 			continue;
 		}
 		if (vm->in_len < sizeof(vm->in_pending))
 			vm->in_pending[vm->in_len++] = buf[i];
-		else if (!vm->in_dropped)
-			vm->in_dropped = true; /* reported once, below */
+		else
+			vm->in_dropped = true; /* reported once, at the end */
 	}
 	console_feed(vm);
 }
 
-/* Write waiting guest output; small pieces to a terminal so a write never blocks long. */
-static void console_output(struct vm *vm)
+static void on_out_ready(void *arg, int res);
+
+/* Watch the console for writability only while output waits. */
+static void want_output(struct vm *vm, bool want)
 {
+	if (want && !vm->w_out && vm->serial_fd >= 0)
+		vm->w_out = evloop_watch(vm->loop, vm->serial_fd, POLLOUT, on_out_ready, vm);
+	else if (!want && vm->w_out) {
+		evloop_unwatch(vm->loop, vm->w_out);
+		vm->w_out = NULL;
+	}
+}
+
+/* Write waiting guest output; small pieces to a terminal so a write never blocks long. */
+static void on_out_ready(void *arg, int res)
+{
+	struct vm *vm = arg;
 	ssize_t w = serial_drain(&vm->serial, vm->serial_fd, vm->serial_tty ? 256 : 4096);
 
+	(void)res;
 	if (w < 0 && w != -EAGAIN && w != -EINTR) {
 		log_warn("console output: %s; guest output is discarded from now on",
 			 strerror((int)-w));
+		want_output(vm, false);
 		if (vm->serial_owned)
 			close(vm->serial_fd);
 		vm->serial_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		vm->serial_owned = vm->serial_fd >= 0;
 	}
+	want_output(vm, serial_tx_pending(&vm->serial) > 0);
+}
+
+static void on_tx(void *arg, int res)
+{
+	struct vm *vm = arg;
+	uint64_t n;
+
+	(void)res;
+	if (read(vm->tx_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("serial eventfd: %s", strerror(errno));
+	want_output(vm, serial_tx_pending(&vm->serial) > 0);
+}
+
+static void on_stop_fd(void *arg, int res)
+{
+	struct vm *vm = arg;
+	uint64_t n;
+
+	(void)res;
+	if (read(vm->stop_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("stop eventfd: %s", strerror(errno));
+	/* Once is enough: the controller takes it from here. */
+	evloop_unwatch(vm->loop, vm->w_stop);
+	vm->w_stop = NULL;
+	vm->on_stop(vm->on_stop_arg);
+}
+
+int vm_attach(struct vm *vm, struct evloop *loop, void (*on_stop)(void *arg), void *arg,
+	      struct vmm_err *e)
+{
+	vm->loop = loop;
+	vm->on_stop = on_stop;
+	vm->on_stop_arg = arg;
+	vm->w_stop = evloop_watch(loop, vm->stop_fd, POLLIN, on_stop_fd, vm);
+	vm->w_tx = evloop_watch(loop, vm->tx_fd, POLLIN, on_tx, vm);
+	if (!vm->w_stop || !vm->w_tx)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "cannot watch the VM's event fds");
+	tty_raw(vm);
+	if (vm->tty_raw)
+		vm->w_in = evloop_watch(loop, STDIN_FILENO, POLLIN, on_stdin, vm);
+	/* Output may already wait (written before the loop ran). */
+	want_output(vm, serial_tx_pending(&vm->serial) > 0);
+	return 0;
 }
 
 /* At stop: write what is left, but never wait long for a stuck reader. */
@@ -407,86 +494,121 @@ static void halt_vcpus(struct vm *vm)
 		vm->ops->mmu_stats(vm->hvm, &vm->final_stats);
 }
 
-int vm_wait(struct vm *vm)
+/* Leave the loop: every watch and timer of this VM goes. */
+static void detach(struct vm *vm)
 {
-	enum {
-		P_STOP,
-		P_SIGNAL,
-		P_TX,
-		P_OUT,
-		P_IN,
-		P_N
-	};
-	struct pollfd pfd[P_N];
-	bool escape = false;
-	uint64_t drain;
-	sigset_t set;
-	int sfd;
+	if (!vm->loop)
+		return;
+	evloop_unwatch(vm->loop, vm->w_stop);
+	evloop_unwatch(vm->loop, vm->w_tx);
+	evloop_unwatch(vm->loop, vm->w_out);
+	evloop_unwatch(vm->loop, vm->w_in);
+	evloop_unwatch(vm->loop, vm->t_in);
+	vm->w_stop = vm->w_tx = vm->w_out = vm->w_in = vm->t_in = NULL;
+	vm->loop = NULL;
+}
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (sfd < 0) {
-		/* Without it SIGINT/SIGTERM would stay blocked and pending: leave them alone. */
-		log_err("signalfd: %s; stopping the VM", strerror(errno));
-		vm_request_stop(vm, VM_STOP_FATAL, 1);
-	} else {
-		pthread_sigmask(SIG_BLOCK, &set, NULL);
-	}
-	tty_raw(vm);
-	if (!vm->tty_raw)
-		vm->console_input = false;
-
-	while (!atomic_load(&vm->stopping)) {
-		int timeout = vm->in_len ? 10 : -1; /* retry pending input as the guest reads */
-
-		pfd[P_STOP] = (struct pollfd){.fd = vm->stop_fd, .events = POLLIN};
-		pfd[P_SIGNAL] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		pfd[P_TX] = (struct pollfd){.fd = vm->tx_fd, .events = POLLIN};
-		pfd[P_OUT] =
-			(struct pollfd){.fd = serial_tx_pending(&vm->serial) ? vm->serial_fd : -1,
-					.events = POLLOUT};
-		pfd[P_IN] = (struct pollfd){.fd = vm->console_input ? STDIN_FILENO : -1,
-					    .events = POLLIN};
-		if (poll(pfd, P_N, timeout) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_err("poll: %s; stopping the VM", strerror(errno));
-			vm_request_stop(vm, VM_STOP_FATAL, 1);
-			break;
-		}
-		if (pfd[P_SIGNAL].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				log_info("signal %u: stopping the VM", si.ssi_signo);
-			vm_request_stop(vm, VM_STOP_SIGNAL, 0);
-		}
-		if (pfd[P_TX].revents && read(vm->tx_fd, &drain, sizeof(drain)) < 0)
-			log_debug("serial eventfd: %s", strerror(errno));
-		if (pfd[P_OUT].revents)
-			console_output(vm);
-		if (pfd[P_IN].revents)
-			console_input(vm, &escape);
-		else if (vm->in_len)
-			console_feed(vm);
-	}
+int vm_finish(struct vm *vm)
+{
+	if (vm->finished)
+		return vm->status;
+	vm->finished = true;
+	halt_vcpus(vm);
+	detach(vm);
 	if (vm->in_dropped)
 		log_warn("console input: the guest did not read it; some was dropped");
 	tty_restore(vm);
-	if (sfd >= 0)
-		close(sfd);
-	halt_vcpus(vm);
 	console_flush(vm);
 	return vm->status;
+}
+
+void vm_vcpu_park(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_pause(struct vm *vm, struct vmm_err *e)
+{
+	struct timespec deadline;
+	unsigned running = 0;
+	int r = 0;
+
+	atomic_store(&vm->pause_req, true);
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		if (vcpu_started(&vm->vcpus[i])) {
+			running++;
+			vcpu_kick(&vm->vcpus[i]);
+		}
+	}
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < running && !atomic_load(&vm->stopping) && r == 0)
+		r = pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline);
+	pthread_mutex_unlock(&vm->pause_lock);
+	if (atomic_load(&vm->stopping))
+		return err_set(e, ERR_RUNTIME, -ESHUTDOWN, "the VM is stopping");
+	if (r) {
+		vm_resume(vm);
+		return err_set(
+			e, ERR_RUNTIME, -ETIMEDOUT,
+			"the vCPUs did not leave the guest within 5 s; the VM keeps running");
+	}
+	return 0;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+int vm_ctrl_alt_del(struct vm *vm, struct vmm_err *e)
+{
+	if (i8042_ctrl_alt_del(&vm->i8042))
+		return err_set(
+			e, ERR_RUNTIME, -ENOSPC,
+			"the guest's keyboard buffer is full; it is not reading its keyboard");
+	return 0;
+}
+
+void vm_metrics(struct vm *vm, struct vm_metrics *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->vcpus = vm->nvcpus;
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		m->exits_io += atomic_load_explicit(&v->exits_io, memory_order_relaxed);
+		m->exits_mmio += atomic_load_explicit(&v->exits_mmio, memory_order_relaxed);
+		m->exits_intr += atomic_load_explicit(&v->exits_intr, memory_order_relaxed);
+		m->exits_other += atomic_load_explicit(&v->exits_other, memory_order_relaxed);
+		m->run_ns += atomic_load_explicit(&v->run_ns, memory_order_relaxed);
+	}
+	pthread_mutex_lock(&vm->serial.lock);
+	m->serial_tx_bytes = vm->serial.tx_bytes;
+	m->serial_tx_dropped = vm->serial.tx_dropped;
+	m->serial_rx_bytes = vm->serial.rx_bytes;
+	pthread_mutex_unlock(&vm->serial.lock);
 }
 
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
-	halt_vcpus(vm);
+	if (!vm->finished) {
+		halt_vcpus(vm);
+		detach(vm);
+		tty_restore(vm);
+	}
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vm->ops->destroy_vcpu(vm->vcpus[i].hv);
 	free(vm->vcpus);
@@ -507,6 +629,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->stop_fd);
 	if (vm->tx_fd >= 0)
 		close(vm->tx_fd);
-	tty_restore(vm);
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 	free(vm);
 }

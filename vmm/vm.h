@@ -10,6 +10,7 @@
 
 #include "memory/mem.h"
 #include "vmm/config.h"
+#include "vmm/evloop.h"
 #include "vmm/hv.h"
 
 struct vm;
@@ -43,13 +44,41 @@ int vm_create(struct vm **out, const struct vm_config *cfg, const struct vm_opts
 int vm_start(struct vm *vm, struct vmm_err *e) must_check;
 
 /*
- * Serve the console and signals (SIGINT/SIGTERM stop the VM) until the VM
- * stops. Returns the process exit status the stop calls for.
+ * Serve the VM's console (output, and input from stdin when it is a terminal)
+ * on @loop, and call @on_stop on the loop's thread once the VM wants to stop
+ * (guest exit or reset, a fatal vCPU exit, the console escape, vm_stop()).
  */
-int vm_wait(struct vm *vm);
+int vm_attach(struct vm *vm, struct evloop *loop, void (*on_stop)(void *arg), void *arg,
+	      struct vmm_err *e) must_check;
+
+/*
+ * Stop and join the vCPUs, capture KVM's counts, write out what the console
+ * still holds, give the terminal back and leave @loop. Returns the process
+ * exit status the stop calls for. Call once, on the loop's thread.
+ */
+int vm_finish(struct vm *vm);
+
+/* Park every vCPU (they have left the guest when this returns 0), or let them go on. */
+int vm_pause(struct vm *vm, struct vmm_err *e) must_check;
+void vm_resume(struct vm *vm);
+
+/* Press Ctrl-Alt-Del on the guest's keyboard (the i8042). */
+int vm_ctrl_alt_del(struct vm *vm, struct vmm_err *e) must_check;
+
+struct vm_metrics {
+	unsigned vcpus;
+	uint64_t exits_io, exits_mmio, exits_intr, exits_other;
+	uint64_t run_ns; /* summed over vCPUs: time inside KVM_RUN */
+	uint64_t serial_tx_bytes, serial_tx_dropped, serial_rx_bytes;
+};
+
+void vm_metrics(struct vm *vm, struct vm_metrics *out);
 
 /* Ask the VM to stop (any thread). */
 void vm_stop(struct vm *vm);
+
+/* The same, because hugevmm got SIGINT/SIGTERM. */
+void vm_stop_signal(struct vm *vm);
 
 /* Stop (if running), join vCPU threads, release everything. NULL is fine. */
 void vm_destroy(struct vm *vm);

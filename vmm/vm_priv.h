@@ -42,7 +42,24 @@ struct vm {
 
 	bool tty_raw;
 	struct termios tty_saved;
+	bool escape; /* Ctrl-A seen */
+
+	/* The loop serving the console, and this VM's watches on it. */
+	struct evloop *loop;
+	struct ev_handle *w_stop, *w_tx, *w_out, *w_in, *t_in;
+	void (*on_stop)(void *arg);
+	void *on_stop_arg;
+
+	/* Pause: vCPUs park until pause_req clears or the VM stops. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_bool pause_req;
+	unsigned parked;
+	bool finished;
 };
+
+/* Called by a vCPU thread between exits: park while a pause is requested. */
+void vm_vcpu_park(struct vm *vm);
 
 /* Record why the VM stops (the first reason wins), wake vm_wait and kick every vCPU. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status);

@@ -1,0 +1,592 @@
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct vmm {
+	struct vmm_opts opts;
+	char id[64];
+	struct evloop *loop;
+	struct vm_config *cfg; /* the pre-boot configuration, as given (not finalized) */
+	struct vm *vm;
+	enum vmm_state state;
+	uint64_t t0;
+
+	/* Submitted commands: any thread pushes, the loop pops. */
+	pthread_mutex_t qlock;
+	struct vmm_cmd *qhead, *qtail;
+	int qfd; /* eventfd: commands are waiting */
+	bool closed;
+
+	int sfd; /* signalfd, -1 without signals */
+	struct ev_handle *w_queue, *w_signal;
+	atomic_bool quit;
+	int quit_status;
+
+	uint64_t commands, command_errors, measurements, drift_events;
+	uint64_t last_huge[MEM_MAX_REGIONS]; /* per region, for drift */
+	bool measured;
+};
+
+static const char *const state_names[] = {
+	[VMM_NOT_STARTED] = "Not started",
+	[VMM_RUNNING] = "Running",
+	[VMM_PAUSED] = "Paused",
+	[VMM_STOPPED] = "Stopped",
+};
+
+const char *vmm_state_name(enum vmm_state s)
+{
+	return (unsigned)s < ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+struct vmm_cmd *vmm_cmd_new(enum vmm_op op)
+{
+	struct vmm_cmd *c = calloc(1, sizeof(*c));
+
+	if (c)
+		c->op = op;
+	return c;
+}
+
+void vmm_cmd_free(struct vmm_cmd *c)
+{
+	if (!c)
+		return;
+	free(c->config);
+	free(c->memory);
+	free(c);
+}
+
+/* ---- the loop's own event sources ---- */
+
+static void wake(struct vmm *m)
+{
+	uint64_t one = 1;
+
+	if (write(m->qfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("vmm eventfd: %s", strerror(errno));
+}
+
+static void on_vm_stop(void *arg)
+{
+	struct vmm *m = arg;
+
+	atomic_store(&m->quit, true);
+}
+
+static void on_signal(void *arg, int res)
+{
+	struct vmm *m = arg;
+	struct signalfd_siginfo si;
+
+	(void)res;
+	if (read(m->sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return;
+	log_info("signal %u: stopping%s", si.ssi_signo, m->vm ? " the VM" : "");
+	if (m->vm)
+		vm_stop_signal(m->vm);
+	else
+		vmm_quit(m, 0);
+}
+
+static void on_queue(void *arg, int res);
+
+int vmm_create(struct vmm **out, const struct vmm_opts *o, struct vmm_err *e)
+{
+	struct vmm *m = calloc(1, sizeof(*m));
+	sigset_t set;
+	int r;
+
+	if (!m)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	m->opts = *o;
+	m->sfd = -1;
+	m->qfd = -1;
+	m->t0 = now_ns();
+	snprintf(m->id, sizeof(m->id), "%s", o->id ? o->id : "");
+	if (!m->id[0])
+		snprintf(m->id, sizeof(m->id), "hugevmm-%d", (int)getpid());
+	pthread_mutex_init(&m->qlock, NULL);
+	m->cfg = calloc(1, sizeof(*m->cfg));
+	m->qfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!m->cfg || m->qfd < 0) {
+		r = err_set(e, ERR_RUNTIME, -ENOMEM, "vmm: out of memory or eventfds");
+		goto fail;
+	}
+	vm_config_init(m->cfg);
+	r = evloop_create(&m->loop, e);
+	if (r)
+		goto fail;
+	m->w_queue = evloop_watch(m->loop, m->qfd, POLLIN, on_queue, m);
+	if (!m->w_queue) {
+		r = err_set(e, ERR_RUNTIME, -ENOMEM, "vmm: cannot watch the command queue");
+		goto fail;
+	}
+	if (o->signals) {
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		/* Block only with a signalfd in hand: blocked signals without it never arrive. */
+		m->sfd = signalfd(-1, &set, SFD_CLOEXEC);
+		if (m->sfd < 0) {
+			r = err_set(e, ERR_RUNTIME, -errno, "signalfd: %s", strerror(errno));
+			goto fail;
+		}
+		pthread_sigmask(SIG_BLOCK, &set, NULL);
+		m->w_signal = evloop_watch(m->loop, m->sfd, POLLIN, on_signal, m);
+	}
+	*out = m;
+	return 0;
+fail:
+	vmm_destroy(m);
+	return r;
+}
+
+void vmm_configure(struct vmm *m, const struct vm_config *cfg)
+{
+	*m->cfg = *cfg;
+}
+
+/* ---- commands ---- */
+
+static int refuse(struct vmm_cmd *c, const char *fmt, const char *what)
+{
+	return err_set(&c->err, ERR_CONFIG, -EINVAL, fmt, what);
+}
+
+/* Pre-boot only: the configuration can no longer change once the VM runs. */
+static int pre_boot(struct vmm *m, struct vmm_cmd *c, const char *what)
+{
+	if (m->state == VMM_NOT_STARTED)
+		return 0;
+	return refuse(c, "%s: the VM has started; it can only be set before InstanceStart", what);
+}
+
+/*
+ * Apply a change to a copy of the configuration and keep it only if the
+ * result still validates (every error then names its field at once, not at
+ * InstanceStart).
+ */
+static void apply(struct vmm *m, struct vmm_cmd *c,
+		  void (*change)(struct vm_config *, struct vmm_cmd *))
+{
+	struct vm_config *t = malloc(sizeof(*t));
+
+	if (!t) {
+		err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
+		return;
+	}
+	*t = *m->cfg;
+	change(t, c);
+	if (c->err.kind == ERR_NONE) {
+		struct vm_config *v = malloc(sizeof(*v));
+
+		if (!v) {
+			err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
+		} else {
+			*v = *t;
+			if (!vm_config_finalize(v, false, &c->err) &&
+			    !vm_config_check_files(v, &c->err))
+				*m->cfg = *t;
+			free(v);
+		}
+	}
+	free(t);
+}
+
+static void change_machine(struct vm_config *t, struct vmm_cmd *c)
+{
+	const struct vmm_machine *in = &c->in.machine;
+
+	if (c->op == VMM_OP_PUT_MACHINE) {
+		/* PUT: what is not given returns to its default (Firecracker's semantics). */
+		t->vcpus = 1;
+		t->mem_size_mib = 0;
+		t->huge_pages = CFG_HUGE_UNSET;
+	}
+	if (in->has_vcpus)
+		t->vcpus = in->vcpus;
+	if (in->has_mem)
+		t->mem_size_mib = in->mem_mib;
+	if (in->has_huge)
+		t->huge_pages = in->huge;
+}
+
+static void change_boot(struct vm_config *t, struct vmm_cmd *c)
+{
+	t->has_boot = true;
+	snprintf(t->kernel, sizeof(t->kernel), "%s", c->in.boot.kernel);
+	snprintf(t->initrd, sizeof(t->initrd), "%s", c->in.boot.initrd);
+	snprintf(t->cmdline, sizeof(t->cmdline), "%s", c->in.boot.cmdline);
+}
+
+static void change_drive(struct vm_config *t, struct vmm_cmd *c)
+{
+	unsigned i = 0;
+
+	while (i < t->ndrives && strcmp(t->drives[i].id, c->in.drive.id))
+		i++;
+	if (i == CFG_MAX_DRIVES) {
+		err_set(&c->err, ERR_CONFIG, -E2BIG, "drives: at most %d", CFG_MAX_DRIVES);
+		return;
+	}
+	t->drives[i] = c->in.drive;
+	if (i == t->ndrives)
+		t->ndrives++;
+}
+
+static void change_net(struct vm_config *t, struct vmm_cmd *c)
+{
+	unsigned i = 0;
+
+	while (i < t->nnets && strcmp(t->nets[i].id, c->in.net.id))
+		i++;
+	if (i == CFG_MAX_NETS) {
+		err_set(&c->err, ERR_CONFIG, -E2BIG, "network-interfaces: at most %d",
+			CFG_MAX_NETS);
+		return;
+	}
+	t->nets[i] = c->in.net;
+	if (i == t->nnets)
+		t->nnets++;
+}
+
+static void change_region(struct vm_config *t, struct vmm_cmd *c)
+{
+	unsigned i = 0;
+
+	if (!t->has_memory)
+		t->nregions = 0; /* regions given now replace RAM from machine-config */
+	while (i < t->nregions && strcmp(t->regions[i].id, c->in.region.id))
+		i++;
+	if (i == MEM_MAX_REGIONS) {
+		err_set(&c->err, ERR_CONFIG, -E2BIG, "memory.regions: at most %d", MEM_MAX_REGIONS);
+		return;
+	}
+	t->regions[i] = c->in.region;
+	snprintf(t->regions[i].origin, sizeof(t->regions[i].origin), "memory.regions[%u]", i);
+	if (i == t->nregions)
+		t->nregions++;
+	t->has_memory = true;
+}
+
+static void do_start(struct vmm *m, struct vmm_cmd *c)
+{
+	struct vm_opts vo = {.console_input = m->opts.console_input};
+	struct vm_config *v;
+
+	if (m->state != VMM_NOT_STARTED) {
+		refuse(c, "%s: the VM has already been started", "InstanceStart");
+		return;
+	}
+	v = malloc(sizeof(*v));
+	if (!v) {
+		err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
+		return;
+	}
+	*v = *m->cfg;
+	if (!vm_config_finalize(v, true, &c->err) && !vm_config_check_files(v, &c->err) &&
+	    !vm_create(&m->vm, v, &vo, &c->err)) {
+		if (vm_attach(m->vm, m->loop, on_vm_stop, m, &c->err) || vm_start(m->vm, &c->err)) {
+			vm_destroy(m->vm);
+			m->vm = NULL;
+		} else {
+			m->state = VMM_RUNNING;
+		}
+	}
+	free(v);
+}
+
+/* Measure again; a region whose huge bytes shrank since last time is a drift event. */
+static void do_memory(struct vmm *m, struct vmm_cmd *c)
+{
+	struct guest_mem *gm;
+	int r;
+
+	if (!m->vm) {
+		refuse(c, "%s: nothing is mapped yet; the VM has not been started", "memory");
+		return;
+	}
+	gm = vm_memory(m->vm);
+	r = mem_measure(gm);
+	if (r) {
+		err_set(&c->err, ERR_RUNTIME, r, "measuring guest memory: %s", strerror(-r));
+		return;
+	}
+	m->measurements++;
+	for (unsigned i = 0; i < gm->nregions; i++) {
+		const struct mem_region *g = &gm->regions[i];
+		uint64_t huge = g->host.bytes_2m + g->host.bytes_1g;
+
+		if (m->measured && g->host.known && huge < m->last_huge[i]) {
+			m->drift_events++;
+			log_warn("%s (\"%s\"): coverage drift: %llu MiB mapped huge, down from "
+				 "%llu MiB",
+				 g->cfg.origin, g->cfg.id, (unsigned long long)(huge >> 20),
+				 (unsigned long long)(m->last_huge[i] >> 20));
+		}
+		m->last_huge[i] = huge;
+	}
+	m->measured = true;
+	c->memory = malloc(sizeof(*c->memory));
+	if (!c->memory) {
+		err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
+		return;
+	}
+	c->memory->mem = *gm;
+	if (m->state == VMM_STOPPED)
+		c->memory->kvm = *vm_final_mmu_stats(m->vm);
+	else
+		vm_mmu_stats(m->vm, &c->memory->kvm);
+}
+
+void vmm_exec(struct vmm *m, struct vmm_cmd *c)
+{
+	err_clear(&c->err);
+	m->commands++;
+	switch (c->op) {
+	case VMM_OP_INFO:
+		break;
+	case VMM_OP_GET_CONFIG:
+		c->config = malloc(sizeof(*c->config));
+		if (!c->config) {
+			err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
+			break;
+		}
+		/* The effective configuration: what InstanceStart would use, defaults applied. */
+		*c->config = *m->cfg;
+		if (vm_config_finalize(c->config, false, &c->err)) {
+			err_clear(&c->err);
+			*c->config = *m->cfg;
+		}
+		break;
+	case VMM_OP_PUT_MACHINE:
+	case VMM_OP_PATCH_MACHINE:
+		if (!pre_boot(m, c, "machine-config"))
+			apply(m, c, change_machine);
+		break;
+	case VMM_OP_PUT_BOOT:
+		if (!pre_boot(m, c, "boot-source"))
+			apply(m, c, change_boot);
+		break;
+	case VMM_OP_PUT_DRIVE:
+		if (!pre_boot(m, c, "drives"))
+			apply(m, c, change_drive);
+		break;
+	case VMM_OP_PUT_NET:
+		if (!pre_boot(m, c, "network-interfaces"))
+			apply(m, c, change_net);
+		break;
+	case VMM_OP_PUT_REGION:
+		if (!pre_boot(m, c, "memory.regions"))
+			apply(m, c, change_region);
+		break;
+	case VMM_OP_START:
+		do_start(m, c);
+		break;
+	case VMM_OP_CTRL_ALT_DEL:
+		if (m->state != VMM_RUNNING && m->state != VMM_PAUSED)
+			refuse(c, "%s: the VM is not running", "SendCtrlAltDel");
+		else
+			(void)!vm_ctrl_alt_del(m->vm, &c->err);
+		break;
+	case VMM_OP_PAUSE:
+		if (m->state == VMM_PAUSED)
+			refuse(c, "%s: the VM is already paused", "Paused");
+		else if (m->state != VMM_RUNNING)
+			refuse(c, "%s: the VM is not running", "Paused");
+		else if (!vm_pause(m->vm, &c->err))
+			m->state = VMM_PAUSED;
+		break;
+	case VMM_OP_RESUME:
+		if (m->state != VMM_PAUSED) {
+			refuse(c, "%s: the VM is not paused", "Resumed");
+		} else {
+			vm_resume(m->vm);
+			m->state = VMM_RUNNING;
+		}
+		break;
+	case VMM_OP_STOP:
+		if (m->vm)
+			vm_stop(m->vm);
+		else
+			vmm_quit(m, 0);
+		break;
+	case VMM_OP_MEMORY:
+		do_memory(m, c);
+		break;
+	case VMM_OP_METRICS:
+		memset(&c->metrics, 0, sizeof(c->metrics));
+		if (m->vm)
+			vm_metrics(m->vm, &c->metrics.vm);
+		c->metrics.uptime_ns = now_ns() - m->t0;
+		c->metrics.commands = m->commands;
+		c->metrics.command_errors = m->command_errors;
+		c->metrics.measurements = m->measurements;
+		c->metrics.drift_events = m->drift_events;
+		break;
+	}
+	if (c->err.kind != ERR_NONE)
+		m->command_errors++;
+	c->state = m->state;
+	snprintf(c->id, sizeof(c->id), "%s", m->id);
+	c->metrics.state = m->state;
+}
+
+/* ---- submission ---- */
+
+static struct vmm_cmd *pop_all(struct vmm *m)
+{
+	struct vmm_cmd *list;
+
+	pthread_mutex_lock(&m->qlock);
+	list = m->qhead;
+	m->qhead = m->qtail = NULL;
+	pthread_mutex_unlock(&m->qlock);
+	return list;
+}
+
+static void on_queue(void *arg, int res)
+{
+	struct vmm *m = arg;
+	struct vmm_cmd *c;
+	uint64_t n;
+
+	(void)res;
+	if (read(m->qfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("vmm eventfd: %s", strerror(errno));
+	c = pop_all(m);
+	while (c) {
+		struct vmm_cmd *next = c->next;
+
+		vmm_exec(m, c);
+		c->done(c, c->done_arg);
+		c = next;
+	}
+}
+
+int vmm_submit(struct vmm *m, struct vmm_cmd *c)
+{
+	pthread_mutex_lock(&m->qlock);
+	if (m->closed) {
+		pthread_mutex_unlock(&m->qlock);
+		return -ESHUTDOWN;
+	}
+	c->next = NULL;
+	if (m->qtail)
+		m->qtail->next = c;
+	else
+		m->qhead = c;
+	m->qtail = c;
+	pthread_mutex_unlock(&m->qlock);
+	wake(m);
+	return 0;
+}
+
+struct call {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+};
+
+static void call_done(struct vmm_cmd *c, void *arg)
+{
+	struct call *w = arg;
+
+	(void)c;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int vmm_call(struct vmm *m, struct vmm_cmd *c)
+{
+	struct call w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	int r;
+
+	c->done = call_done;
+	c->done_arg = &w;
+	r = vmm_submit(m, c);
+	if (r)
+		return r;
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	return 0;
+}
+
+void vmm_quit(struct vmm *m, int status)
+{
+	m->quit_status = status;
+	atomic_store(&m->quit, true);
+	wake(m);
+}
+
+int vmm_run(struct vmm *m)
+{
+	struct vmm_cmd *c;
+	int status;
+
+	while (!atomic_load(&m->quit)) {
+		int r = evloop_run_once(m->loop, -1);
+
+		if (r) {
+			log_err("event loop: %s; stopping", strerror(-r));
+			if (m->vm)
+				vm_stop(m->vm);
+			m->quit_status = 1;
+			break;
+		}
+	}
+	status = m->quit_status;
+	if (m->vm) {
+		status = vm_finish(m->vm);
+		m->state = VMM_STOPPED;
+	}
+	/* Whatever is still queued is refused; later submissions fail at once. */
+	pthread_mutex_lock(&m->qlock);
+	m->closed = true;
+	pthread_mutex_unlock(&m->qlock);
+	for (c = pop_all(m); c;) {
+		struct vmm_cmd *next = c->next;
+
+		err_set(&c->err, ERR_RUNTIME, -ESHUTDOWN, "the VMM is shutting down");
+		c->state = m->state;
+		c->done(c, c->done_arg);
+		c = next;
+	}
+	return status;
+}
+
+void vmm_destroy(struct vmm *m)
+{
+	if (!m)
+		return;
+	vm_destroy(m->vm);
+	if (m->loop) {
+		evloop_unwatch(m->loop, m->w_queue);
+		evloop_unwatch(m->loop, m->w_signal);
+		evloop_destroy(m->loop);
+	}
+	if (m->sfd >= 0)
+		close(m->sfd);
+	if (m->qfd >= 0)
+		close(m->qfd);
+	pthread_mutex_destroy(&m->qlock);
+	free(m->cfg);
+	free(m);
+}

@@ -1,0 +1,137 @@
+/*
+ * The VMM loop: one thread that owns the VM's configuration and lifecycle,
+ * serves its console and signals on an io_uring event loop (vmm/evloop.h),
+ * and executes commands that other threads submit: the API thread, an
+ * embedder. Commands are plain data (no JSON here); only this thread ever
+ * touches VM state.
+ */
+#ifndef HUGEVMM_VMM_VMM_H
+#define HUGEVMM_VMM_VMM_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "vmm/config.h"
+#include "vmm/vm.h"
+
+enum vmm_state {
+	VMM_NOT_STARTED,
+	VMM_RUNNING,
+	VMM_PAUSED,
+	VMM_STOPPED,
+};
+
+enum vmm_op {
+	VMM_OP_INFO,          /* -> state, id */
+	VMM_OP_GET_CONFIG,    /* -> config (the effective configuration, defaults applied) */
+	VMM_OP_PUT_MACHINE,   /* in.machine: fields not given return to their defaults */
+	VMM_OP_PATCH_MACHINE, /* in.machine: only the fields given */
+	VMM_OP_PUT_BOOT,      /* in.boot */
+	VMM_OP_PUT_DRIVE,     /* in.drive: add, or replace the drive of that id */
+	VMM_OP_PUT_NET,       /* in.net: add, or replace the interface of that id */
+	VMM_OP_PUT_REGION,    /* in.region: add, or replace the region of that id */
+	VMM_OP_START,         /* build and boot the VM */
+	VMM_OP_CTRL_ALT_DEL,  /* press Ctrl-Alt-Del on the guest keyboard */
+	VMM_OP_PAUSE,
+	VMM_OP_RESUME,
+	VMM_OP_STOP,    /* stop the VM (the loop then ends) */
+	VMM_OP_MEMORY,  /* measure again -> memory */
+	VMM_OP_METRICS, /* -> metrics */
+};
+
+struct vmm_machine {
+	bool has_vcpus, has_mem, has_huge;
+	unsigned vcpus, mem_mib;
+	enum cfg_huge_pages huge;
+};
+
+/* A coverage snapshot: guest memory as measured now, and KVM's own counts. */
+struct vmm_memory {
+	struct guest_mem mem;
+	struct hv_mmu_stats kvm;
+};
+
+struct vmm_metrics {
+	enum vmm_state state;
+	uint64_t uptime_ns;
+	struct vm_metrics vm; /* zero before boot */
+	uint64_t commands, command_errors;
+	uint64_t measurements, drift_events;
+};
+
+struct vmm_cmd {
+	enum vmm_op op;
+	union {
+		struct vmm_machine machine;
+		struct {
+			char kernel[PATH_MAX];
+			char initrd[PATH_MAX];
+			char cmdline[CFG_CMDLINE_MAX];
+		} boot;
+		struct cfg_drive drive;
+		struct cfg_net net;
+		struct mem_region_cfg region;
+	} in;
+
+	/* Results: err.kind is ERR_NONE on success. */
+	struct vmm_err err;
+	enum vmm_state state;
+	char id[64];
+	struct vm_config *config;  /* VMM_OP_GET_CONFIG; freed by vmm_cmd_free */
+	struct vmm_memory *memory; /* VMM_OP_MEMORY; freed by vmm_cmd_free */
+	struct vmm_metrics metrics;
+
+	/* Submission plumbing (vmm_submit). */
+	void (*done)(struct vmm_cmd *c, void *arg);
+	void *done_arg;
+	struct vmm_cmd *next;
+};
+
+struct vmm_opts {
+	bool console_input; /* stdin to the guest's console when it is a terminal */
+	bool signals;       /* SIGINT/SIGTERM stop the VM (a CLI; not for embedders) */
+	const char *id;     /* instance id; NULL: "hugevmm-<pid>" */
+};
+
+struct vmm;
+
+/* A new command of @op, zeroed. NULL when out of memory. */
+struct vmm_cmd *vmm_cmd_new(enum vmm_op op);
+void vmm_cmd_free(struct vmm_cmd *c);
+
+int vmm_create(struct vmm **out, const struct vmm_opts *o, struct vmm_err *e) must_check;
+
+/* Take @cfg (not yet finalized: a parsed config file) as the pre-boot configuration. */
+void vmm_configure(struct vmm *m, const struct vm_config *cfg);
+
+/*
+ * Run the loop on this thread until the VM has stopped, or before boot until
+ * a signal or vmm_quit(). Returns the process exit status. Commands still
+ * queued then fail with "shutting down".
+ */
+int vmm_run(struct vmm *m);
+
+/*
+ * Execute @c on the calling thread: before vmm_run, after it, or from the
+ * loop's own thread only.
+ */
+void vmm_exec(struct vmm *m, struct vmm_cmd *c);
+
+/*
+ * From any other thread: queue @c; c->done(c, c->done_arg) runs on the loop's
+ * thread once it is executed (or refused). Returns 0, or -ESHUTDOWN when the
+ * loop is gone (then done is not called).
+ */
+int vmm_submit(struct vmm *m, struct vmm_cmd *c) must_check;
+
+/* From any other thread: queue @c and wait for it. */
+int vmm_call(struct vmm *m, struct vmm_cmd *c) must_check;
+
+/* End vmm_run from any thread (the VM, if any, is stopped) with @status. */
+void vmm_quit(struct vmm *m, int status);
+
+void vmm_destroy(struct vmm *m);
+
+const char *vmm_state_name(enum vmm_state s);
+
+#endif
