@@ -10,185 +10,27 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/json_util.h"
 #include "common/log.h"
-
-/* A short rendering of a JSON value for messages. */
-static const char *show(const cJSON *v, char *buf, size_t len)
-{
-	char *s = cJSON_PrintUnformatted(v);
-
-	if (!s) {
-		snprintf(buf, len, "?");
-		return buf;
-	}
-	if (strlen(s) > 48)
-		snprintf(buf, len, "%.45s...", s);
-	else
-		snprintf(buf, len, "%s", s);
-	free(s);
-	return buf;
-}
-
-static const char *type_name(const cJSON *v)
-{
-	if (cJSON_IsString(v))
-		return "a string";
-	if (cJSON_IsNumber(v))
-		return "a number";
-	if (cJSON_IsBool(v))
-		return "a boolean";
-	if (cJSON_IsNull(v))
-		return "null";
-	if (cJSON_IsArray(v))
-		return "an array";
-	if (cJSON_IsObject(v))
-		return "an object";
-	return "invalid";
-}
-
-/* "." between a non-empty path and a key; top-level keys have no prefix. */
-static const char *dot(const char *path)
-{
-	return path[0] ? "." : "";
-}
-
-static int type_err(const char *path, const char *key, const cJSON *v, const char *want,
-		    struct vmm_err *e)
-{
-	char b[64];
-
-	return err_set(e, ERR_CONFIG, -EINVAL, "%s%s%s: expected %s, got %s %s",
-		       path[0] ? path : "config", key ? dot(path) : "", key ? key : "", want,
-		       type_name(v), show(v, b, sizeof(b)));
-}
-
-static bool in_list(const char *s, const char *const *list)
-{
-	for (; list && *list; list++)
-		if (!strcmp(s, *list))
-			return true;
-	return false;
-}
-
-/* A value that asks for nothing: false, null, "None", 0, {} or []. */
-static bool is_inert(const cJSON *v)
-{
-	return cJSON_IsFalse(v) || cJSON_IsNull(v) ||
-	       (cJSON_IsString(v) && !strcmp(v->valuestring, "None")) ||
-	       (cJSON_IsNumber(v) && v->valuedouble == 0) ||
-	       ((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child);
-}
-
-/*
- * Every key of @o must be known; keys in @ignored are Firecracker's, accepted
- * with a warning when they ask for something hugevmm does not do. Duplicate
- * keys are errors (cJSON would silently keep the first).
- */
-static int check_keys(const cJSON *o, const char *path, const char *const *known,
-		      const char *const *ignored, struct vmm_err *e)
-{
-	char list[384];
-
-	if (!cJSON_IsObject(o))
-		return type_err(path, NULL, o, "an object", e);
-	for (const cJSON *k = o->child; k; k = k->next) {
-		for (const cJSON *j = o->child; j != k; j = j->next)
-			if (!strcmp(j->string, k->string))
-				return err_set(e, ERR_CONFIG, -EINVAL,
-					       "%s%s%s: duplicate key; give it once", path,
-					       dot(path), k->string);
-		if (in_list(k->string, known))
-			continue;
-		if (in_list(k->string, ignored)) {
-			if (!is_inert(k))
-				log_warn("%s%s%s: Firecracker field accepted and ignored; hugevmm "
-					 "does not implement it",
-					 path, dot(path), k->string);
-			continue;
-		}
-		list[0] = '\0';
-		for (const char *const *n = known; *n; n++) {
-			size_t u = strlen(list);
-
-			snprintf(list + u, sizeof(list) - u, "%s%s", u ? ", " : "", *n);
-		}
-		return err_set(e, ERR_CONFIG, -EINVAL, "%s%s%s: unknown field; known fields: %s",
-			       path, dot(path), k->string, list);
-	}
-	return 0;
-}
-
-/* Returns 1 when @key is present (and valid), 0 when absent, or -errno. */
-static int get_str(const cJSON *o, const char *path, const char *key, char *out, size_t len,
-		   struct vmm_err *e)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!v)
-		return 0;
-	if (!cJSON_IsString(v))
-		return type_err(path, key, v, "a string", e);
-	if (strlen(v->valuestring) >= len)
-		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
-			       "%s.%s: longer than %zu characters; shorten it", path, key, len - 1);
-	snprintf(out, len, "%s", v->valuestring);
-	return 1;
-}
-
-static int get_bool(const cJSON *o, const char *path, const char *key, bool *out, struct vmm_err *e)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-	if (!v)
-		return 0;
-	if (!cJSON_IsBool(v))
-		return type_err(path, key, v, "true or false", e);
-	*out = cJSON_IsTrue(v);
-	return 1;
-}
-
-static int get_uint(const cJSON *o, const char *path, const char *key, uint64_t min, uint64_t max,
-		    uint64_t *out, struct vmm_err *e)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	char b[64];
-
-	if (!v)
-		return 0;
-	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-		return type_err(path, key, v, "an integer", e);
-	if (v->valuedouble < (double)min || v->valuedouble > (double)max)
-		return err_set(e, ERR_CONFIG, -ERANGE,
-			       "%s.%s: %s is out of range; use %llu to %llu", path, key,
-			       show(v, b, sizeof(b)), (unsigned long long)min,
-			       (unsigned long long)max);
-	*out = (uint64_t)v->valuedouble;
-	return 1;
-}
-
-static int missing(const char *path, const char *key, const char *hint, struct vmm_err *e)
-{
-	return err_set(e, ERR_CONFIG, -EINVAL, "%s.%s: missing; %s", path, key, hint);
-}
 
 static int parse_boot(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 {
 	static const char *const known[] = {"kernel_image_path", "boot_args", "initrd_path", NULL};
 	const char *p = "boot-source";
-	int r = check_keys(o, p, known, NULL, e);
+	int r = jv_check_keys(o, p, known, NULL, e);
 
 	if (r)
 		return r;
 	c->has_boot = true;
-	r = get_str(o, p, "kernel_image_path", c->kernel, sizeof(c->kernel), e);
+	r = jv_get_str(o, p, "kernel_image_path", c->kernel, sizeof(c->kernel), e);
 	if (r == 0)
-		return missing(p, "kernel_image_path", "give the kernel to boot", e);
+		return jv_missing(p, "kernel_image_path", "give the kernel to boot", e);
 	if (r < 0)
 		return r;
-	r = get_str(o, p, "boot_args", c->cmdline, sizeof(c->cmdline), e);
+	r = jv_get_str(o, p, "boot_args", c->cmdline, sizeof(c->cmdline), e);
 	if (r < 0)
 		return r;
-	r = get_str(o, p, "initrd_path", c->initrd, sizeof(c->initrd), e);
+	r = jv_get_str(o, p, "initrd_path", c->initrd, sizeof(c->initrd), e);
 	return r < 0 ? r : 0;
 }
 
@@ -199,21 +41,21 @@ static int parse_machine(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 	const char *p = "machine-config";
 	char hp[16];
 	uint64_t v;
-	int r = check_keys(o, p, known, ignored, e);
+	int r = jv_check_keys(o, p, known, ignored, e);
 
 	if (r)
 		return r;
-	r = get_uint(o, p, "vcpu_count", 1, CFG_MAX_VCPUS, &v, e);
+	r = jv_get_uint(o, p, "vcpu_count", 1, CFG_MAX_VCPUS, &v, e);
 	if (r < 0)
 		return r;
 	if (r)
 		c->vcpus = (unsigned)v;
-	r = get_uint(o, p, "mem_size_mib", 1, MEM_MAX_SIZE >> 20, &v, e);
+	r = jv_get_uint(o, p, "mem_size_mib", 1, MEM_MAX_SIZE >> 20, &v, e);
 	if (r < 0)
 		return r;
 	if (r)
 		c->mem_size_mib = (unsigned)v;
-	r = get_str(o, p, "huge_pages", hp, sizeof(hp), e);
+	r = jv_get_str(o, p, "huge_pages", hp, sizeof(hp), e);
 	if (r < 0)
 		return r;
 	if (r) {
@@ -239,26 +81,26 @@ static int parse_drive(const cJSON *o, const char *p, struct cfg_drive *d, struc
 					    "is_read_only", NULL};
 	static const char *const ignored[] = {"partuuid", "cache_type", "io_engine", "rate_limiter",
 					      NULL};
-	int r = check_keys(o, p, known, ignored, e);
+	int r = jv_check_keys(o, p, known, ignored, e);
 
 	if (r)
 		return r;
-	r = get_str(o, p, "drive_id", d->id, sizeof(d->id), e);
+	r = jv_get_str(o, p, "drive_id", d->id, sizeof(d->id), e);
 	if (r == 0)
-		return missing(p, "drive_id", "give the drive a name", e);
+		return jv_missing(p, "drive_id", "give the drive a name", e);
 	if (r < 0)
 		return r;
-	r = get_str(o, p, "path_on_host", d->path, sizeof(d->path), e);
+	r = jv_get_str(o, p, "path_on_host", d->path, sizeof(d->path), e);
 	if (r == 0)
-		return missing(p, "path_on_host", "give the disk image or block device", e);
+		return jv_missing(p, "path_on_host", "give the disk image or block device", e);
 	if (r < 0)
 		return r;
-	r = get_bool(o, p, "is_root_device", &d->root, e);
+	r = jv_get_bool(o, p, "is_root_device", &d->root, e);
 	if (r == 0)
-		return missing(p, "is_root_device", "say true or false", e);
+		return jv_missing(p, "is_root_device", "say true or false", e);
 	if (r < 0)
 		return r;
-	r = get_bool(o, p, "is_read_only", &d->read_only, e);
+	r = jv_get_bool(o, p, "is_read_only", &d->read_only, e);
 	return r < 0 ? r : 0;
 }
 
@@ -281,21 +123,21 @@ static int parse_net(const cJSON *o, const char *p, struct cfg_net *n, struct vm
 {
 	static const char *const known[] = {"iface_id", "host_dev_name", "guest_mac", NULL};
 	static const char *const ignored[] = {"rx_rate_limiter", "tx_rate_limiter", NULL};
-	int r = check_keys(o, p, known, ignored, e);
+	int r = jv_check_keys(o, p, known, ignored, e);
 
 	if (r)
 		return r;
-	r = get_str(o, p, "iface_id", n->id, sizeof(n->id), e);
+	r = jv_get_str(o, p, "iface_id", n->id, sizeof(n->id), e);
 	if (r == 0)
-		return missing(p, "iface_id", "give the interface a name", e);
+		return jv_missing(p, "iface_id", "give the interface a name", e);
 	if (r < 0)
 		return r;
-	r = get_str(o, p, "host_dev_name", n->host_dev, sizeof(n->host_dev), e);
+	r = jv_get_str(o, p, "host_dev_name", n->host_dev, sizeof(n->host_dev), e);
 	if (r == 0)
-		return missing(p, "host_dev_name", "give the host tap device", e);
+		return jv_missing(p, "host_dev_name", "give the host tap device", e);
 	if (r < 0)
 		return r;
-	r = get_str(o, p, "guest_mac", n->mac, sizeof(n->mac), e);
+	r = jv_get_str(o, p, "guest_mac", n->mac, sizeof(n->mac), e);
 	if (r < 0)
 		return r;
 	if (r && !mac_valid(n->mac))
@@ -317,14 +159,14 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 	char id[MEM_ID_MAX + 1] = "", s[32], b[64];
 	enum mem_backing backing;
 	uint64_t v;
-	int rc = check_keys(o, p, known, NULL, e);
+	int rc = jv_check_keys(o, p, known, NULL, e);
 	const cJSON *mc;
 
 	if (rc)
 		return rc;
-	rc = get_str(o, p, "backing", s, sizeof(s), e);
+	rc = jv_get_str(o, p, "backing", s, sizeof(s), e);
 	if (rc == 0)
-		return missing(p, "backing", "one of anon, thp, memfd, hugetlb, file, devdax", e);
+		return jv_missing(p, "backing", "one of anon, thp, memfd, hugetlb, file, devdax", e);
 	if (rc < 0)
 		return rc;
 	if (mem_backing_parse(s, &backing))
@@ -333,21 +175,21 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 			"%s.backing: \"%s\" is not known; use anon, thp, memfd, hugetlb, file "
 			"or devdax",
 			p, s);
-	rc = get_str(o, p, "id", id, sizeof(id), e);
+	rc = jv_get_str(o, p, "id", id, sizeof(id), e);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
 		snprintf(id, sizeof(id), "ram%u", index);
 	mem_cfg_init(r, backing, id, p);
 
-	rc = get_uint(o, p, "size_mib", 1, MEM_MAX_SIZE >> 20, &v, e);
+	rc = jv_get_uint(o, p, "size_mib", 1, MEM_MAX_SIZE >> 20, &v, e);
 	if (rc == 0)
-		return missing(p, "size_mib", "give the region's size in MiB", e);
+		return jv_missing(p, "size_mib", "give the region's size in MiB", e);
 	if (rc < 0)
 		return rc;
 	r->size = v << 20;
 
-	rc = get_str(o, p, "page_size", s, sizeof(s), e);
+	rc = jv_get_str(o, p, "page_size", s, sizeof(s), e);
 	if (rc < 0)
 		return rc;
 	if (rc) {
@@ -358,10 +200,10 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 				"%s.page_size: \"%s\" is not known; use \"4K\", \"2M\" or \"1G\"",
 				p, s);
 	}
-	rc = get_bool(o, p, "prefault", &r->prefault, e);
+	rc = jv_get_bool(o, p, "prefault", &r->prefault, e);
 	if (rc < 0)
 		return rc;
-	rc = get_str(o, p, "policy", s, sizeof(s), e);
+	rc = jv_get_str(o, p, "policy", s, sizeof(s), e);
 	if (rc < 0)
 		return rc;
 	if (rc) {
@@ -376,29 +218,29 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 	mc = cJSON_GetObjectItemCaseSensitive(o, "min_coverage");
 	if (mc) {
 		if (!cJSON_IsNumber(mc))
-			return type_err(p, "min_coverage", mc, "a number from 0.0 to 1.0", e);
+			return jv_type_err(p, "min_coverage", mc, "a number from 0.0 to 1.0", e);
 		if (mc->valuedouble < 0.0 || mc->valuedouble > 1.0)
 			return err_set(e, ERR_CONFIG, -ERANGE,
 				       "%s.min_coverage: %s is out of range; use 0.0 to 1.0", p,
-				       show(mc, b, sizeof(b)));
+				       jv_show(mc, b, sizeof(b)));
 		r->min_coverage = mc->valuedouble;
 		r->min_coverage_set = true;
 	}
-	rc = get_str(o, p, "path", r->path, sizeof(r->path), e);
+	rc = jv_get_str(o, p, "path", r->path, sizeof(r->path), e);
 	if (rc < 0)
 		return rc;
-	rc = get_bool(o, p, "dax", &r->require_dax, e);
+	rc = jv_get_bool(o, p, "dax", &r->require_dax, e);
 	if (rc < 0)
 		return rc;
-	rc = get_str(o, p, "device", r->device, sizeof(r->device), e);
+	rc = jv_get_str(o, p, "device", r->device, sizeof(r->device), e);
 	if (rc < 0)
 		return rc;
-	rc = get_uint(o, p, "prefault_threads", 0, 64, &v, e);
+	rc = jv_get_uint(o, p, "prefault_threads", 0, 64, &v, e);
 	if (rc < 0)
 		return rc;
 	if (rc)
 		r->prefault_threads = (unsigned)v;
-	rc = get_uint(o, p, "host_offset_kib", 0, SZ_1G >> 10, &v, e);
+	rc = jv_get_uint(o, p, "host_offset_kib", 0, SZ_1G >> 10, &v, e);
 	if (rc < 0)
 		return rc;
 	if (rc)
@@ -411,15 +253,15 @@ static int parse_memory(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 	static const char *const known[] = {"regions", NULL};
 	const cJSON *regs;
 	char p[48];
-	int i = 0, rc = check_keys(o, "memory", known, NULL, e);
+	int i = 0, rc = jv_check_keys(o, "memory", known, NULL, e);
 
 	if (rc)
 		return rc;
 	regs = cJSON_GetObjectItemCaseSensitive(o, "regions");
 	if (!regs)
-		return missing("memory", "regions", "give a list of regions", e);
+		return jv_missing("memory", "regions", "give a list of regions", e);
 	if (!cJSON_IsArray(regs))
-		return type_err("memory", "regions", regs, "an array", e);
+		return jv_type_err("memory", "regions", regs, "an array", e);
 	if (cJSON_GetArraySize(regs) > MEM_MAX_REGIONS)
 		return err_set(e, ERR_CONFIG, -E2BIG, "memory.regions: %d regions; at most %d",
 			       cJSON_GetArraySize(regs), MEM_MAX_REGIONS);
@@ -437,11 +279,11 @@ static int parse_memory(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 static int parse_serial(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 {
 	static const char *const known[] = {"output", NULL};
-	int r = check_keys(o, "serial", known, NULL, e);
+	int r = jv_check_keys(o, "serial", known, NULL, e);
 
 	if (r)
 		return r;
-	r = get_str(o, "serial", "output", c->serial_out, sizeof(c->serial_out), e);
+	r = jv_get_str(o, "serial", "output", c->serial_out, sizeof(c->serial_out), e);
 	return r < 0 ? r : 0;
 }
 
@@ -454,7 +296,7 @@ static int parse_list(const cJSON *a, const char *name, unsigned max, unsigned *
 	unsigned i = 0;
 
 	if (!cJSON_IsArray(a))
-		return type_err(name, NULL, a, "an array", e);
+		return jv_type_err(name, NULL, a, "an array", e);
 	if ((unsigned)cJSON_GetArraySize(a) > max)
 		return err_set(e, ERR_CONFIG, -E2BIG, "%s: %d entries; at most %u", name,
 			       cJSON_GetArraySize(a), max);
@@ -481,20 +323,6 @@ static int net_fn(const cJSON *o, const char *p, void *n, struct vmm_err *e)
 }
 
 /* 1-based line and column of @at inside @text. */
-static void position(const char *text, const char *at, unsigned *line, unsigned *col)
-{
-	*line = 1;
-	*col = 1;
-	for (const char *s = text; s < at; s++) {
-		if (*s == '\n') {
-			(*line)++;
-			*col = 1;
-		} else {
-			(*col)++;
-		}
-	}
-}
-
 int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm_err *e)
 {
 	static const char *const known[] = {
@@ -502,55 +330,15 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 		"memory",      "serial",         NULL};
 	static const char *const ignored[] = {"logger", "metrics", "mmds-config", "balloon",
 					      "vsock",  "entropy", "cpu-config",  NULL};
-	const char *end = NULL;
 	const cJSON *o;
 	cJSON *root;
 	int rc;
 
 	vm_config_init(c);
-	if (memchr(text, '\0', len))
-		return err_set(e, ERR_CONFIG, -EINVAL,
-			       "config: contains a NUL byte; not JSON text");
-	root = cJSON_ParseWithLengthOpts(text, len, &end, false);
-	if (!root) {
-		unsigned line, col;
-		size_t near = 0;
-
-		if (!end || end < text || end > text + len)
-			end = text + len;
-		position(text, end, &line, &col);
-		/* Quote what follows the error, up to 16 bytes of the same line. */
-		while (near < 16 && end + near < text + len && end[near] != '\n' &&
-		       end[near] != '\r')
-			near++;
-		if (end == text + len)
-			return err_set(
-				e, ERR_CONFIG, -EINVAL,
-				"config: invalid JSON at line %u, column %u (unexpected end)", line,
-				col);
-		return err_set(e, ERR_CONFIG, -EINVAL,
-			       "config: invalid JSON at line %u, column %u%s%.*s%s", line, col,
-			       near ? " near \"" : " (end of line)", (int)near, end,
-			       near ? "\"" : "");
-	}
-	if (end && end < text + len) {
-		/* Anything but whitespace after the top-level value is an error. */
-		const char *s = end;
-
-		while (s < text + len && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t'))
-			s++;
-		if (s < text + len) {
-			unsigned line, col;
-
-			position(text, s, &line, &col);
-			cJSON_Delete(root);
-			return err_set(e, ERR_CONFIG, -EINVAL,
-				       "config: unexpected text after the JSON object at line %u, "
-				       "column %u",
-				       line, col);
-		}
-	}
-	rc = check_keys(root, "", known, ignored, e);
+	rc = jv_parse(text, len, "config", &root, e);
+	if (rc)
+		return rc;
+	rc = jv_check_keys(root, "", known, ignored, e);
 	if (rc)
 		goto out;
 	if ((o = cJSON_GetObjectItemCaseSensitive(root, "boot-source")) &&

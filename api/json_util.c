@@ -1,0 +1,234 @@
+#include "api/json_util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* A short rendering of a JSON value for messages. */
+const char *jv_show(const cJSON *v, char *buf, size_t len)
+{
+	char *s = cJSON_PrintUnformatted(v);
+
+	if (!s) {
+		snprintf(buf, len, "?");
+		return buf;
+	}
+	if (strlen(s) > 48)
+		snprintf(buf, len, "%.45s...", s);
+	else
+		snprintf(buf, len, "%s", s);
+	free(s);
+	return buf;
+}
+
+static const char *type_name(const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		return "a string";
+	if (cJSON_IsNumber(v))
+		return "a number";
+	if (cJSON_IsBool(v))
+		return "a boolean";
+	if (cJSON_IsNull(v))
+		return "null";
+	if (cJSON_IsArray(v))
+		return "an array";
+	if (cJSON_IsObject(v))
+		return "an object";
+	return "invalid";
+}
+
+/* "." between a non-empty path and a key; top-level keys have no prefix. */
+static const char *dot(const char *path)
+{
+	return path[0] ? "." : "";
+}
+
+int jv_type_err(const char *path, const char *key, const cJSON *v, const char *want,
+		    struct vmm_err *e)
+{
+	char b[64];
+
+	return err_set(e, ERR_CONFIG, -EINVAL, "%s%s%s: expected %s, got %s %s",
+		       path[0] ? path : "config", key ? dot(path) : "", key ? key : "", want,
+		       type_name(v), jv_show(v, b, sizeof(b)));
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+	for (; list && *list; list++)
+		if (!strcmp(s, *list))
+			return true;
+	return false;
+}
+
+/* A value that asks for nothing: false, null, "None", 0, {} or []. */
+static bool is_inert(const cJSON *v)
+{
+	return cJSON_IsFalse(v) || cJSON_IsNull(v) ||
+	       (cJSON_IsString(v) && !strcmp(v->valuestring, "None")) ||
+	       (cJSON_IsNumber(v) && v->valuedouble == 0) ||
+	       ((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child);
+}
+
+/*
+ * Every key of @o must be known; keys in @ignored are Firecracker's, accepted
+ * with a warning when they ask for something hugevmm does not do. Duplicate
+ * keys are errors (cJSON would silently keep the first).
+ */
+int jv_check_keys(const cJSON *o, const char *path, const char *const *known,
+		      const char *const *ignored, struct vmm_err *e)
+{
+	char list[384];
+
+	if (!cJSON_IsObject(o))
+		return jv_type_err(path, NULL, o, "an object", e);
+	for (const cJSON *k = o->child; k; k = k->next) {
+		for (const cJSON *j = o->child; j != k; j = j->next)
+			if (!strcmp(j->string, k->string))
+				return err_set(e, ERR_CONFIG, -EINVAL,
+					       "%s%s%s: duplicate key; give it once", path,
+					       dot(path), k->string);
+		if (in_list(k->string, known))
+			continue;
+		if (in_list(k->string, ignored)) {
+			if (!is_inert(k))
+				log_warn("%s%s%s: Firecracker field accepted and ignored; hugevmm "
+					 "does not implement it",
+					 path, dot(path), k->string);
+			continue;
+		}
+		list[0] = '\0';
+		for (const char *const *n = known; *n; n++) {
+			size_t u = strlen(list);
+
+			snprintf(list + u, sizeof(list) - u, "%s%s", u ? ", " : "", *n);
+		}
+		return err_set(e, ERR_CONFIG, -EINVAL, "%s%s%s: unknown field; known fields: %s",
+			       path, dot(path), k->string, list);
+	}
+	return 0;
+}
+
+/* Returns 1 when @key is present (and valid), 0 when absent, or -errno. */
+int jv_get_str(const cJSON *o, const char *path, const char *key, char *out, size_t len,
+		   struct vmm_err *e)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsString(v))
+		return jv_type_err(path, key, v, "a string", e);
+	if (strlen(v->valuestring) >= len)
+		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
+			       "%s.%s: longer than %zu characters; shorten it", path, key, len - 1);
+	snprintf(out, len, "%s", v->valuestring);
+	return 1;
+}
+
+int jv_get_bool(const cJSON *o, const char *path, const char *key, bool *out, struct vmm_err *e)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsBool(v))
+		return jv_type_err(path, key, v, "true or false", e);
+	*out = cJSON_IsTrue(v);
+	return 1;
+}
+
+int jv_get_uint(const cJSON *o, const char *path, const char *key, uint64_t min, uint64_t max,
+		    uint64_t *out, struct vmm_err *e)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	char b[64];
+
+	if (!v)
+		return 0;
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+		return jv_type_err(path, key, v, "an integer", e);
+	if (v->valuedouble < (double)min || v->valuedouble > (double)max)
+		return err_set(e, ERR_CONFIG, -ERANGE,
+			       "%s.%s: %s is out of range; use %llu to %llu", path, key,
+			       jv_show(v, b, sizeof(b)), (unsigned long long)min,
+			       (unsigned long long)max);
+	*out = (uint64_t)v->valuedouble;
+	return 1;
+}
+
+int jv_missing(const char *path, const char *key, const char *hint, struct vmm_err *e)
+{
+	return err_set(e, ERR_CONFIG, -EINVAL, "%s.%s: missing; %s", path, key, hint);
+}
+
+static void position(const char *text, const char *at, unsigned *line, unsigned *col)
+{
+	*line = 1;
+	*col = 1;
+	for (const char *s = text; s < at; s++) {
+		if (*s == '\n') {
+			(*line)++;
+			*col = 1;
+		} else {
+			(*col)++;
+		}
+	}
+}
+
+int jv_parse(const char *text, size_t len, const char *what, cJSON **out, struct vmm_err *e)
+{
+	const char *end = NULL;
+	cJSON *root;
+
+	*out = NULL;
+	if (memchr(text, '\0', len))
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s: contains a NUL byte; not JSON text", what);
+	root = cJSON_ParseWithLengthOpts(text, len, &end, false);
+	if (!root) {
+		unsigned line, col;
+		size_t near = 0;
+
+		if (!end || end < text || end > text + len)
+			end = text + len;
+		position(text, end, &line, &col);
+		/* Quote what follows the error, up to 16 bytes of the same line. */
+		while (near < 16 && end + near < text + len && end[near] != '\n' &&
+		       end[near] != '\r')
+			near++;
+		if (end == text + len)
+			return err_set(
+				e, ERR_CONFIG, -EINVAL,
+				"%s: invalid JSON at line %u, column %u (unexpected end)", what,
+				line, col);
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s: invalid JSON at line %u, column %u%s%.*s%s", what, line, col,
+			       near ? " near \"" : " (end of line)", (int)near, end,
+			       near ? "\"" : "");
+	}
+	if (end && end < text + len) {
+		/* Anything but whitespace after the top-level value is an error. */
+		const char *s = end;
+
+		while (s < text + len && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t'))
+			s++;
+		if (s < text + len) {
+			unsigned line, col;
+
+			position(text, s, &line, &col);
+			cJSON_Delete(root);
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s: unexpected text after the JSON object at line %u, "
+				       "column %u",
+				       what, line, col);
+		}
+	}
+	*out = root;
+	return 0;
+}
