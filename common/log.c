@@ -13,6 +13,12 @@ static log_sink_fn sink;
 static void *sink_opaque;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool progress_open;
+static __thread int muted;
+
+void log_mute(bool on)
+{
+	muted += on ? 1 : -1;
+}
 
 static const char *const prefix[] = {
 	[LOG_ERR] = "error",
@@ -61,7 +67,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	char buf[1024];
 	va_list ap;
 
-	if (lvl > log_get_level() && !sink)
+	if ((lvl > log_get_level() && !sink) || (muted > 0 && lvl >= LOG_WARN))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);

@@ -23,6 +23,12 @@ void log_set_sink(log_sink_fn fn, void *opaque);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Mute warnings and below on the calling thread while @on (nests), e.g. while
+ * a configuration is validated only to see whether it would be accepted.
+ */
+void log_mute(bool on);
+
 #define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

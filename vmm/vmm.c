@@ -197,9 +197,12 @@ static void apply(struct vmm *m, struct vmm_cmd *c,
 			err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
 		} else {
 			*v = *t;
+			/* A trial: its warnings come once, at InstanceStart. */
+			log_mute(true);
 			if (!vm_config_finalize(v, false, &c->err) &&
 			    !vm_config_check_files(v, &c->err))
 				*m->cfg = *t;
+			log_mute(false);
 			free(v);
 		}
 	}
@@ -367,10 +370,12 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 		}
 		/* The effective configuration: what InstanceStart would use, defaults applied. */
 		*c->config = *m->cfg;
+		log_mute(true);
 		if (vm_config_finalize(c->config, false, &c->err)) {
 			err_clear(&c->err);
 			*c->config = *m->cfg;
 		}
+		log_mute(false);
 		break;
 	case VMM_OP_PUT_MACHINE:
 	case VMM_OP_PATCH_MACHINE:
