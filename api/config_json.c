@@ -13,10 +13,9 @@
 #include "api/json_util.h"
 #include "common/log.h"
 
-static int parse_boot(const cJSON *o, struct vm_config *c, struct vmm_err *e)
+int cfg_json_boot(const cJSON *o, const char *p, struct vm_config *c, struct vmm_err *e)
 {
 	static const char *const known[] = {"kernel_image_path", "boot_args", "initrd_path", NULL};
-	const char *p = "boot-source";
 	int r = jv_check_keys(o, p, known, NULL, e);
 
 	if (r)
@@ -34,37 +33,38 @@ static int parse_boot(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 	return r < 0 ? r : 0;
 }
 
-static int parse_machine(const cJSON *o, struct vm_config *c, struct vmm_err *e)
+int cfg_json_machine(const cJSON *o, const char *p, struct vmm_machine *m, struct vmm_err *e)
 {
 	static const char *const known[] = {"vcpu_count", "mem_size_mib", "huge_pages", NULL};
 	static const char *const ignored[] = {"smt", "track_dirty_pages", "cpu_template", NULL};
-	const char *p = "machine-config";
 	char hp[16];
 	uint64_t v;
 	int r = jv_check_keys(o, p, known, ignored, e);
 
+	memset(m, 0, sizeof(*m));
 	if (r)
 		return r;
 	r = jv_get_uint(o, p, "vcpu_count", 1, CFG_MAX_VCPUS, &v, e);
 	if (r < 0)
 		return r;
-	if (r)
-		c->vcpus = (unsigned)v;
+	m->has_vcpus = r;
+	m->vcpus = (unsigned)v;
 	r = jv_get_uint(o, p, "mem_size_mib", 1, MEM_MAX_SIZE >> 20, &v, e);
 	if (r < 0)
 		return r;
-	if (r)
-		c->mem_size_mib = (unsigned)v;
+	m->has_mem = r;
+	m->mem_mib = (unsigned)v;
 	r = jv_get_str(o, p, "huge_pages", hp, sizeof(hp), e);
 	if (r < 0)
 		return r;
+	m->has_huge = r;
 	if (r) {
 		if (!strcmp(hp, "None"))
-			c->huge_pages = CFG_HUGE_NONE;
+			m->huge = CFG_HUGE_NONE;
 		else if (!strcmp(hp, "2M"))
-			c->huge_pages = CFG_HUGE_2M;
+			m->huge = CFG_HUGE_2M;
 		else if (!strcmp(hp, "Transparent"))
-			c->huge_pages = CFG_HUGE_TRANSPARENT;
+			m->huge = CFG_HUGE_TRANSPARENT;
 		else
 			return err_set(
 				e, ERR_CONFIG, -EINVAL,
@@ -75,7 +75,23 @@ static int parse_machine(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 	return 0;
 }
 
-static int parse_drive(const cJSON *o, const char *p, struct cfg_drive *d, struct vmm_err *e)
+static int parse_machine(const cJSON *o, struct vm_config *c, struct vmm_err *e)
+{
+	struct vmm_machine m;
+	int r = cfg_json_machine(o, "machine-config", &m, e);
+
+	if (r)
+		return r;
+	if (m.has_vcpus)
+		c->vcpus = m.vcpus;
+	if (m.has_mem)
+		c->mem_size_mib = m.mem_mib;
+	if (m.has_huge)
+		c->huge_pages = m.huge;
+	return 0;
+}
+
+int cfg_json_drive(const cJSON *o, const char *p, struct cfg_drive *d, struct vmm_err *e)
 {
 	static const char *const known[] = {"drive_id", "path_on_host", "is_root_device",
 					    "is_read_only", NULL};
@@ -119,7 +135,7 @@ static bool mac_valid(const char *m)
 	return true;
 }
 
-static int parse_net(const cJSON *o, const char *p, struct cfg_net *n, struct vmm_err *e)
+int cfg_json_net(const cJSON *o, const char *p, struct cfg_net *n, struct vmm_err *e)
 {
 	static const char *const known[] = {"iface_id", "host_dev_name", "guest_mac", NULL};
 	static const char *const ignored[] = {"rx_rate_limiter", "tx_rate_limiter", NULL};
@@ -166,7 +182,8 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 		return rc;
 	rc = jv_get_str(o, p, "backing", s, sizeof(s), e);
 	if (rc == 0)
-		return jv_missing(p, "backing", "one of anon, thp, memfd, hugetlb, file, devdax", e);
+		return jv_missing(p, "backing", "one of anon, thp, memfd, hugetlb, file, devdax",
+				  e);
 	if (rc < 0)
 		return rc;
 	if (mem_backing_parse(s, &backing))
@@ -278,12 +295,12 @@ static int parse_memory(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 
 static int parse_serial(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 {
-	static const char *const known[] = {"output", NULL};
+	static const char *const known[] = {"serial_out_path", NULL};
 	int r = jv_check_keys(o, "serial", known, NULL, e);
 
 	if (r)
 		return r;
-	r = jv_get_str(o, "serial", "output", c->serial_out, sizeof(c->serial_out), e);
+	r = jv_get_str(o, "serial", "serial_out_path", c->serial_out, sizeof(c->serial_out), e);
 	return r < 0 ? r : 0;
 }
 
@@ -314,12 +331,12 @@ static int parse_list(const cJSON *a, const char *name, unsigned max, unsigned *
 
 static int drive_fn(const cJSON *o, const char *p, void *d, struct vmm_err *e)
 {
-	return parse_drive(o, p, d, e);
+	return cfg_json_drive(o, p, d, e);
 }
 
 static int net_fn(const cJSON *o, const char *p, void *n, struct vmm_err *e)
 {
-	return parse_net(o, p, n, e);
+	return cfg_json_net(o, p, n, e);
 }
 
 /* 1-based line and column of @at inside @text. */
@@ -342,7 +359,7 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 	if (rc)
 		goto out;
 	if ((o = cJSON_GetObjectItemCaseSensitive(root, "boot-source")) &&
-	    (rc = parse_boot(o, c, e)))
+	    (rc = cfg_json_boot(o, "boot-source", c, e)))
 		goto out;
 	if ((o = cJSON_GetObjectItemCaseSensitive(root, "machine-config")) &&
 	    (rc = parse_machine(o, c, e)))
@@ -407,4 +424,107 @@ int cfg_json_load(const char *path, struct vm_config *c, struct vmm_err *e)
 		snprintf(e->msg, sizeof(e->msg), "%s", tmp);
 	}
 	return rc;
+}
+
+static const char *huge_name(enum cfg_huge_pages h)
+{
+	switch (h) {
+	case CFG_HUGE_NONE:
+		return "None";
+	case CFG_HUGE_TRANSPARENT:
+		return "Transparent";
+	case CFG_HUGE_2M:
+		return "2M";
+	case CFG_HUGE_UNSET:
+		break;
+	}
+	return NULL;
+}
+
+cJSON *cfg_json_render_machine(const struct vm_config *c)
+{
+	cJSON *m = cJSON_CreateObject();
+	const char *hp = huge_name(c->huge_pages);
+
+	cJSON_AddNumberToObject(m, "vcpu_count", c->vcpus);
+	/* The RAM the guest gets: the regions' total once a memory section defines it. */
+	cJSON_AddNumberToObject(
+		m, "mem_size_mib",
+		c->nregions ? (double)(vm_config_ram_bytes(c) >> 20)
+			    : (double)(c->mem_size_mib ? c->mem_size_mib : CFG_DEFAULT_MEM_MIB));
+	cJSON_AddBoolToObject(m, "smt", false);
+	cJSON_AddBoolToObject(m, "track_dirty_pages", false);
+	if (hp)
+		cJSON_AddStringToObject(m, "huge_pages", hp);
+	return m;
+}
+
+static cJSON *render_region(const struct mem_region_cfg *r)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(o, "id", r->id);
+	cJSON_AddNumberToObject(o, "size_mib", (double)(r->size >> 20));
+	cJSON_AddStringToObject(o, "backing", mem_backing_name(r->backing));
+	if (r->page_size)
+		cJSON_AddStringToObject(o, "page_size", page_size_name(r->page_size));
+	cJSON_AddBoolToObject(o, "prefault", r->prefault);
+	if (r->policy_set || r->page_size)
+		cJSON_AddStringToObject(o, "policy", mem_policy_name(r->policy));
+	cJSON_AddNumberToObject(o, "min_coverage", r->min_coverage);
+	if (r->path[0])
+		cJSON_AddStringToObject(o, "path", r->path);
+	if (r->require_dax)
+		cJSON_AddBoolToObject(o, "dax", true);
+	if (r->device[0])
+		cJSON_AddStringToObject(o, "device", r->device);
+	if (r->prefault_threads)
+		cJSON_AddNumberToObject(o, "prefault_threads", r->prefault_threads);
+	if (r->host_offset)
+		cJSON_AddNumberToObject(o, "host_offset_kib", (double)(r->host_offset >> 10));
+	return o;
+}
+
+cJSON *cfg_json_render(const struct vm_config *c)
+{
+	cJSON *o = cJSON_CreateObject(), *a;
+
+	if (c->has_boot) {
+		cJSON *b = cJSON_AddObjectToObject(o, "boot-source");
+
+		cJSON_AddStringToObject(b, "kernel_image_path", c->kernel);
+		cJSON_AddStringToObject(b, "boot_args", c->cmdline);
+		if (c->initrd[0])
+			cJSON_AddStringToObject(b, "initrd_path", c->initrd);
+	}
+	cJSON_AddItemToObject(o, "machine-config", cfg_json_render_machine(c));
+	a = cJSON_AddArrayToObject(o, "drives");
+	for (unsigned i = 0; i < c->ndrives; i++) {
+		cJSON *d = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(d, "drive_id", c->drives[i].id);
+		cJSON_AddStringToObject(d, "path_on_host", c->drives[i].path);
+		cJSON_AddBoolToObject(d, "is_root_device", c->drives[i].root);
+		cJSON_AddBoolToObject(d, "is_read_only", c->drives[i].read_only);
+		cJSON_AddItemToArray(a, d);
+	}
+	a = cJSON_AddArrayToObject(o, "network-interfaces");
+	for (unsigned i = 0; i < c->nnets; i++) {
+		cJSON *n = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(n, "iface_id", c->nets[i].id);
+		cJSON_AddStringToObject(n, "host_dev_name", c->nets[i].host_dev);
+		if (c->nets[i].mac[0])
+			cJSON_AddStringToObject(n, "guest_mac", c->nets[i].mac);
+		cJSON_AddItemToArray(a, n);
+	}
+	if (c->serial_out[0])
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "serial"), "serial_out_path",
+					c->serial_out);
+	if (c->nregions) {
+		a = cJSON_AddArrayToObject(cJSON_AddObjectToObject(o, "memory"), "regions");
+		for (unsigned i = 0; i < c->nregions; i++)
+			cJSON_AddItemToArray(a, render_region(&c->regions[i]));
+	}
+	return o;
 }

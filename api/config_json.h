@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "vmm/config.h"
+#include "vmm/vmm.h"
 
 #define CFG_FILE_MAX (1 << 20) /* config files are small; refuse anything over 1 MiB */
 
@@ -18,9 +19,26 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 /* Read and parse the file at @path. */
 int cfg_json_load(const char *path, struct vm_config *c, struct vmm_err *e) must_check;
 
-/* Parse one memory region object (the API's PUT /memory/regions/{id} body). */
+/*
+ * The sections one at a time (config file sections and API request bodies),
+ * @path naming the object in messages. Each is ERR_CONFIG on error.
+ */
 struct cJSON;
+int cfg_json_boot(const struct cJSON *o, const char *path, struct vm_config *c,
+		  struct vmm_err *e) must_check;
+int cfg_json_machine(const struct cJSON *o, const char *path, struct vmm_machine *m,
+		     struct vmm_err *e) must_check;
+int cfg_json_drive(const struct cJSON *o, const char *path, struct cfg_drive *d,
+		   struct vmm_err *e) must_check;
+int cfg_json_net(const struct cJSON *o, const char *path, struct cfg_net *n,
+		 struct vmm_err *e) must_check;
 int cfg_json_region(const struct cJSON *o, const char *path, unsigned index,
 		    struct mem_region_cfg *r, struct vmm_err *e) must_check;
+
+/* The configuration as JSON, in the config file's shape (GET /vm/config). */
+struct cJSON *cfg_json_render(const struct vm_config *c);
+
+/* machine-config alone (GET /machine-config). */
+struct cJSON *cfg_json_render_machine(const struct vm_config *c);
 
 #endif

@@ -49,7 +49,7 @@ static const char *dot(const char *path)
 }
 
 int jv_type_err(const char *path, const char *key, const cJSON *v, const char *want,
-		    struct vmm_err *e)
+		struct vmm_err *e)
 {
 	char b[64];
 
@@ -81,7 +81,7 @@ static bool is_inert(const cJSON *v)
  * keys are errors (cJSON would silently keep the first).
  */
 int jv_check_keys(const cJSON *o, const char *path, const char *const *known,
-		      const char *const *ignored, struct vmm_err *e)
+		  const char *const *ignored, struct vmm_err *e)
 {
 	char list[384];
 
@@ -116,7 +116,7 @@ int jv_check_keys(const cJSON *o, const char *path, const char *const *known,
 
 /* Returns 1 when @key is present (and valid), 0 when absent, or -errno. */
 int jv_get_str(const cJSON *o, const char *path, const char *key, char *out, size_t len,
-		   struct vmm_err *e)
+	       struct vmm_err *e)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
@@ -144,7 +144,7 @@ int jv_get_bool(const cJSON *o, const char *path, const char *key, bool *out, st
 }
 
 int jv_get_uint(const cJSON *o, const char *path, const char *key, uint64_t min, uint64_t max,
-		    uint64_t *out, struct vmm_err *e)
+		uint64_t *out, struct vmm_err *e)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	char b[64];
@@ -188,8 +188,8 @@ int jv_parse(const char *text, size_t len, const char *what, cJSON **out, struct
 
 	*out = NULL;
 	if (memchr(text, '\0', len))
-		return err_set(e, ERR_CONFIG, -EINVAL,
-			       "%s: contains a NUL byte; not JSON text", what);
+		return err_set(e, ERR_CONFIG, -EINVAL, "%s: contains a NUL byte; not JSON text",
+			       what);
 	root = cJSON_ParseWithLengthOpts(text, len, &end, false);
 	if (!root) {
 		unsigned line, col;
@@ -203,10 +203,9 @@ int jv_parse(const char *text, size_t len, const char *what, cJSON **out, struct
 		       end[near] != '\r')
 			near++;
 		if (end == text + len)
-			return err_set(
-				e, ERR_CONFIG, -EINVAL,
-				"%s: invalid JSON at line %u, column %u (unexpected end)", what,
-				line, col);
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s: invalid JSON at line %u, column %u (unexpected end)",
+				       what, line, col);
 		return err_set(e, ERR_CONFIG, -EINVAL,
 			       "%s: invalid JSON at line %u, column %u%s%.*s%s", what, line, col,
 			       near ? " near \"" : " (end of line)", (int)near, end,

@@ -132,8 +132,8 @@ static int serial_output_open(struct vm *vm, const struct vm_config *c, struct v
 		vm->serial_fd = open(c->serial_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (vm->serial_fd < 0)
 			return err_set(e, ERR_CONFIG, -errno,
-				       "serial.output: cannot open \"%s\": %s", c->serial_out,
-				       strerror(errno));
+				       "serial.serial_out_path: cannot open \"%s\": %s",
+				       c->serial_out, strerror(errno));
 		vm->serial_owned = true;
 	}
 	vm->serial_tty = isatty(vm->serial_fd);

@@ -233,7 +233,7 @@ def test_failed_launch_leaves_no_console_file(tmp_path, sysfs):
     new_log, old_log = tmp_path / "new.log", tmp_path / "old.log"
     old_log.write_text("yesterday's console\n")
     for log in (new_log, old_log):
-        rc, out, err = boot(tmp_path, "test=exit", initrd=str(initrd), serial={"output": str(log)})
+        rc, out, err = boot(tmp_path, "test=exit", initrd=str(initrd), serial={"serial_out_path": str(log)})
         assert rc == 2 and "boot-source.initrd_path" in err
     assert not new_log.exists()
     assert old_log.read_text() == "yesterday's console\n"
@@ -242,7 +242,7 @@ def test_failed_launch_leaves_no_console_file(tmp_path, sysfs):
 @needs_kvm
 def test_serial_to_file_and_report(tmp_path, sysfs):
     out_file = tmp_path / "console.log"
-    rc, out, err = boot(tmp_path, "test=exit code=0", serial={"output": str(out_file)},
+    rc, out, err = boot(tmp_path, "test=exit code=0", serial={"serial_out_path": str(out_file)},
                         extra_args=["--report", "json"])
     assert rc == 0, err
     assert "testguest: PASS" in out_file.read_text()
