@@ -199,22 +199,37 @@ int report_print(FILE *out, cJSON *j)
 	return r;
 }
 
-/* A bar of @width cells: 'G' 1G, 'M' 2M, 'k' 4K, '.' absent. */
-static void bar(FILE *out, const struct mem_region *r, unsigned width)
+static double num(const cJSON *o, const char *k)
 {
-	const struct mem_cov *c = &r->host;
-	uint64_t parts[] = {c->bytes_1g, c->bytes_2m, c->bytes_4k, c->bytes_absent};
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* A bar of @width cells from a region's "host" object: 'G' 1G, 'M' 2M, 'k' 4K, '.' absent. */
+static void bar(FILE *out, const cJSON *host, double size, unsigned width)
+{
+	static const char *const keys[] = {"bytes_1g", "bytes_2m", "bytes_4k", "bytes_not_present"};
 	const char marks[] = {'G', 'M', 'k', '.'};
 	unsigned cells[4], used = 0, biggest = 0;
 
-	if (!c->known) {
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(host, "known"))) {
 		fprintf(out, "[%-*s]", width, "  level unknown (see message)");
 		return;
 	}
 	for (unsigned i = 0; i < 4; i++) {
-		cells[i] = (unsigned)((double)parts[i] / (double)r->size * width + 0.5);
+		double part = num(host, keys[i]);
+
+		cells[i] = size > 0 ? (unsigned)(part / size * width + 0.5) : 0;
 		/* Any share at all gets at least one cell: a sliver must stay visible. */
-		if (parts[i] && !cells[i])
+		if (part > 0 && !cells[i])
 			cells[i] = 1;
 		used += cells[i];
 		if (cells[i] > cells[biggest])
@@ -229,45 +244,61 @@ static void bar(FILE *out, const struct mem_region *r, unsigned width)
 	fputc(']', out);
 }
 
-void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_mmu_stats *kvm)
+void report_memory_human_json(FILE *out, const cJSON *rep)
 {
-	double hc = mem_host_coverage(gm);
+	const cJSON *regs = cJSON_GetObjectItemCaseSensitive(rep, "regions"), *r;
+	const cJSON *hc = cJSON_GetObjectItemCaseSensitive(rep, "host_coverage");
+	const cJSON *kvm = cJSON_GetObjectItemCaseSensitive(rep, "kvm");
 
 	fprintf(out, "%-10s %-8s %-4s %10s  %-42s %8s  %s\n", "REGION", "BACKING", "PAGE", "SIZE",
 		"HOST MAPPING (G=1G M=2M k=4K .=absent)", "HUGE", "POLICY");
-	for (unsigned i = 0; i < gm->nregions; i++) {
-		const struct mem_region *r = &gm->regions[i];
+	cJSON_ArrayForEach(r, regs)
+	{
+		const cJSON *host = cJSON_GetObjectItemCaseSensitive(r, "host"), *sl;
+		double size = num(r, "size_bytes");
 		char sz[32], cov[16];
 
-		fmt_bytes(sz, sizeof(sz), r->size);
-		if (r->host.known)
-			snprintf(cov, sizeof(cov), "%.1f%%", mem_cov_ratio(r) * 100.0);
+		fmt_bytes(sz, sizeof(sz), (uint64_t)size);
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(host, "known")))
+			snprintf(cov, sizeof(cov), "%.1f%%", num(host, "coverage") * 100.0);
 		else
 			snprintf(cov, sizeof(cov), "unknown");
-		fprintf(out, "%-10s %-8s %-4s %10s  ", r->cfg.id, mem_backing_name(r->cfg.backing),
-			page_size_name(r->page_size), sz);
-		bar(out, r, 40);
-		fprintf(out, " %8s  %s>=%.2f %s\n", cov, mem_policy_name(r->cfg.policy),
-			r->cfg.min_coverage, mem_verdict_name(r->verdict));
-		for (unsigned s = 0; s < r->nslots; s++) {
-			const struct mem_slot *sl = &gm->slots[r->first_slot + s];
+		fprintf(out, "%-10s %-8s %-4s %10s  ", str(r, "id"), str(r, "backing"),
+			str(r, "page_size"), sz);
+		bar(out, host, size, 40);
+		fprintf(out, " %8s  %s>=%.2f %s\n", cov, str(r, "policy"), num(r, "min_coverage"),
+			str(r, "verdict"));
+		cJSON_ArrayForEach(sl, cJSON_GetObjectItemCaseSensitive(r, "slots"))
+		{
+			uint64_t gpa = (uint64_t)num(sl, "guest_phys_addr");
 
-			fprintf(out, "           slot %u: guest 0x%llx-0x%llx  host %p  %s\n",
-				sl->id, (unsigned long long)sl->gpa,
-				(unsigned long long)(sl->gpa + sl->size - 1), (void *)sl->hva,
-				sl->aligned ? "aligned" : "MISALIGNED");
+			fprintf(out, "           slot %u: guest 0x%llx-0x%llx  host 0x%llx  %s\n",
+				(unsigned)num(sl, "slot"), (unsigned long long)gpa,
+				(unsigned long long)(gpa + (uint64_t)num(sl, "size_bytes") - 1),
+				(unsigned long long)num(sl, "host_virt_addr"),
+				cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sl, "aligned"))
+					? "aligned"
+					: "MISALIGNED");
 		}
-		if (r->verdict_msg[0])
-			fprintf(out, "           %s\n", r->verdict_msg);
+		if (str(r, "message")[0])
+			fprintf(out, "           %s\n", str(r, "message"));
 	}
-	if (hc >= 0)
-		fprintf(out, "host coverage: %.1f%%\n", hc * 100.0);
-	if (kvm && kvm->available)
-		fprintf(out, "kvm: pages_4k=%llu pages_2m=%llu pages_1g=%llu\n",
-			(unsigned long long)kvm->pages_4k, (unsigned long long)kvm->pages_2m,
-			(unsigned long long)kvm->pages_1g);
+	if (cJSON_IsNumber(hc))
+		fprintf(out, "host coverage: %.1f%%\n", hc->valuedouble * 100.0);
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(kvm, "available")))
+		fprintf(out, "kvm: pages_4k=%.0f pages_2m=%.0f pages_1g=%.0f\n",
+			num(kvm, "pages_4k"), num(kvm, "pages_2m"), num(kvm, "pages_1g"));
 	else
-		fprintf(out, "kvm: unavailable (%s)\n", kvm ? kvm->reason : "no VM");
+		fprintf(out, "kvm: unavailable (%s)\n", str(kvm, "reason"));
+}
+
+void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_mmu_stats *kvm)
+{
+	/* One renderer: through the JSON report, as `hugevmm status` sees it. */
+	cJSON *rep = report_memory(gm, kvm);
+
+	report_memory_human_json(out, rep);
+	cJSON_Delete(rep);
 }
 
 void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv)

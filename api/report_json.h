@@ -23,6 +23,9 @@ struct cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe 
 /* One bar per region: 1G / 2M / 4K / absent shares, verdict. */
 void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_mmu_stats *kvm);
 
+/* The same from a coverage report in JSON (what GET /memory returns). */
+void report_memory_human_json(FILE *out, const struct cJSON *report);
+
 void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv);
 
 /* Print @j to @out (pretty), newline-terminated, and free it. */

@@ -1,0 +1,508 @@
+#include "api/routes.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/config_json.h"
+#include "api/json_util.h"
+#include "api/report_json.h"
+#include "memory/host.h"
+#include "vmm/kvm.h"
+
+#ifndef HUGEVMM_VERSION
+#define HUGEVMM_VERSION "0.0.0"
+#endif
+
+#define ID_MAX 63
+
+char *api_fault_body(const char *msg)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s;
+
+	cJSON_AddStringToObject(o, "fault_message", msg);
+	s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static void answer(struct api_route *out, int status, cJSON *body)
+{
+	out->status = status;
+	out->body = body ? cJSON_PrintUnformatted(body) : NULL;
+	cJSON_Delete(body);
+}
+
+static void fault(struct api_route *out, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fault(struct api_route *out, int status, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	out->status = status;
+	out->body = api_fault_body(msg);
+}
+
+/* An error from parsing a body or running a command, as the HTTP status it deserves. */
+static int err_status(const struct vmm_err *e)
+{
+	switch (e->kind) {
+	case ERR_NONE:
+		return 204;
+	case ERR_CONFIG:
+	case ERR_POLICY:
+		return 400;
+	case ERR_RUNTIME:
+		break;
+	}
+	return e->code == -ESHUTDOWN ? 503 : 500;
+}
+
+/* ---- rendering completions ---- */
+
+static void render_empty(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			 char **body)
+{
+	(void)c;
+	(void)st;
+	*status = 204;
+	*body = NULL;
+}
+
+static void render_info(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			char **body)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	(void)st;
+	cJSON_AddStringToObject(o, "app_name", "hugevmm");
+	cJSON_AddStringToObject(o, "id", c->id);
+	cJSON_AddStringToObject(o, "state", vmm_state_name(c->state));
+	cJSON_AddStringToObject(o, "vmm_version", HUGEVMM_VERSION);
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
+static void render_config(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			  char **body)
+{
+	cJSON *o = cfg_json_render(c->config);
+
+	(void)st;
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
+static void render_machine(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			   char **body)
+{
+	cJSON *o = cfg_json_render_machine(c->config);
+
+	(void)st;
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
+static void render_memory(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			  char **body)
+{
+	cJSON *o = report_memory(&c->memory->mem, &c->memory->kvm);
+
+	(void)st;
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
+static double ms(uint64_t ns)
+{
+	return (double)(ns / 1000) / 1000.0;
+}
+
+static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			   char **body)
+{
+	const struct vmm_metrics *m = &c->metrics;
+	cJSON *o = cJSON_CreateObject(), *x;
+
+	cJSON_AddStringToObject(o, "state", vmm_state_name(m->state));
+	cJSON_AddNumberToObject(o, "uptime_ms", ms(m->uptime_ns));
+	cJSON_AddNumberToObject(o, "vcpus", m->vm.vcpus);
+	cJSON_AddNumberToObject(o, "vcpu_run_ms", ms(m->vm.run_ns));
+	x = cJSON_AddObjectToObject(o, "exits");
+	cJSON_AddNumberToObject(x, "io", (double)m->vm.exits_io);
+	cJSON_AddNumberToObject(x, "mmio", (double)m->vm.exits_mmio);
+	cJSON_AddNumberToObject(x, "interrupted", (double)m->vm.exits_intr);
+	cJSON_AddNumberToObject(x, "other", (double)m->vm.exits_other);
+	x = cJSON_AddObjectToObject(o, "serial");
+	cJSON_AddNumberToObject(x, "tx_bytes", (double)m->vm.serial_tx_bytes);
+	cJSON_AddNumberToObject(x, "rx_bytes", (double)m->vm.serial_rx_bytes);
+	cJSON_AddNumberToObject(x, "tx_dropped", (double)m->vm.serial_tx_dropped);
+	x = cJSON_AddObjectToObject(o, "memory");
+	cJSON_AddNumberToObject(x, "measurements", (double)m->measurements);
+	cJSON_AddNumberToObject(x, "coverage_drift_events", (double)m->drift_events);
+	x = cJSON_AddObjectToObject(o, "api");
+	cJSON_AddNumberToObject(x, "requests", (double)st->requests);
+	cJSON_AddNumberToObject(x, "responses_2xx", (double)st->responses_2xx);
+	cJSON_AddNumberToObject(x, "responses_4xx", (double)st->responses_4xx);
+	cJSON_AddNumberToObject(x, "responses_5xx", (double)st->responses_5xx);
+	cJSON_AddNumberToObject(x, "connections", (double)st->connections);
+	cJSON_AddNumberToObject(x, "vmm_commands", (double)m->commands);
+	cJSON_AddNumberToObject(x, "vmm_command_errors", (double)m->command_errors);
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
+void api_render(const struct vmm_cmd *c, api_render_fn render, const struct api_stats *st,
+		int *status, char **body)
+{
+	if (c->err.kind != ERR_NONE) {
+		*status = err_status(&c->err);
+		*body = api_fault_body(c->err.msg);
+		return;
+	}
+	render(c, st, status, body);
+}
+
+/* ---- requests ---- */
+
+/* The request body as a JSON object, or a fault. */
+static cJSON *body_object(const struct http_request *r, struct api_route *out)
+{
+	struct vmm_err e = {0};
+	cJSON *root;
+
+	if (!r->body_len) {
+		fault(out, 400, "body: missing; this request takes a JSON object");
+		return NULL;
+	}
+	if (jv_parse(r->body, r->body_len, "body", &root, &e)) {
+		fault(out, 400, "%s", e.msg);
+		return NULL;
+	}
+	if (!cJSON_IsObject(root)) {
+		char b[64];
+
+		fault(out, 400, "body: expected a JSON object, got %s",
+		      jv_show(root, b, sizeof(b)));
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+static struct vmm_cmd *command(struct api_route *out, enum vmm_op op, api_render_fn render)
+{
+	out->cmd = vmm_cmd_new(op);
+	out->render = render;
+	if (!out->cmd)
+		fault(out, 500, "out of memory");
+	return out->cmd;
+}
+
+static void put_machine(const struct http_request *r, struct api_route *out, bool patch)
+{
+	struct vmm_machine m;
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+
+	if (!o)
+		return;
+	if (cfg_json_machine(o, "machine-config", &m, &e)) {
+		fault(out, 400, "%s", e.msg);
+	} else if (!patch && (!m.has_vcpus || !m.has_mem)) {
+		/* Firecracker's MachineConfiguration requires both. */
+		fault(out, 400,
+		      "machine-config.%s: missing; PUT needs vcpu_count and mem_size_mib "
+		      "(PATCH changes single fields)",
+		      m.has_vcpus ? "mem_size_mib" : "vcpu_count");
+	} else if (command(out, patch ? VMM_OP_PATCH_MACHINE : VMM_OP_PUT_MACHINE, render_empty)) {
+		out->cmd->in.machine = m;
+	}
+	cJSON_Delete(o);
+}
+
+static void put_boot(const struct http_request *r, struct api_route *out)
+{
+	struct vm_config *t = calloc(1, sizeof(*t));
+	struct vmm_err e = {0};
+	cJSON *o = t ? body_object(r, out) : NULL;
+
+	if (!t)
+		fault(out, 500, "out of memory");
+	if (!o) {
+		free(t);
+		return;
+	}
+	if (cfg_json_boot(o, "boot-source", t, &e)) {
+		fault(out, 400, "%s", e.msg);
+	} else if (command(out, VMM_OP_PUT_BOOT, render_empty)) {
+		memcpy(out->cmd->in.boot.kernel, t->kernel, sizeof(t->kernel));
+		memcpy(out->cmd->in.boot.initrd, t->initrd, sizeof(t->initrd));
+		memcpy(out->cmd->in.boot.cmdline, t->cmdline, sizeof(t->cmdline));
+	}
+	cJSON_Delete(o);
+	free(t);
+}
+
+/* The body's own id field must agree with the path's, as in Firecracker. */
+static bool same_id(struct api_route *out, const char *field, const char *body_id,
+		    const char *path_id)
+{
+	if (!strcmp(body_id, path_id))
+		return true;
+	fault(out, 400, "%s: \"%s\" does not match the path's \"%s\"; they must be the same", field,
+	      body_id, path_id);
+	return false;
+}
+
+static void put_drive(const struct http_request *r, const char *id, struct api_route *out)
+{
+	struct cfg_drive d = {0};
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+
+	if (!o)
+		return;
+	if (cfg_json_drive(o, "drives", &d, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (same_id(out, "drives.drive_id", d.id, id) &&
+		 command(out, VMM_OP_PUT_DRIVE, render_empty))
+		out->cmd->in.drive = d;
+	cJSON_Delete(o);
+}
+
+static void put_net(const struct http_request *r, const char *id, struct api_route *out)
+{
+	struct cfg_net n = {0};
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+
+	if (!o)
+		return;
+	if (cfg_json_net(o, "network-interfaces", &n, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (same_id(out, "network-interfaces.iface_id", n.id, id) &&
+		 command(out, VMM_OP_PUT_NET, render_empty))
+		out->cmd->in.net = n;
+	cJSON_Delete(o);
+}
+
+static void put_region(const struct http_request *r, const char *id, struct api_route *out)
+{
+	struct mem_region_cfg *g = calloc(1, sizeof(*g));
+	struct vmm_err e = {0};
+	cJSON *o = g ? body_object(r, out) : NULL;
+	const cJSON *bid;
+
+	if (!g)
+		fault(out, 500, "out of memory");
+	if (!o) {
+		free(g);
+		return;
+	}
+	bid = cJSON_GetObjectItemCaseSensitive(o, "id");
+	if (cfg_json_region(o, "memory.regions", 0, g, &e)) {
+		fault(out, 400, "%s", e.msg);
+	} else if (!bid) {
+		if (!mem_id_valid(id))
+			fault(out, 400,
+			      "memory.regions: \"%s\" in the path is not a valid region id", id);
+		else if (command(out, VMM_OP_PUT_REGION, render_empty))
+			memcpy(g->id, id, strlen(id) + 1); /* valid ids fit: at most MEM_ID_MAX */
+	} else if (same_id(out, "memory.regions.id", g->id, id)) {
+		command(out, VMM_OP_PUT_REGION, render_empty);
+	}
+	if (out->cmd)
+		out->cmd->in.region = *g;
+	cJSON_Delete(o);
+	free(g);
+}
+
+static void put_action(const struct http_request *r, struct api_route *out)
+{
+	static const char *const known[] = {"action_type", NULL};
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+	char type[32];
+	int rc;
+
+	if (!o)
+		return;
+	rc = jv_check_keys(o, "actions", known, NULL, &e);
+	if (!rc)
+		rc = jv_get_str(o, "actions", "action_type", type, sizeof(type), &e);
+	if (rc < 0 || e.kind != ERR_NONE)
+		fault(out, 400, "%s", e.msg);
+	else if (rc == 0)
+		fault(out, 400,
+		      "actions.action_type: missing; InstanceStart, SendCtrlAltDel or "
+		      "FlushMetrics");
+	else if (!strcmp(type, "InstanceStart"))
+		command(out, VMM_OP_START, render_empty);
+	else if (!strcmp(type, "SendCtrlAltDel"))
+		command(out, VMM_OP_CTRL_ALT_DEL, render_empty);
+	else if (!strcmp(type, "FlushMetrics"))
+		out->status = 204; /* metrics are read with GET /metrics; nothing is buffered */
+	else
+		fault(out, 400,
+		      "actions.action_type: \"%s\" is not known; use InstanceStart, "
+		      "SendCtrlAltDel or FlushMetrics",
+		      type);
+	cJSON_Delete(o);
+}
+
+static void patch_vm(const struct http_request *r, struct api_route *out)
+{
+	static const char *const known[] = {"state", NULL};
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+	char state[16];
+	int rc;
+
+	if (!o)
+		return;
+	rc = jv_check_keys(o, "vm", known, NULL, &e);
+	if (!rc)
+		rc = jv_get_str(o, "vm", "state", state, sizeof(state), &e);
+	if (rc < 0 || e.kind != ERR_NONE)
+		fault(out, 400, "%s", e.msg);
+	else if (rc == 0)
+		fault(out, 400, "vm.state: missing; \"Paused\" or \"Resumed\"");
+	else if (!strcmp(state, "Paused"))
+		command(out, VMM_OP_PAUSE, render_empty);
+	else if (!strcmp(state, "Resumed"))
+		command(out, VMM_OP_RESUME, render_empty);
+	else
+		fault(out, 400, "vm.state: \"%s\" is not known; use \"Paused\" or \"Resumed\"",
+		      state);
+	cJSON_Delete(o);
+}
+
+static void get_host(struct api_route *out)
+{
+	struct host_mem_caps *mc = malloc(sizeof(*mc));
+	struct hv_probe hv;
+
+	if (!mc) {
+		fault(out, 500, "out of memory");
+		return;
+	}
+	/* The host, not the VM: read here, on the API thread. */
+	host_mem_probe(mc);
+	kvm_probe(&hv);
+	answer(out, 200, report_host(mc, &hv));
+	free(mc);
+}
+
+static void get_version(struct api_route *out)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	/* Firecracker's FirecrackerVersion shape, for clients that read it. */
+	cJSON_AddStringToObject(o, "firecracker_version", HUGEVMM_VERSION);
+	cJSON_AddStringToObject(o, "hugevmm_version", HUGEVMM_VERSION);
+	answer(out, 200, o);
+}
+
+static bool has_prefix(const char *path, const char *prefix)
+{
+	return !strncmp(path, prefix, strlen(prefix));
+}
+
+/* The {id} after @prefix into @id; a fault (and false) when it is empty, too long or nested. */
+static bool take_id(const char *path, const char *prefix, char *id, struct api_route *out)
+{
+	const char *s = path + strlen(prefix);
+
+	if (!*s || strchr(s, '/') || strlen(s) > ID_MAX) {
+		fault(out, 400, "%s{id}: the id must be 1 to %d characters without '/'", prefix,
+		      ID_MAX);
+		return false;
+	}
+	snprintf(id, ID_MAX + 1, "%s", s);
+	return true;
+}
+
+/* Firecracker routes hugevmm does not implement: a clear "not here", not a generic 400. */
+static const char *const firecracker_only[] = {
+	"/balloon",  "/cpu-config", "/entropy", "/logger",  "/metrics", "/mmds",
+	"/snapshot", "/vsock",      "/pmem",    "/hotplug", "/serial",
+};
+
+void api_route(const struct http_request *r, struct api_route *out)
+{
+	char path[HTTP_MAX_URL], id[ID_MAX + 1];
+	enum http_method m = r->method;
+	const char *q;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(path, sizeof(path), "%s", r->url);
+	q = strchr(path, '?');
+	if (q)
+		path[q - path] = '\0';
+	/* One trailing slash is forgiven ("/machine-config/"). */
+	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
+		path[strlen(path) - 1] = '\0';
+
+	if (!strcmp(path, "/") && m == HTTP_GET)
+		command(out, VMM_OP_INFO, render_info);
+	else if (!strcmp(path, "/version") && m == HTTP_GET)
+		get_version(out);
+	else if (!strcmp(path, "/vm/config") && m == HTTP_GET)
+		command(out, VMM_OP_GET_CONFIG, render_config);
+	else if (!strcmp(path, "/machine-config") && m == HTTP_GET)
+		command(out, VMM_OP_GET_CONFIG, render_machine);
+	else if (!strcmp(path, "/machine-config") && (m == HTTP_PUT || m == HTTP_PATCH))
+		put_machine(r, out, m == HTTP_PATCH);
+	else if (!strcmp(path, "/boot-source") && m == HTTP_PUT)
+		put_boot(r, out);
+	else if (m == HTTP_PUT && has_prefix(path, "/drives/")) {
+		if (take_id(path, "/drives/", id, out))
+			put_drive(r, id, out);
+	} else if (m == HTTP_PUT && has_prefix(path, "/network-interfaces/")) {
+		if (take_id(path, "/network-interfaces/", id, out))
+			put_net(r, id, out);
+	} else if (m == HTTP_PUT && has_prefix(path, "/memory/regions/")) {
+		if (take_id(path, "/memory/regions/", id, out))
+			put_region(r, id, out);
+	} else if (!strcmp(path, "/actions") && m == HTTP_PUT)
+		put_action(r, out);
+	else if (!strcmp(path, "/vm") && m == HTTP_PATCH)
+		patch_vm(r, out);
+	else if (!strcmp(path, "/memory") && m == HTTP_GET)
+		command(out, VMM_OP_MEMORY, render_memory);
+	else if (!strcmp(path, "/host") && m == HTTP_GET)
+		get_host(out);
+	else if (!strcmp(path, "/metrics") && m == HTTP_GET)
+		command(out, VMM_OP_METRICS, render_metrics);
+	else {
+		for (size_t i = 0; i < sizeof(firecracker_only) / sizeof(firecracker_only[0]);
+		     i++) {
+			size_t n = strlen(firecracker_only[i]);
+
+			if (!strncmp(path, firecracker_only[i], n) &&
+			    (!path[n] || path[n] == '/')) {
+				fault(out, 400,
+				      "%s %s: hugevmm does not implement this Firecracker route",
+				      http_method_str(m), r->url);
+				return;
+			}
+		}
+		fault(out, 400, "Invalid request method and/or path: %s %s", http_method_str(m),
+		      r->url);
+	}
+}

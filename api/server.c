@@ -1,0 +1,468 @@
+#include "api/server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api/http.h"
+#include "api/routes.h"
+#include "common/log.h"
+#include "vmm/evloop.h"
+
+struct conn {
+	struct api_server *s;
+	unsigned slot;
+	uint32_t gen;
+	int fd;
+	struct http_conn http;
+	struct ev_handle *w;
+	short events;  /* what w watches for */
+	bool busy;     /* a command for this connection is with the VMM */
+	uint64_t last; /* last activity, for the idle timeout */
+};
+
+/* A command in flight, and how to find its connection when it comes back. */
+struct pending {
+	struct api_server *s;
+	unsigned slot;
+	uint32_t gen;
+	api_render_fn render;
+	struct vmm_cmd *cmd;
+	struct pending *next;
+};
+
+struct api_server {
+	struct vmm *vmm;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	dev_t dev;
+	ino_t ino;
+	int lfd, stop_fd, done_fd;
+	struct evloop *loop;
+	pthread_t thread;
+	bool running, stopping;
+	struct ev_handle *w_listen, *w_stop, *w_done, *t_sweep;
+	struct conn *conns[API_MAX_CONNS];
+	uint32_t next_gen;
+	struct api_stats stats;
+
+	/* Completed commands: the VMM thread pushes, the API thread pops. */
+	pthread_mutex_t dlock;
+	struct pending *done;
+};
+
+static void conn_close(struct conn *c)
+{
+	struct api_server *s = c->s;
+
+	evloop_unwatch(s->loop, c->w);
+	close(c->fd);
+	http_conn_free(&c->http);
+	s->conns[c->slot] = NULL;
+	free(c);
+}
+
+static void on_conn(void *arg, int res);
+
+/* Watch the connection for @events (0: not at all) */
+static void conn_watch(struct conn *c, short events)
+{
+	if (c->events == events && (c->w || !events))
+		return;
+	evloop_unwatch(c->s->loop, c->w);
+	c->w = events ? evloop_watch(c->s->loop, c->fd, events, on_conn, c) : NULL;
+	c->events = events;
+}
+
+static void count_status(struct api_server *s, int status)
+{
+	if (status < 300)
+		s->stats.responses_2xx++;
+	else if (status < 500)
+		s->stats.responses_4xx++;
+	else
+		s->stats.responses_5xx++;
+}
+
+static void respond(struct conn *c, int status, char *body)
+{
+	count_status(c->s, status);
+	http_conn_respond(&c->http, status, body);
+	free(body);
+}
+
+static void done_cb(struct vmm_cmd *cmd, void *arg)
+{
+	struct pending *p = arg;
+	struct api_server *s = p->s;
+	uint64_t one = 1;
+
+	/* On the VMM thread: hand the result back to the API thread. */
+	(void)cmd;
+	pthread_mutex_lock(&s->dlock);
+	p->next = s->done;
+	s->done = p;
+	pthread_mutex_unlock(&s->dlock);
+	if (write(s->done_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("api eventfd: %s", strerror(errno));
+}
+
+/* Answer the current request: at once, or by handing a command to the VMM. */
+static void dispatch(struct conn *c)
+{
+	struct api_server *s = c->s;
+	struct api_route r;
+	struct pending *p;
+
+	s->stats.requests++;
+	api_route(&c->http.req, &r);
+	if (!r.cmd) {
+		respond(c, r.status, r.body);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		vmm_cmd_free(r.cmd);
+		respond(c, 500, api_fault_body("out of memory"));
+		return;
+	}
+	*p = (struct pending){
+		.s = s, .slot = c->slot, .gen = c->gen, .render = r.render, .cmd = r.cmd};
+	r.cmd->done = done_cb;
+	r.cmd->done_arg = p;
+	if (vmm_submit(s->vmm, r.cmd)) {
+		vmm_cmd_free(r.cmd);
+		free(p);
+		respond(c, 503, api_fault_body("the VMM is shutting down"));
+		return;
+	}
+	c->busy = true;
+}
+
+/* Move the connection along as far as it goes without waiting. */
+static void service(struct conn *c)
+{
+	for (;;) {
+		switch (c->http.state) {
+		case CONN_REQUEST:
+			if (c->busy) {
+				conn_watch(c, 0);
+				return;
+			}
+			dispatch(c);
+			if (c->busy) {
+				conn_watch(c, 0);
+				return;
+			}
+			break;
+		case CONN_WRITING: {
+			ssize_t n = send(c->fd, c->http.out + c->http.out_off,
+					 c->http.out_len - c->http.out_off,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				conn_watch(c, POLLOUT);
+				return;
+			}
+			if (n < 0) {
+				conn_close(c);
+				return;
+			}
+			http_conn_written(&c->http, (size_t)n);
+			break;
+		}
+		case CONN_READING:
+			conn_watch(c, POLLIN);
+			return;
+		case CONN_CLOSED:
+			conn_close(c);
+			return;
+		}
+	}
+}
+
+static void on_conn(void *arg, int res)
+{
+	struct conn *c = arg;
+
+	c->last = now_ns();
+	if (res < 0 || (res & (POLLERR | POLLNVAL))) {
+		conn_close(c);
+		return;
+	}
+	if (c->http.state == CONN_READING && (res & (POLLIN | POLLHUP))) {
+		size_t room = http_conn_room(&c->http);
+		ssize_t n = room ? recv(c->fd, c->http.in + c->http.in_len, room, MSG_DONTWAIT) : 0;
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n < 0) {
+			conn_close(c);
+			return;
+		}
+		http_conn_input(&c->http, (size_t)n, n == 0);
+		if (c->http.continue_wanted) {
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+			/* Best effort: a client that misses it sends the body after a pause anyway.
+			 */
+			c->http.continue_wanted = false;
+			if (send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				log_debug("api: 100 Continue: %s", strerror(errno));
+		}
+	}
+	service(c);
+}
+
+static void on_accept(void *arg, int res)
+{
+	struct api_server *s = arg;
+
+	(void)res;
+	for (;;) {
+		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c;
+		unsigned slot = 0;
+
+		if (fd < 0)
+			return;
+		while (slot < API_MAX_CONNS && s->conns[slot])
+			slot++;
+		c = slot < API_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+		if (!c) {
+			static const char busy[] =
+				"HTTP/1.1 503 Service Unavailable\r\nServer: hugevmm\r\n"
+				"Content-Type: application/json\r\nContent-Length: 51\r\n"
+				"Connection: close\r\n\r\n"
+				"{\"fault_message\":\"too many API connections at once\"}";
+
+			s->stats.connections_refused++;
+			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				log_debug("api: refusing a connection: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		*c = (struct conn){
+			.s = s, .slot = slot, .gen = ++s->next_gen, .fd = fd, .last = now_ns()};
+		http_conn_init(&c->http);
+		s->conns[slot] = c;
+		s->stats.connections++;
+		service(c);
+	}
+}
+
+/* Results from the VMM: render them for connections that are still there. */
+static void on_done(void *arg, int res)
+{
+	struct api_server *s = arg;
+	struct pending *list;
+	uint64_t n;
+
+	(void)res;
+	if (read(s->done_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("api eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&s->dlock);
+	list = s->done;
+	s->done = NULL;
+	pthread_mutex_unlock(&s->dlock);
+	while (list) {
+		struct pending *p = list;
+		struct conn *c = s->conns[p->slot];
+		int status;
+		char *body;
+
+		list = p->next;
+		if (c && c->gen == p->gen && c->busy) {
+			api_render(p->cmd, p->render, &s->stats, &status, &body);
+			c->busy = false;
+			respond(c, status, body);
+			service(c);
+		}
+		vmm_cmd_free(p->cmd);
+		free(p);
+	}
+}
+
+/* Connections idle past the timeout (not waiting on the VMM) are closed. */
+static void on_sweep(void *arg, int res)
+{
+	struct api_server *s = arg;
+	uint64_t now = now_ns();
+
+	(void)res;
+	s->t_sweep = evloop_after(s->loop, 1000, on_sweep, s);
+	for (unsigned i = 0; i < API_MAX_CONNS; i++) {
+		struct conn *c = s->conns[i];
+
+		if (c && !c->busy && now - c->last > (uint64_t)API_IDLE_TIMEOUT_MS * 1000000)
+			conn_close(c);
+	}
+}
+
+static void on_stop(void *arg, int res)
+{
+	struct api_server *s = arg;
+
+	(void)res;
+	s->stopping = true;
+}
+
+static void *server_main(void *arg)
+{
+	struct api_server *s = arg;
+
+	while (!s->stopping)
+		if (evloop_run_once(s->loop, -1) < 0)
+			break;
+	for (unsigned i = 0; i < API_MAX_CONNS; i++)
+		if (s->conns[i])
+			conn_close(s->conns[i]);
+	return NULL;
+}
+
+/* Bind @path: refuse a live socket or a non-socket, replace a stale socket. */
+static int bind_path(struct api_server *s, const char *path, struct vmm_err *e)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	struct stat st;
+	mode_t old;
+	int r;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
+			       "--api-sock: \"%s\" is longer than %zu bytes, the limit of Unix "
+			       "socket paths",
+			       path, sizeof(a.sun_path) - 1);
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (lstat(path, &st) == 0) {
+		int probe;
+
+		if (!S_ISSOCK(st.st_mode))
+			return err_set(
+				e, ERR_CONFIG, -EEXIST,
+				"--api-sock: \"%s\" exists and is not a socket; choose another "
+				"path",
+				path);
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		r = probe >= 0 ? connect(probe, (struct sockaddr *)&a, sizeof(a)) : -1;
+		if (probe >= 0)
+			close(probe);
+		if (r == 0)
+			return err_set(e, ERR_CONFIG, -EADDRINUSE,
+				       "--api-sock: \"%s\" is a live socket (another hugevmm or "
+				       "Firecracker serves it); choose another path",
+				       path);
+		/* Nobody listens: a leftover of a process that died. */
+		unlink(path);
+	}
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0)
+		return err_set(e, ERR_RUNTIME, -errno, "--api-sock: socket: %s", strerror(errno));
+	/* 0600 from the start: no window in which others could connect. */
+	old = umask(0177);
+	r = bind(s->lfd, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (r)
+		return err_set(e, ERR_CONFIG, -errno, "--api-sock: cannot bind \"%s\": %s", path,
+			       strerror(errno));
+	if (listen(s->lfd, 64) || stat(path, &st)) {
+		r = -errno;
+		unlink(path);
+		return err_set(e, ERR_RUNTIME, r, "--api-sock: listen on \"%s\": %s", path,
+			       strerror(-r));
+	}
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	return 0;
+}
+
+int api_server_start(struct api_server **out, const char *path, struct vmm *vmm, struct vmm_err *e)
+{
+	struct api_server *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (!s)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	s->vmm = vmm;
+	s->lfd = s->stop_fd = s->done_fd = -1;
+	pthread_mutex_init(&s->dlock, NULL);
+	r = bind_path(s, path, e);
+	if (r)
+		goto fail;
+	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	s->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->stop_fd < 0 || s->done_fd < 0) {
+		r = err_set(e, ERR_RUNTIME, -errno, "api: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	r = evloop_create(&s->loop, e);
+	if (r)
+		goto fail;
+	s->w_listen = evloop_watch(s->loop, s->lfd, POLLIN, on_accept, s);
+	s->w_stop = evloop_watch(s->loop, s->stop_fd, POLLIN, on_stop, s);
+	s->w_done = evloop_watch(s->loop, s->done_fd, POLLIN, on_done, s);
+	s->t_sweep = evloop_after(s->loop, 1000, on_sweep, s);
+	if (!s->w_listen || !s->w_stop || !s->w_done || !s->t_sweep) {
+		r = err_set(e, ERR_RUNTIME, -ENOMEM, "api: cannot watch the socket");
+		goto fail;
+	}
+	r = -pthread_create(&s->thread, NULL, server_main, s);
+	if (r) {
+		err_set(e, ERR_RUNTIME, r, "api: thread: %s", strerror(-r));
+		goto fail;
+	}
+	s->running = true;
+	*out = s;
+	return 0;
+fail:
+	api_server_stop(s);
+	return r;
+}
+
+void api_server_stop(struct api_server *s)
+{
+	uint64_t one = 1;
+	struct stat st;
+
+	if (!s)
+		return;
+	if (s->running) {
+		if (write(s->stop_fd, &one, sizeof(one)) < 0)
+			log_debug("api eventfd: %s", strerror(errno));
+		pthread_join(s->thread, NULL);
+	}
+	/* Results that came back too late: nobody waits for them any more. */
+	while (s->done) {
+		struct pending *p = s->done;
+
+		s->done = p->next;
+		vmm_cmd_free(p->cmd);
+		free(p);
+	}
+	if (s->loop) {
+		evloop_unwatch(s->loop, s->w_listen);
+		evloop_unwatch(s->loop, s->w_stop);
+		evloop_unwatch(s->loop, s->w_done);
+		evloop_unwatch(s->loop, s->t_sweep);
+		evloop_destroy(s->loop);
+	}
+	if (s->lfd >= 0)
+		close(s->lfd);
+	/* Remove the socket only if it is still ours (not replaced meanwhile). */
+	if (s->path[0] && !lstat(s->path, &st) && st.st_dev == s->dev && st.st_ino == s->ino)
+		unlink(s->path);
+	if (s->stop_fd >= 0)
+		close(s->stop_fd);
+	if (s->done_fd >= 0)
+		close(s->done_fd);
+	pthread_mutex_destroy(&s->dlock);
+	free(s);
+}
