@@ -16,12 +16,12 @@ CC ?= gcc
 PKGS := libdaxctl libcjson liburing
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libdaxctl is dlopen()ed on first use (memory/dax.c); only its header is needed here.
-PKG_LIBS = $(shell pkg-config --libs $(filter-out libdaxctl,$(PKGS)) 2>/dev/null) -ldl
+PKG_LIBS = $(shell pkg-config --libs $(filter-out libdaxctl,$(PKGS)) 2>/dev/null) -lhttp_parser -ldl
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
 	-Wshadow -Wvla -Wno-format-nonliteral
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE \
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude \
 	-DHUGEVMM_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 LIBS = $(PKG_LIBS) -lpthread -lm
@@ -34,6 +34,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BIN := $(BUILD)/tests/fuzz_config
+FUZZ_HTTP_BIN := $(BUILD)/tests/fuzz_http
 DEPS_STAMP := build/.deps-build
 
 .SECONDARY:
@@ -79,10 +80,19 @@ $(BUILD)/testguest.elf: $(GUEST_OBJS) tests/guest/guest.ld
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libhugevmm.a
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
+# The embedding test sees the public header only (no -I.): include/hugevmm.h stands alone.
+EMBED_BIN := $(BUILD)/tests/embed_test
+$(EMBED_BIN): tests/embed/embed_test.c include/hugevmm.h $(BUILD)/libhugevmm.a
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -o $@ $< \
+		$(ALL_LDFLAGS) $(BUILD)/libhugevmm.a $(LIBS)
+
 $(FUZZ_BIN): $(BUILD)/tests/fuzz/fuzz_config.o $(BUILD)/libhugevmm.a
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+$(FUZZ_HTTP_BIN): $(BUILD)/tests/fuzz/fuzz_http.o $(BUILD)/libhugevmm.a
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-tests-bin: $(UNIT_BINS) $(FUZZ_BIN)
+tests-bin: $(UNIT_BINS) $(FUZZ_BIN) $(FUZZ_HTTP_BIN) $(EMBED_BIN)
 	@:
 
 # The full suite: unit + integration, then the same under ASan/UBSan.

@@ -14,8 +14,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "api/client.h"
 #include "api/config_json.h"
 #include "api/report_json.h"
+#include "api/server.h"
 #include "common/log.h"
 #include "memory/host.h"
 #include "memory/mem.h"
@@ -34,20 +36,24 @@ enum {
 };
 
 static const char usage_main[] =
-	"usage: hugevmm --config-file FILE [--report json|human] [-q|-v]\n"
+	"usage: hugevmm [--config-file FILE] [--api-sock PATH] [--report json|human] [-q|-v]\n"
 	"       hugevmm COMMAND [OPTIONS]\n"
 	"\n"
 	"A microVM monitor whose guest memory is placed on huge pages, measured, and reported.\n"
 	"\n"
-	"Without a command, boots the VM the config describes and runs it until the guest\n"
-	"powers off, resets or exits, or hugevmm gets SIGINT/SIGTERM. The guest's serial\n"
-	"console is stdout (and stdin, when it is a terminal; Ctrl-A x quits).\n"
-	"  --config-file FILE   Firecracker-style JSON config (boot-source is required)\n"
+	"Without a command, runs one VM until the guest powers off, resets or exits, or hugevmm\n"
+	"gets SIGINT/SIGTERM. The guest's serial console is stdout (and stdin, when it is a\n"
+	"terminal; Ctrl-A x quits).\n"
+	"  --config-file FILE   Firecracker-style JSON config; the VM boots at once\n"
+	"  --api-sock PATH      serve the HTTP/JSON control API on a Unix socket; without a\n"
+	"                       config file the VM is configured there and booted by\n"
+	"                       PUT /actions {\"action_type\": \"InstanceStart\"}\n"
 	"  --report json|human  print the memory coverage report when the VM stops\n"
 	"\n"
 	"commands:\n"
 	"  check --config-file FILE   map, prefault and verify the config's guest memory, print\n"
 	"                             the coverage report; no VM is created\n"
+	"  status --api-sock PATH     the coverage of a running VM, one bar per region\n"
 	"  host                       print what this host offers guest memory\n"
 	"\n"
 	"options for every command:\n"
@@ -58,8 +64,16 @@ static const char usage_main[] =
 	"\n"
 	"exit codes: 0 ok (guest powered off or rebooted, or a signal), 1 runtime failure\n"
 	"            (including a fatal guest exit), 2 bad input (usage, config, files it\n"
-	"            names), 3 a memory policy does not hold; a guest that writes N to the\n"
-	"            debug-exit port 0xf4 makes hugevmm exit with N\n";
+	"            names, the API socket path), 3 a memory policy does not hold; a guest that\n"
+	"            writes N to the debug-exit port 0xf4 makes hugevmm exit with N\n";
+
+static const char usage_status[] =
+	"usage: hugevmm status --api-sock PATH [--json]\n"
+	"\n"
+	"Asks a running hugevmm (GET /memory on its control socket) for the coverage of its\n"
+	"guest memory, measured now, and shows one bar per region: the shares mapped with 1G,\n"
+	"2M and 4K pages and not present, the policy, and KVM's own counts where it has them.\n"
+	"  --json    the report as JSON instead\n";
 
 static const char usage_check[] =
 	"usage: hugevmm check --config-file FILE [--human] [--hold]\n"
@@ -140,11 +154,14 @@ enum {
 	OPT_REPORT = 1 << 1, /* --report json|human */
 	OPT_HUMAN = 1 << 2,  /* --human */
 	OPT_HOLD = 1 << 3,   /* --hold */
+	OPT_API = 1 << 4,    /* --api-sock PATH */
+	OPT_JSON = 1 << 5,   /* --json */
+	OPT_CONFIG_OPTIONAL = 1 << 6,
 };
 
 struct cli_opts {
-	const char *config, *report;
-	int human, hold;
+	const char *config, *report, *api_sock;
+	int human, hold, json;
 };
 
 /*
@@ -159,6 +176,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 		{"report", required_argument, NULL, 'r'},
 		{"human", no_argument, NULL, 'H'},
 		{"hold", no_argument, NULL, 'o'},
+		{"api-sock", required_argument, NULL, 'a'},
+		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -174,6 +193,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 				: c == 'r' ? OPT_REPORT
 				: c == 'H' ? OPT_HUMAN
 				: c == 'o' ? OPT_HOLD
+				: c == 'a' ? OPT_API
+				: c == 'j' ? OPT_JSON
 					   : 0;
 
 		if (need && !(allowed & need))
@@ -190,6 +211,12 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 			break;
 		case 'o':
 			o->hold = 1;
+			break;
+		case 'a':
+			o->api_sock = optarg;
+			break;
+		case 'j':
+			o->json = 1;
 			break;
 		case 'q':
 			quiet = 1;
@@ -210,7 +237,7 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 		log_set_level(LOG_DEBUG);
 	if (optind < argc)
 		return usage_error(usage, "%sunexpected argument \"%s\"", cmd, argv[optind]);
-	if ((allowed & OPT_CONFIG) && !o->config)
+	if ((allowed & OPT_CONFIG) && !(allowed & OPT_CONFIG_OPTIONAL) && !o->config)
 		return usage_error(usage, "%s--config-file FILE is required", cmd, "");
 	if (o->report && strcmp(o->report, "json") && strcmp(o->report, "human"))
 		return usage_error(usage, "%s--report: \"%s\" is not json or human", cmd,
@@ -305,45 +332,92 @@ static int cmd_run(int argc, char **argv)
 {
 	struct vmm_opts vo = {.console_input = true, .signals = true};
 	struct vmm_err e = {0};
+	struct api_server *api = NULL;
 	struct vm_config *cfg = NULL;
-	struct vmm_cmd *start;
 	struct vmm *m = NULL;
 	struct cli_opts o;
 	int rc, status;
 
-	rc = parse_opts(argc, argv, OPT_CONFIG | OPT_REPORT, "", usage_main, &o);
+	rc = parse_opts(argc, argv, OPT_CONFIG | OPT_CONFIG_OPTIONAL | OPT_REPORT | OPT_API, "",
+			usage_main, &o);
 	if (rc >= 0)
 		return rc;
+	if (!o.config && !o.api_sock)
+		return usage_error(usage_main, "%s%s",
+				   "--config-file FILE or --api-sock PATH is required", "");
 
 	cfg = calloc(1, sizeof(*cfg));
-	start = vmm_cmd_new(VMM_OP_START);
-	if (!cfg || !start) {
-		free(cfg);
-		vmm_cmd_free(start);
+	if (!cfg) {
 		log_err("out of memory");
 		return EXIT_RUNTIME;
 	}
-	rc = cfg_json_load(o.config, cfg, &e);
+	rc = o.config ? cfg_json_load(o.config, cfg, &e) : 0;
 	rc = rc ? rc : vmm_create(&m, &vo, &e);
-	if (!rc) {
+	if (!rc && o.config)
 		vmm_configure(m, cfg);
-		vmm_exec(m, start);
-		if (start->err.kind != ERR_NONE) {
-			e = start->err;
-			rc = -1;
+	free(cfg);
+	/* The socket before the boot: an orchestrator may query a VM that is starting. */
+	rc = rc || !o.api_sock ? rc : api_server_start(&api, o.api_sock, m, &e);
+	if (!rc && o.config) {
+		/* With a config file the VM boots at once; without, InstanceStart boots it. */
+		struct vmm_cmd *start = vmm_cmd_new(VMM_OP_START);
+
+		if (!start) {
+			rc = err_set(&e, ERR_RUNTIME, -ENOMEM, "out of memory");
+		} else {
+			vmm_exec(m, start);
+			if (start->err.kind != ERR_NONE) {
+				e = start->err;
+				rc = -1;
+			}
+			vmm_cmd_free(start);
 		}
 	}
-	free(cfg);
-	vmm_cmd_free(start);
 	if (rc) {
+		api_server_stop(api);
 		vmm_destroy(m);
 		return fail(&e);
 	}
 	status = vmm_run(m);
+	api_server_stop(api);
 	if (o.report)
 		final_report(m, o.report);
 	vmm_destroy(m);
 	return status;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct vmm_err e = {0};
+	struct cli_opts o;
+	char *body = NULL;
+	cJSON *rep;
+	int rc = parse_opts(argc, argv, OPT_API | OPT_JSON, "status: ", usage_status, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.api_sock)
+		return usage_error(usage_status, "status: %s%s", "--api-sock PATH is required", "");
+	rc = api_client_request(o.api_sock, "GET", "/memory", NULL, &body, &e);
+	if (rc < 0)
+		return fail(&e);
+	rep = cJSON_Parse(body);
+	if (rc != 200 || !rep) {
+		const cJSON *f = cJSON_GetObjectItemCaseSensitive(rep, "fault_message");
+
+		log_err("GET /memory: %d %s", rc, cJSON_IsString(f) ? f->valuestring : body);
+		cJSON_Delete(rep);
+		free(body);
+		return EXIT_RUNTIME;
+	}
+	if (o.json)
+		report_print(stdout, rep);
+	else {
+		report_memory_human_json(stdout, rep);
+		cJSON_Delete(rep);
+	}
+	free(body);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -364,6 +438,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "host"))
 		return cmd_host(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
 	if (argv[1][0] == '-')
 		return cmd_run(argc, argv);
 	return usage_error(usage_main, "unknown command \"%s\"%s", argv[1], "");

@@ -6,7 +6,7 @@
 # As root it installs what is missing; otherwise it prints the apt-get line and fails.
 set -euo pipefail
 
-build=(gcc make pkg-config liburing-dev libdaxctl-dev libndctl-dev libcjson-dev)
+build=(gcc make pkg-config liburing-dev libdaxctl-dev libndctl-dev libcjson-dev libhttp-parser-dev)
 test=(libcmocka-dev python3 python3-pytest curl qemu-system-x86)
 bench=(python3-matplotlib)
 
