@@ -199,6 +199,34 @@ exc_common:
 	hlt
 	jmp 1b
 
+/* Device interrupts (idle workload): save what C may clobber, call the handler, return. */
+.macro IRQ_STUB name, handler
+	.globl \name
+\name:
+	push %rax
+	push %rcx
+	push %rdx
+	push %rsi
+	push %rdi
+	push %r8
+	push %r9
+	push %r10
+	push %r11
+	call \handler
+	pop %r11
+	pop %r10
+	pop %r9
+	pop %r8
+	pop %rdi
+	pop %rsi
+	pop %rdx
+	pop %rcx
+	pop %rax
+	iretq
+.endm
+	IRQ_STUB irq_timer, irq_timer_c
+	IRQ_STUB irq_keyboard, irq_keyboard_c
+
 /* APs arrive here in long mode from the trampoline. */
 	.globl ap_entry64
 ap_entry64:

@@ -9,7 +9,8 @@
  *   test=memcheck                     pattern over every RAM byte of the memory map
  *   test=randread size_mib=N iters=N  dependent random reads, TSC cycles per read
  *   test=smp                          every CPU of the MP table / ACPI MADT checks in
- *   test=idle                         halt until the VMM stops the VM
+ *   test=idle [tick_ms=N]             halt until the VMM stops the VM; Ctrl-Alt-Del on the
+ *                                     keyboard resets; tick_ms prints "tick K" every N ms
  *   test=exit code=N                  exit with status N
  *   test=crash                        triple fault (the VMM must report it, not hang)
  *   test=spam                         print numbered lines until stopped (console backpressure)
@@ -49,7 +50,9 @@ extern struct {
 	uint16_t limit;
 	uint64_t base;
 } __attribute__((packed)) gdt_ptr;
-extern void bp_entry(void), exc_other(void);
+extern void bp_entry(void), exc_other(void), irq_timer(void), irq_keyboard(void);
+void irq_timer_c(void);
+void irq_keyboard_c(void);
 extern void exc0(void), exc1(void), exc2(void), exc4(void), exc5(void), exc6(void), exc7(void),
 	exc8(void), exc9(void), exc10(void), exc11(void), exc12(void), exc13(void), exc14(void),
 	exc15(void), exc16(void), exc17(void), exc18(void), exc19(void), exc20(void);
@@ -651,6 +654,77 @@ static void do_smp(uint64_t rsdp)
 	pass(0);
 }
 
+/* ---- idle: interrupts through the legacy PIC ---- */
+
+#define PIC1    0x20
+#define PIC2    0xa0
+#define PIT_HZ  1193182
+#define TICK_HZ 100
+
+static unsigned tick_every, tick_count, ticks_printed;
+static uint8_t keys[4];
+
+void irq_timer_c(void)
+{
+	if (tick_every && ++tick_count % tick_every == 0) {
+		puts_("tick ");
+		putu(++ticks_printed);
+		puts_("\n");
+	}
+	outb(PIC1, 0x20); /* end of interrupt */
+}
+
+/* Scan code set 2 make codes: Ctrl 14, Alt 11, Del E0 71 (what VMMs send for Ctrl-Alt-Del). */
+void irq_keyboard_c(void)
+{
+	static const uint8_t cad[4] = {0x14, 0x11, 0xe0, 0x71};
+
+	while (inb(0x64) & 1) {
+		memcpy(keys, keys + 1, 3);
+		keys[3] = inb(0x60);
+		if (mem_eq(keys, cad, 4)) {
+			puts_("ctrl-alt-del: rebooting\n");
+			outb(0x64, 0xfe); /* pulse the reset line */
+		}
+	}
+	outb(PIC1, 0x20);
+}
+
+static void do_idle(void)
+{
+	uint64_t tick_ms = arg_u64("tick_ms", 0);
+
+	/* The 8259s: vectors 0x20-0x2f, only the timer (if asked) and the keyboard unmasked. */
+	outb(PIC1, 0x11);
+	outb(PIC2, 0x11);
+	outb(PIC1 + 1, 0x20);
+	outb(PIC2 + 1, 0x28);
+	outb(PIC1 + 1, 4);
+	outb(PIC2 + 1, 2);
+	outb(PIC1 + 1, 1);
+	outb(PIC2 + 1, 1);
+	outb(PIC1 + 1, tick_ms ? 0xfc : 0xfd);
+	outb(PIC2 + 1, 0xff);
+	gate(0x20, irq_timer, 0);
+	gate(0x21, irq_keyboard, 0);
+	/* The local APIC passes the PIC's interrupts through LINT0 (ExtINT). */
+	lapic_write(0xf0, 0x1ff);
+	lapic_write(0x350, 0x700);
+	if (tick_ms) {
+		uint16_t div = PIT_HZ / TICK_HZ;
+
+		tick_every = (unsigned)(tick_ms * TICK_HZ / 1000);
+		if (!tick_every)
+			tick_every = 1;
+		outb(0x43, 0x34); /* channel 0, rate generator */
+		outb(0x40, (uint8_t)div);
+		outb(0x40, (uint8_t)(div >> 8));
+	}
+	puts_("idle\n");
+	for (;;)
+		__asm__ volatile("sti; hlt");
+}
+
 /* ---- main ---- */
 
 void guest_main(uint32_t start_info)
@@ -707,10 +781,7 @@ void guest_main(uint32_t start_info)
 		__asm__ volatile("lidt %0; int3" : : "m"(none));
 		fail("still running after a triple fault");
 	}
-	if (str_eq(test, "idle")) {
-		puts_("idle\n");
-		for (;;)
-			__asm__ volatile("cli; hlt");
-	}
+	if (str_eq(test, "idle"))
+		do_idle();
 	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam)");
 }
