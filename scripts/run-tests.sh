@@ -33,6 +33,7 @@ if [ "$only" = all ] || [ "$only" = unit ]; then
 		suite "unit/$(basename "$t")$flavour" "$logs/$(basename "$t").log" "$t"
 	done
 	suite "fuzz/config$flavour" "$logs/fuzz_config.log" "$build/tests/fuzz_config" 100000
+	suite "fuzz/http$flavour" "$logs/fuzz_http.log" "$build/tests/fuzz_http" 100000
 fi
 if [ "$only" = all ] || [ "$only" = int ]; then
 	log="$logs/integration.log"

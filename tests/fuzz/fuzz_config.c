@@ -233,9 +233,11 @@ int main(int argc, char **argv)
 	       accepted, rejected);
 	for (unsigned i = 0; i < nseeds; i++)
 		free(seeds[i]);
-	/* Mutants that still parse reach the validator's deeper paths; none would mean dead seeds. */
+	/* Mutants that still parse reach the validator's deeper paths; none would mean dead seeds.
+	 */
 	if (accepted * 100 < iters) {
-		fprintf(stderr, "fuzz_config: only %lu of %lu inputs parsed; the seeds are broken\n",
+		fprintf(stderr,
+			"fuzz_config: only %lu of %lu inputs parsed; the seeds are broken\n",
 			accepted, iters);
 		return 1;
 	}

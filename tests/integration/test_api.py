@@ -1,0 +1,520 @@
+"""The control socket: HTTP/1.1 + JSON over a Unix socket, Firecracker's routes and
+hugevmm's own, driven with a Python client and with curl against a running VM."""
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import BIN, MiB, region_span, smaps
+
+GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
+EMBED = os.path.join(os.path.dirname(BIN), "tests", "embed_test")
+
+pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
+                                reason="/dev/kvm is absent or not accessible")
+
+# ---- Firecracker's shapes (swagger: src/firecracker/swagger/firecracker.yaml), for the
+# routes hugevmm shares with it. Each is {"required": [...], "props": {name: type}},
+# a type being a Python type, a tuple of allowed strings (an enum), or a nested shape.
+INT, STR, BOOL = int, str, bool
+RATE_LIMITER = {"required": [], "props": {"bandwidth": dict, "ops": dict}}
+FC = {
+    "InstanceInfo": {"required": ["app_name", "id", "state", "vmm_version"],
+                     "props": {"app_name": STR, "id": STR, "vmm_version": STR,
+                               "state": ("Not started", "Running", "Paused")}},
+    "MachineConfiguration": {"required": ["vcpu_count", "mem_size_mib"],
+                             "props": {"vcpu_count": INT, "mem_size_mib": INT, "smt": BOOL,
+                                       "track_dirty_pages": BOOL,
+                                       "huge_pages": ("None", "Transparent", "2M"),
+                                       "cpu_template": STR}},
+    "BootSource": {"required": ["kernel_image_path"],
+                   "props": {"kernel_image_path": STR, "boot_args": STR, "initrd_path": STR}},
+    "Drive": {"required": ["drive_id", "is_root_device"],
+              "props": {"drive_id": STR, "is_root_device": BOOL, "is_read_only": BOOL,
+                        "path_on_host": STR, "partuuid": STR, "cache_type": ("Unsafe", "Writeback"),
+                        "io_engine": ("Sync", "Async"), "rate_limiter": RATE_LIMITER, "socket": STR}},
+    "NetworkInterface": {"required": ["host_dev_name", "iface_id"],
+                         "props": {"host_dev_name": STR, "iface_id": STR, "guest_mac": STR,
+                                   "mtu": INT, "rx_rate_limiter": RATE_LIMITER,
+                                   "tx_rate_limiter": RATE_LIMITER}},
+    "InstanceActionInfo": {"required": ["action_type"],
+                           "props": {"action_type": ("FlushMetrics", "InstanceStart", "SendCtrlAltDel")}},
+    "Vm": {"required": ["state"], "props": {"state": ("Paused", "Resumed")}},
+    "Error": {"required": [], "props": {"fault_message": STR}},
+    "FirecrackerVersion": {"required": ["firecracker_version"], "props": {"firecracker_version": STR}},
+}
+FC["FullVmConfiguration"] = {"required": [], "props": {
+    "boot-source": FC["BootSource"], "machine-config": FC["MachineConfiguration"],
+    "drives": [FC["Drive"]], "network-interfaces": [FC["NetworkInterface"]]}}
+
+# (method, path pattern) -> (request shape, response shape) for the routes shared with Firecracker
+ROUTES = [
+    ("GET", r"/", None, "InstanceInfo"),
+    ("GET", r"/version", None, "FirecrackerVersion"),
+    ("GET", r"/vm/config", None, "FullVmConfiguration"),
+    ("GET", r"/machine-config", None, "MachineConfiguration"),
+    ("PUT", r"/machine-config", "MachineConfiguration", None),
+    ("PATCH", r"/machine-config", "MachineConfiguration-partial", None),
+    ("PUT", r"/boot-source", "BootSource", None),
+    ("PUT", r"/drives/[^/]+", "Drive", None),
+    ("PUT", r"/network-interfaces/[^/]+", "NetworkInterface", None),
+    ("PUT", r"/actions", "InstanceActionInfo", None),
+    ("PATCH", r"/vm", "Vm", None),
+]
+
+
+def conforms(value, shape, where="body"):
+    """Raise AssertionError unless @value fits Firecracker's @shape."""
+    if isinstance(shape, list):
+        assert isinstance(value, list), f"{where}: expected an array"
+        for i, v in enumerate(value):
+            conforms(v, shape[0], f"{where}[{i}]")
+        return
+    if isinstance(shape, tuple):
+        assert value in shape, f"{where}: {value!r} is not one of {shape}"
+        return
+    if isinstance(shape, type):
+        ok = isinstance(value, shape) and not (shape is int and isinstance(value, bool))
+        assert ok, f"{where}: {value!r} is not {shape.__name__}"
+        return
+    assert isinstance(value, dict), f"{where}: expected an object"
+    for k in shape["required"]:
+        assert k in value, f"{where}: required {k!r} is missing"
+    for k, v in value.items():
+        if k in shape["props"]:
+            conforms(v, shape["props"][k], f"{where}.{k}")
+
+
+def check_shapes(method, path, body, status, reply):
+    for m, pat, req, resp in ROUTES:
+        if m != method or not re.fullmatch(pat, path):
+            continue
+        if body is not None and req:
+            name = req.replace("-partial", "")
+            shape = dict(FC[name], required=[] if req.endswith("-partial") else FC[name]["required"])
+            conforms(body, shape, f"{method} {path} request")
+        if status >= 300:
+            conforms(reply, FC["Error"], f"{method} {path} fault")
+            assert reply.get("fault_message")
+        elif resp:
+            conforms(reply, FC[resp], f"{method} {path} response")
+        else:
+            assert status == 204 and reply is None, f"{method} {path}: {status} {reply}"
+    if status >= 300:
+        assert isinstance(reply, dict) and isinstance(reply.get("fault_message"), str)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def api(sock, method, path, body=None, check=True):
+    """One request; returns (status, parsed JSON or None). Checks Firecracker's shapes."""
+    c = UnixHTTPConnection(sock)
+    data = json.dumps(body) if body is not None else None
+    c.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+    r = c.getresponse()
+    raw = r.read()
+    c.close()
+    reply = json.loads(raw) if raw else None
+    if check:
+        check_shapes(method, path, body, r.status, reply)
+    return r.status, reply
+
+
+def raw_request(sock, data, shutdown=False, timeout=10):
+    """Send raw bytes; read one response (to its Content-Length) or until the server closes."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    s.sendall(data)
+    if shutdown:
+        s.shutdown(socket.SHUT_WR)
+    out = b""
+    while True:
+        head, sep, body = out.partition(b"\r\n\r\n")
+        if sep:
+            m = re.search(rb"Content-Length: (\d+)", head)
+            if (m and len(body) >= int(m.group(1))) or (not m and b" 204 " in head):
+                break
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out
+
+
+def status_of(raw):
+    m = re.match(rb"HTTP/1\.1 (\d{3})", raw)
+    assert m, raw[:200]
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    return int(m.group(1)), (json.loads(body) if body else None)
+
+
+class Vmm:
+    def __init__(self, tmp_path, args=()):
+        self.sock = str(tmp_path / "api.sock")
+        self.console = tmp_path / "console.log"
+        self.err = open(tmp_path / "hugevmm.err", "w+")
+        self.proc = subprocess.Popen([BIN, "--api-sock", self.sock, *args],
+                                     stdout=open(self.console, "w"), stderr=self.err,
+                                     stdin=subprocess.DEVNULL)
+        # Up when it answers (a stale socket file may be there before hugevmm replaces it).
+        deadline = time.time() + 30
+        while True:
+            assert self.proc.poll() is None and time.time() < deadline, self.stderr()
+            try:
+                if api(self.sock, "GET", "/version", check=False)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.01)
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read()
+
+    def ticks(self):
+        return len(re.findall(r"tick \d+", self.console.read_text()))
+
+    def wait_console(self, text, timeout=30):
+        deadline = time.time() + timeout
+        while text not in self.console.read_text():
+            assert time.time() < deadline and self.proc.poll() is None, \
+                f"no {text!r}: {self.console.read_text()[-500:]} {self.stderr()}"
+            time.sleep(0.02)
+
+    def configure(self, args="test=idle tick_ms=50", vcpus=1, mib=128):
+        assert api(self.sock, "PUT", "/boot-source",
+                   {"kernel_image_path": GUEST, "boot_args": args})[0] == 204
+        assert api(self.sock, "PUT", "/machine-config", {"vcpu_count": vcpus, "mem_size_mib": mib})[0] == 204
+        assert api(self.sock, "PUT", "/memory/regions/ram0",
+                   {"backing": "thp", "size_mib": mib, "policy": "prefer"}, check=False)[0] == 204
+
+    def boot(self, **kw):
+        self.configure(**kw)
+        assert api(self.sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (204, None)
+        self.wait_console("idle")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.err.close()
+
+
+@pytest.fixture
+def vmm(tmp_path, sysfs):
+    v = Vmm(tmp_path)
+    yield v
+    v.close()
+    assert not os.path.exists(v.sock), "the socket was not removed"
+
+
+def test_configure_over_the_socket_and_boot(vmm):
+    st, info = api(vmm.sock, "GET", "/")
+    assert st == 200 and info["state"] == "Not started" and info["app_name"] == "hugevmm"
+    assert api(vmm.sock, "GET", "/version")[1]["firecracker_version"]
+    vmm.configure(vcpus=2)
+    assert api(vmm.sock, "PUT", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": GUEST,
+                                                   "is_root_device": True, "is_read_only": True})[0] == 204
+    assert api(vmm.sock, "PUT", "/network-interfaces/eth0",
+               {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"})[0] == 204
+    st, cfg = api(vmm.sock, "GET", "/vm/config")
+    assert st == 200
+    assert cfg["boot-source"] == {"kernel_image_path": GUEST, "boot_args": "test=idle tick_ms=50"}
+    assert cfg["machine-config"]["vcpu_count"] == 2 and cfg["machine-config"]["mem_size_mib"] == 128
+    assert cfg["drives"][0]["drive_id"] == "rootfs" and cfg["network-interfaces"][0]["iface_id"] == "eth0"
+    assert cfg["memory"]["regions"][0] == {"id": "ram0", "size_mib": 128, "backing": "thp",
+                                           "page_size": "2M", "prefault": True, "policy": "prefer",
+                                           "min_coverage": 1}
+    st, mc = api(vmm.sock, "PATCH", "/machine-config", {"vcpu_count": 1})
+    assert st == 204 and api(vmm.sock, "GET", "/machine-config")[1]["vcpu_count"] == 1
+    assert api(vmm.sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (204, None)
+    vmm.wait_console("idle")
+    assert api(vmm.sock, "GET", "/")[1]["state"] == "Running"
+    # GET /vm/config round-trips: it is a config file hugevmm accepts.
+    r = subprocess.run([BIN, "check", "--config-file", "/dev/stdin"], input=json.dumps(cfg),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_memory_report_matches_smaps(vmm):
+    vmm.boot()
+    st, rep = api(vmm.sock, "GET", "/memory")
+    assert st == 200
+    reg = rep["regions"][0]
+    k = smaps(vmm.proc.pid, *region_span(rep))
+    # Read independently from the kernel: the report's numbers are the kernel's.
+    assert reg["host"]["bytes_2m"] == k["AnonHugePages"]
+    assert reg["host"]["bytes_2m"] + reg["host"]["bytes_4k"] == k["Rss"]
+    assert reg["host"]["bytes_2m"] + reg["host"]["bytes_4k"] + reg["host"]["bytes_not_present"] == 128 * MiB
+    kvm = rep["kvm"]
+    if kvm["available"]:
+        assert kvm["pages_4k"] + kvm["pages_2m"] + kvm["pages_1g"] > 0
+    else:
+        assert kvm["reason"] and "pages_2m" not in kvm
+    # Measured at each request: the counter moves.
+    m1 = api(vmm.sock, "GET", "/metrics")[1]["memory"]["measurements"]
+    api(vmm.sock, "GET", "/memory")
+    assert api(vmm.sock, "GET", "/metrics")[1]["memory"]["measurements"] == m1 + 1
+
+
+def test_pause_and_resume_stop_the_vcpus(vmm):
+    vmm.boot()
+    time.sleep(0.3)
+    assert api(vmm.sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
+    assert api(vmm.sock, "GET", "/")[1]["state"] == "Paused"
+    ticks, run = vmm.ticks(), api(vmm.sock, "GET", "/metrics")[1]["vcpu_run_ms"]
+    time.sleep(0.6)
+    # Neither the guest's progress nor the time its vCPUs spend in the guest moves.
+    assert vmm.ticks() == ticks
+    assert api(vmm.sock, "GET", "/metrics")[1]["vcpu_run_ms"] == run
+    st, f = api(vmm.sock, "PATCH", "/vm", {"state": "Paused"})
+    assert st == 400 and "already paused" in f["fault_message"]
+    assert api(vmm.sock, "PATCH", "/vm", {"state": "Resumed"}) == (204, None)
+    time.sleep(0.5)
+    assert vmm.ticks() > ticks
+    st, f = api(vmm.sock, "PATCH", "/vm", {"state": "Resumed"})
+    assert st == 400 and "not paused" in f["fault_message"]
+
+
+def test_send_ctrl_alt_del_ends_cleanly(vmm):
+    vmm.boot()
+    assert api(vmm.sock, "PUT", "/actions", {"action_type": "SendCtrlAltDel"}) == (204, None)
+    assert vmm.proc.wait(timeout=30) == 0
+    assert "ctrl-alt-del: rebooting" in vmm.console.read_text()
+    assert not os.path.exists(vmm.sock)
+
+
+def test_sigterm_ends_cleanly(vmm):
+    vmm.boot()
+    vmm.proc.send_signal(signal.SIGTERM)
+    assert vmm.proc.wait(timeout=30) == 0
+    assert not os.path.exists(vmm.sock)
+
+
+def test_sigterm_before_boot(vmm):
+    vmm.proc.send_signal(signal.SIGINT)
+    assert vmm.proc.wait(timeout=30) == 0
+    assert not os.path.exists(vmm.sock)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (make test installs it)")
+def test_with_curl(vmm):
+    def curl(*args):
+        r = subprocess.run(["curl", "-s", "--unix-socket", vmm.sock, "-w", "\n%{http_code}", *args],
+                           capture_output=True, text=True, timeout=30)
+        body, code = r.stdout.rsplit("\n", 1)
+        return int(code), (json.loads(body) if body else None)
+
+    assert curl("http://localhost/")[1]["state"] == "Not started"
+    code, _ = curl("-X", "PUT", "http://localhost/boot-source", "-H", "Content-Type: application/json",
+                   "-d", json.dumps({"kernel_image_path": GUEST, "boot_args": "test=idle"}))
+    assert code == 204
+    code, f = curl("-X", "PUT", "http://localhost/machine-config", "-d", '{"vcpu_count": "two"}')
+    assert code == 400 and "machine-config.vcpu_count: expected an integer" in f["fault_message"]
+    # A body over 1 KiB: curl sends "Expect: 100-continue" and waits for the 100.
+    args = "test=idle " + "x" * 1500
+    t0 = time.time()
+    code, _ = curl("-X", "PUT", "http://localhost/boot-source", "-d",
+                   json.dumps({"kernel_image_path": GUEST, "boot_args": args}))
+    assert code == 204 and time.time() - t0 < 0.9, "100 Continue was not sent"
+    code, _ = curl("-X", "PUT", "http://localhost/actions", "-d", '{"action_type": "InstanceStart"}')
+    assert code == 204
+    assert curl("http://localhost/memory")[1]["regions"][0]["id"] == "ram0"
+
+
+def test_fifty_clients_at_once(vmm):
+    vmm.boot()
+    results, errors = [], []
+
+    def one():
+        try:
+            results.append(api(vmm.sock, "GET", "/memory"))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert len(results) == 50 and all(s == 200 and r["regions"][0]["id"] == "ram0" for s, r in results)
+    ticks = vmm.ticks()
+    time.sleep(0.3)
+    assert vmm.ticks() > ticks  # the guest ran on meanwhile
+
+
+def test_slow_client_blocks_nobody(vmm):
+    vmm.boot()
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.connect(vmm.sock)
+    stuck.sendall(b"GET / HTTP/1.1\r\nHost: loc")  # and never more
+    t0 = time.time()
+    assert api(vmm.sock, "GET", "/")[0] == 200
+    assert time.time() - t0 < 1.0
+    ticks = vmm.ticks()
+    time.sleep(0.3)
+    assert vmm.ticks() > ticks
+    stuck.close()
+
+
+def req(method, path, body):
+    """A raw request with a correct Content-Length."""
+    b = body.encode()
+    return f"{method} {path} HTTP/1.1\r\nContent-Length: {len(b)}\r\n\r\n".encode() + b
+
+
+BAD = [
+    # (raw request, expected status, text in the fault message)
+    (b"GARBAGE\r\n\r\n", 400, "malformed request"),
+    (b"GET / HTTP/1.1\r\nNo-colon-here\r\n\r\n", 400, "malformed request"),
+    (b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\n\r\n", 414, "request target"),
+    (b"PUT /boot-source HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", 413, "body over 64 KiB"),
+    (b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"p" * 9000 + b"\r\n\r\n", 431, "headers over 8 KiB"),
+    (b"PUT /boot-source HTTP/1.1\r\nContent-Length: 9\r\n\r\n{\"kernel_", 400, "invalid JSON"),
+    (req("PUT", "/boot-source", '{"kernel_image_path": 42}'),
+     400, "boot-source.kernel_image_path: expected a string, got a number 42"),
+    (b"PUT /boot-source HTTP/1.1\r\nContent-Length: 2\r\n\r\n[]", 400, "expected a JSON object"),
+    (b"PUT /boot-source HTTP/1.1\r\n\r\n", 400, "body: missing"),
+    (b"PUT /machine-config HTTP/1.1\r\nContent-Length: 19\r\n\r\n{\"vcpu_count\": 999}",
+     400, "machine-config.vcpu_count: 999 is out of range"),
+    (b"PUT /machine-config HTTP/1.1\r\nContent-Length: 17\r\n\r\n{\"vcpu_count\": 2}",
+     400, "machine-config.mem_size_mib: missing"),
+    (req("PUT", "/drives/a", '{"drive_id": "b", "path_on_host": "/x", "is_root_device": false}'),
+     400, "does not match the path's \"a\""),
+    (req("PUT", "/memory/regions/r", '{"backing": "hugetlb", "size_mib": 7}'),
+     400, "memory.regions[0].size_mib: 7 is not a multiple of the 2M page size"),
+    (b"GET /nope HTTP/1.1\r\n\r\n", 400, "Invalid request method and/or path: GET /nope"),
+    (b"DELETE / HTTP/1.1\r\n\r\n", 400, "Invalid request method and/or path: DELETE /"),
+    (b"PUT /vsock HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400, "does not implement this Firecracker route"),
+    (b"PUT /actions HTTP/1.1\r\nContent-Length: 25\r\n\r\n{\"action_type\": \"Reboot\"}",
+     400, "actions.action_type: \"Reboot\" is not known"),
+    (b"PATCH /vm HTTP/1.1\r\nContent-Length: 19\r\n\r\n{\"state\": \"Paused\"}", 400, "the VM is not running"),
+    (b"GET /memory HTTP/1.1\r\n\r\n", 400, "the VM has not been started"),
+]
+
+
+def test_bad_input_gets_4xx_and_the_vmm_keeps_running(vmm):
+    for raw, status, text in BAD:
+        st, f = status_of(raw_request(vmm.sock, raw))
+        assert st == status, (raw[:60], st, f)
+        assert text in f["fault_message"], (raw[:60], f)
+    # A truncated body: the client stops sending and closes its side.
+    st, f = status_of(raw_request(vmm.sock, b"PUT /boot-source HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"ke",
+                                  shutdown=True))
+    assert st == 400 and "malformed request" in f["fault_message"]
+    assert api(vmm.sock, "GET", "/")[0] == 200
+    vmm.boot()
+    after_boot = [
+        ("PUT", "/boot-source", {"kernel_image_path": GUEST}, "the VM has started"),
+        ("PUT", "/machine-config", {"vcpu_count": 1, "mem_size_mib": 64}, "the VM has started"),
+        ("PUT", "/memory/regions/r2", {"backing": "anon", "size_mib": 8}, "the VM has started"),
+        ("PUT", "/actions", {"action_type": "InstanceStart"}, "already been started"),
+    ]
+    for method, path, body, text in after_boot:
+        st, f = api(vmm.sock, method, path, body, check=path != "/memory/regions/r2")
+        assert st == 400 and text in f["fault_message"], (path, f)
+    ticks = vmm.ticks()
+    time.sleep(0.3)
+    assert vmm.ticks() > ticks and api(vmm.sock, "GET", "/")[1]["state"] == "Running"
+
+
+def test_pipelined_requests_on_one_connection(vmm):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(vmm.sock)
+    s.sendall(b"GET / HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\n\r\n"
+              b"GET /machine-config HTTP/1.1\r\nConnection: close\r\n\r\n")
+    raw = b""
+    while chunk := s.recv(65536):  # the last response closes the connection
+        raw += chunk
+    s.close()
+    assert raw.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_metrics_and_host(vmm):
+    vmm.boot()
+    st, m = api(vmm.sock, "GET", "/metrics")
+    assert st == 200 and m["state"] == "Running" and m["vcpus"] == 1
+    assert m["exits"]["io"] > 0 and m["serial"]["tx_bytes"] >= len(vmm.console.read_text()) - 64
+    assert m["api"]["requests"] >= 5 and m["memory"]["coverage_drift_events"] == 0
+    st, h = api(vmm.sock, "GET", "/host")
+    local = json.loads(subprocess.run([BIN, "host"], capture_output=True, text=True).stdout)
+    assert st == 200 and h["kernel"] == local["kernel"] and h["thp"] == local["thp"]
+
+
+def test_status_command(vmm):
+    vmm.boot()
+    r = subprocess.run([BIN, "status", "--api-sock", vmm.sock], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("REGION") and re.search(r"ram0\s+thp\s+2M\s+128 MiB\s+\[", r.stdout)
+    r = subprocess.run([BIN, "status", "--api-sock", vmm.sock, "--json"], capture_output=True, text=True)
+    assert json.loads(r.stdout)["regions"][0]["id"] == "ram0"
+    r = subprocess.run([BIN, "status", "--api-sock", vmm.sock + ".nope"], capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot connect" in r.stderr
+
+
+def test_socket_file_rules(tmp_path, sysfs):
+    v = Vmm(tmp_path)
+    try:
+        assert stat.S_IMODE(os.stat(v.sock).st_mode) == 0o600
+        # A live socket is refused.
+        r = subprocess.run([BIN, "--api-sock", v.sock], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "is a live socket" in r.stderr
+        assert api(v.sock, "GET", "/")[0] == 200  # and left alone
+    finally:
+        v.close()
+    assert not os.path.exists(v.sock)
+    # A stale socket (nobody listening) is replaced.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(v.sock)
+    s.close()
+    v2 = Vmm(tmp_path)
+    try:
+        assert api(v2.sock, "GET", "/")[0] == 200
+    finally:
+        v2.close()
+    # Something that is not a socket is never removed.
+    other = tmp_path / "not-a-socket"
+    other.write_text("precious")
+    r = subprocess.run([BIN, "--api-sock", str(other)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "is not a socket" in r.stderr and other.read_text() == "precious"
+
+
+def test_config_file_and_socket_together(tmp_path, sysfs):
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=idle"},
+                               "memory": {"regions": [{"backing": "thp", "size_mib": 64}]}}))
+    v = Vmm(tmp_path, ["--config-file", str(cfg)])
+    try:
+        v.wait_console("idle")
+        assert api(v.sock, "GET", "/")[1]["state"] == "Running"
+        assert api(v.sock, "GET", "/memory")[1]["regions"][0]["size_bytes"] == 64 * MiB
+    finally:
+        v.close()
+
+
+def test_embedding(tmp_path, sysfs):
+    r = subprocess.run([EMBED, GUEST, str(tmp_path / "console.log")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and "embed: PASS" in r.stdout, r.stdout + r.stderr
