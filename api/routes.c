@@ -392,6 +392,43 @@ static void patch_vm(const struct http_request *r, struct api_route *out)
 	cJSON_Delete(o);
 }
 
+/*
+ * PUT /test/split {"region": id, "offset_mib": N}: splits a huge page of a
+ * running guest, so tests can watch coverage drift. Only with
+ * HUGEVMM_TEST_HOOKS=1 in hugevmm's environment; otherwise an unknown route.
+ */
+static bool test_hooks(void)
+{
+	const char *v = getenv("HUGEVMM_TEST_HOOKS");
+
+	return v && !strcmp(v, "1");
+}
+
+static void put_test_split(const struct http_request *r, struct api_route *out)
+{
+	static const char *const known[] = {"region", "offset_mib", NULL};
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+	char region[MEM_ID_MAX + 1];
+	uint64_t mib = 0;
+	int rc;
+
+	if (!o)
+		return;
+	rc = jv_check_keys(o, "split", known, NULL, &e);
+	if (!rc)
+		rc = jv_get_str(o, "split", "region", region, sizeof(region), &e);
+	if (rc > 0)
+		rc = jv_get_uint(o, "split", "offset_mib", 0, MEM_MAX_SIZE >> 20, &mib, &e);
+	if (rc <= 0 || e.kind != ERR_NONE)
+		fault(out, 400, "%s", e.kind != ERR_NONE ? e.msg : "split: region and offset_mib");
+	else if (command(out, VMM_OP_TEST_SPLIT, render_empty)) {
+		memcpy(out->cmd->in.split.region, region, sizeof(region));
+		out->cmd->in.split.offset = mib << 20;
+	}
+	cJSON_Delete(o);
+}
+
 static void get_host(struct api_route *out)
 {
 	struct host_mem_caps *mc = malloc(sizeof(*mc));
@@ -489,6 +526,8 @@ void api_route(const struct http_request *r, struct api_route *out)
 		get_host(out);
 	else if (!strcmp(path, "/metrics") && m == HTTP_GET)
 		command(out, VMM_OP_METRICS, render_metrics);
+	else if (!strcmp(path, "/test/split") && m == HTTP_PUT && test_hooks())
+		put_test_split(r, out);
 	else {
 		for (size_t i = 0; i < sizeof(firecracker_only) / sizeof(firecracker_only[0]);
 		     i++) {

@@ -346,3 +346,18 @@ int mem_pread(const struct guest_mem *gm, uint64_t gpa, int fd, uint64_t off, ui
 
 	return each_piece(gm, gpa, len, pread_piece, &a);
 }
+
+int mem_test_split(struct guest_mem *gm, const char *id, uint64_t offset)
+{
+	for (unsigned i = 0; i < gm->nregions; i++) {
+		struct mem_region *r = &gm->regions[i];
+
+		if (strcmp(r->cfg.id, id))
+			continue;
+		if (offset >= r->size)
+			return -ERANGE;
+		return madvise(r->hva + align_down(offset, SZ_4K), SZ_4K, MADV_DONTNEED) ? -errno
+											 : 0;
+	}
+	return -ENOENT;
+}

@@ -90,6 +90,13 @@ int mem_verify(struct guest_mem *gm, struct vmm_err *e) must_check;
 /* Re-measure every region's host coverage (does not re-judge policies). */
 int mem_measure(struct guest_mem *gm) must_check;
 
+/*
+ * Testing only: drop the 4K page at byte @offset of region @id
+ * (MADV_DONTNEED), which splits the huge page around it, as memory pressure
+ * or migration would. The guest reads zeros there afterwards.
+ */
+int mem_test_split(struct guest_mem *gm, const char *id, uint64_t offset) must_check;
+
 /* Unmap and close everything; safe on a zeroed or partly mapped guest_mem. */
 void mem_unmap(struct guest_mem *gm);
 

@@ -432,6 +432,19 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 	case VMM_OP_MEMORY:
 		do_memory(m, c);
 		break;
+	case VMM_OP_TEST_SPLIT:
+		if (!m->vm) {
+			refuse(c, "%s: the VM has not been started", "split");
+		} else {
+			int r = mem_test_split(vm_memory(m->vm), c->in.split.region,
+					       c->in.split.offset);
+
+			if (r)
+				err_set(&c->err, ERR_CONFIG, r,
+					"split: region \"%s\" offset %llu: %s", c->in.split.region,
+					(unsigned long long)c->in.split.offset, strerror(-r));
+		}
+		break;
 	case VMM_OP_METRICS:
 		memset(&c->metrics, 0, sizeof(c->metrics));
 		if (m->vm)

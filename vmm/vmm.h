@@ -34,9 +34,10 @@ enum vmm_op {
 	VMM_OP_CTRL_ALT_DEL,  /* press Ctrl-Alt-Del on the guest keyboard */
 	VMM_OP_PAUSE,
 	VMM_OP_RESUME,
-	VMM_OP_STOP,    /* stop the VM (the loop then ends) */
-	VMM_OP_MEMORY,  /* measure again -> memory */
-	VMM_OP_METRICS, /* -> metrics */
+	VMM_OP_STOP,       /* stop the VM (the loop then ends) */
+	VMM_OP_MEMORY,     /* measure again -> memory */
+	VMM_OP_METRICS,    /* -> metrics */
+	VMM_OP_TEST_SPLIT, /* testing: in.split, see mem_test_split() */
 };
 
 struct vmm_machine {
@@ -71,6 +72,10 @@ struct vmm_cmd {
 		struct cfg_drive drive;
 		struct cfg_net net;
 		struct mem_region_cfg region;
+		struct {
+			char region[MEM_ID_MAX + 1];
+			uint64_t offset;
+		} split;
 	} in;
 
 	/* Results: err.kind is ERR_NONE on success. */

@@ -170,13 +170,13 @@ def status_of(raw):
 
 
 class Vmm:
-    def __init__(self, tmp_path, args=()):
+    def __init__(self, tmp_path, args=(), env=None):
         self.sock = str(tmp_path / "api.sock")
         self.console = tmp_path / "console.log"
         self.err = open(tmp_path / "hugevmm.err", "w+")
         self.proc = subprocess.Popen([BIN, "--api-sock", self.sock, *args],
                                      stdout=open(self.console, "w"), stderr=self.err,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
         # Up when it answers (a stale socket file may be there before hugevmm replaces it).
         deadline = time.time() + 30
         while True:
@@ -518,3 +518,31 @@ def test_embedding(tmp_path, sysfs):
     r = subprocess.run([EMBED, GUEST, str(tmp_path / "console.log")], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and "embed: PASS" in r.stdout, r.stdout + r.stderr
+
+
+def test_coverage_drift_is_seen_and_counted(tmp_path, sysfs):
+    v = Vmm(tmp_path, env={"HUGEVMM_TEST_HOOKS": "1"})
+    try:
+        v.boot()
+        rep = api(v.sock, "GET", "/memory")[1]
+        before = rep["regions"][0]["host"]
+        assert before["bytes_2m"] == 128 * MiB
+        # The hook drops one 4K page at 100 MiB: its 2M page is split, as under memory pressure.
+        assert api(v.sock, "PUT", "/test/split", {"region": "ram0", "offset_mib": 100}) == (204, None)
+        rep = api(v.sock, "GET", "/memory")[1]
+        after = rep["regions"][0]["host"]
+        assert after["bytes_2m"] == 126 * MiB
+        assert after["bytes_4k"] == before["bytes_4k"] + 2 * MiB - 4096
+        assert after["bytes_not_present"] == before["bytes_not_present"] + 4096
+        assert after["coverage"] < before["coverage"]
+        assert smaps(v.proc.pid, *region_span(rep))["AnonHugePages"] == 126 * MiB
+        assert api(v.sock, "GET", "/metrics")[1]["memory"]["coverage_drift_events"] == 1
+        assert "coverage drift" in v.stderr()
+    finally:
+        v.close()
+
+
+def test_test_hooks_are_off_by_default(vmm):
+    vmm.boot()
+    st, f = api(vmm.sock, "PUT", "/test/split", {"region": "ram0", "offset_mib": 1})
+    assert st == 400 and "Invalid request method and/or path" in f["fault_message"]
