@@ -135,4 +135,4 @@ format:
 clean:
 	$(Q)rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/api/cli.d $(GUEST_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+-include $(LIB_OBJS:.o=.d) $(BUILD)/api/cli.d $(GUEST_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d) $(BUILD)/tests/fuzz/fuzz_config.d $(BUILD)/tests/fuzz/fuzz_http.d
