@@ -158,7 +158,7 @@ static int open_hugetlb(struct mem_region *r, struct vmm_err *e)
 	if (!strcmp(dir, path))
 		fd = create_unlinked(dir, r->cfg.id);
 	else if (access(path, F_OK) == 0) {
-		fd = open(path, O_RDWR | O_CLOEXEC);
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
 			fd = -errno;
 	} else
@@ -185,7 +185,7 @@ static int open_file(struct mem_region *r, struct vmm_err *e)
 					       ? "; for a /dev/daxX.Y device use backing "
 						 "\"devdax\" with \"device\""
 					       : "");
-		fd = open(path, O_RDWR | O_CLOEXEC);
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
 		if (fd < 0)
 			return err_set(e, ERR_CONFIG, -errno,
 				       "%s: cannot open \"%s\" read-write: %s", field(r, "path"),

@@ -135,7 +135,11 @@ static int check_file(const char *field, const char *path, bool write, struct vm
 	if (S_ISDIR(st.st_mode))
 		return err_set(e, ERR_CONFIG, -EISDIR, "%s: \"%s\" is a directory; give a file",
 			       field, path);
-	fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return err_set(e, ERR_CONFIG, -EINVAL, "%s: \"%s\" is not a regular file%s", field,
+			       path, write ? " or a block device" : "");
+	/* O_NONBLOCK: whatever the path turns out to be, the check never waits on it. */
+	fd = open(path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return err_set(e, ERR_CONFIG, -errno, "%s: cannot open \"%s\" for %s: %s", field,
 			       path, write ? "reading and writing" : "reading", strerror(errno));

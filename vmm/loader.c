@@ -263,7 +263,8 @@ int kernel_open(const char *path, struct kernel_image *k, struct vmm_err *e)
 
 	memset(k, 0, sizeof(*k));
 	k->path = path;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO in its place must not hang the VMM; it fails the S_ISREG test. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return err_set(e, ERR_CONFIG, -errno, FIELD ": cannot open \"%s\": %s", path,
 			       strerror(errno));

@@ -292,7 +292,7 @@ static int load_initrd(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 
 	if (c->kernel->kind != KERNEL_ELF_PVH && c->kernel->initrd_addr_max)
 		limit = MIN(limit, (uint64_t)c->kernel->initrd_addr_max + 1);
-	fd = open(c->initrd_path, O_RDONLY | O_CLOEXEC);
+	fd = open(c->initrd_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return err_set(e, ERR_CONFIG, -errno, FIELD_INITRD ": cannot open \"%s\": %s",
 			       c->initrd_path, strerror(errno));
