@@ -1,6 +1,8 @@
 #include "devices/serial.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,6 +107,32 @@ static void transmit(struct serial *s, uint8_t ch)
 	}
 }
 
+/*
+ * write() that returns EPIPE instead of raising SIGPIPE when the reader is
+ * gone, without touching the process's signal dispositions (hugevmm may be
+ * embedded): SIGPIPE is blocked on this thread and a pending one consumed.
+ */
+static ssize_t write_nosigpipe(int fd, const void *buf, size_t n)
+{
+	sigset_t pipe, old;
+	ssize_t w;
+	int err;
+
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &old);
+	w = write(fd, buf, n);
+	err = errno;
+	if (w < 0 && err == EPIPE && !sigismember(&old, SIGPIPE)) {
+		struct timespec zero = {0, 0};
+
+		sigtimedwait(&pipe, NULL, &zero);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = err;
+	return w;
+}
+
 size_t serial_tx_pending(struct serial *s)
 {
 	size_t n;
@@ -129,7 +157,7 @@ ssize_t serial_drain(struct serial *s, int fd, size_t max)
 	pthread_mutex_unlock(&s->lock);
 	if (!n)
 		return 0;
-	w = write(fd, buf, n);
+	w = write_nosigpipe(fd, buf, n);
 	if (w <= 0)
 		return w < 0 ? -errno : 0;
 
