@@ -374,6 +374,9 @@ static int cmd_run(int argc, char **argv)
 		}
 	}
 	if (rc) {
+		/* Requests that came in meanwhile are answered (503) before the socket goes. */
+		if (m)
+			vmm_shutdown(m);
 		api_server_stop(api);
 		vmm_destroy(m);
 		return fail(&e);

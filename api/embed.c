@@ -118,6 +118,12 @@ int hugevmm_resume(struct hugevmm *h)
 
 int hugevmm_stop(struct hugevmm *h)
 {
+	/* Only a running VM stops; before start there is nothing to stop (and nothing may latch).
+	 */
+	if (!h->running) {
+		snprintf(h->err, sizeof(h->err), "stop: the VM is not running");
+		return 2;
+	}
 	return call(h, VMM_OP_STOP, NULL);
 }
 

@@ -63,6 +63,11 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status)
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if (vm->vcpus[i].hv)
 			vcpu_kick(&vm->vcpus[i]);
+	/* Joining waits for this: a thread must not be signalled after it was joined. */
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->kicked = true;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 void vm_stop(struct vm *vm)
@@ -306,11 +311,21 @@ int vm_start(struct vm *vm, struct vmm_err *e)
 	return 0;
 }
 
+/*
+ * Take the terminal only as its foreground process: in the background
+ * (`hugevmm --api-sock ... &`) tcsetattr would stop the whole process with
+ * SIGTTOU, and reading stdin with SIGTTIN. tcgetpgrp fails for a terminal that
+ * is not our controlling one, and there is no job control to fear there.
+ */
 static void tty_raw(struct vm *vm)
 {
 	struct termios t;
+	pid_t fg;
 
-	if (!vm->console_input || !isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &vm->tty_saved))
+	if (!vm->console_input || !isatty(STDIN_FILENO))
+		return;
+	fg = tcgetpgrp(STDIN_FILENO);
+	if ((fg >= 0 && fg != getpgrp()) || tcgetattr(STDIN_FILENO, &vm->tty_saved))
 		return;
 	t = vm->tty_saved;
 	cfmakeraw(&t);
@@ -320,8 +335,16 @@ static void tty_raw(struct vm *vm)
 
 static void tty_restore(struct vm *vm)
 {
-	if (vm->tty_raw)
-		tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty_saved);
+	sigset_t ttou, old;
+
+	if (!vm->tty_raw)
+		return;
+	/* Moved to the background meanwhile? With SIGTTOU blocked the restore still happens. */
+	sigemptyset(&ttou);
+	sigaddset(&ttou, SIGTTOU);
+	pthread_sigmask(SIG_BLOCK, &ttou, &old);
+	tcsetattr(STDIN_FILENO, TCSANOW, &vm->tty_saved);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	vm->tty_raw = false;
 }
 
@@ -484,6 +507,11 @@ static void halt_vcpus(struct vm *vm)
 	if (!vm->nvcpus)
 		return;
 	vm_request_stop(vm, VM_STOP_REQUEST, vm->status);
+	/* Whoever won the stop (maybe a vCPU thread) must be done kicking before the joins. */
+	pthread_mutex_lock(&vm->pause_lock);
+	while (!vm->kicked)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		if (!vcpu_started(&vm->vcpus[i]))
 			continue;

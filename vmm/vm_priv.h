@@ -55,6 +55,7 @@ struct vm {
 	pthread_cond_t pause_cond;
 	atomic_bool pause_req;
 	unsigned parked;
+	bool kicked; /* the stopper has kicked every vCPU (joins wait for it) */
 	bool finished;
 };
 

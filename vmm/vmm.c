@@ -556,7 +556,6 @@ void vmm_quit(struct vmm *m, int status)
 
 int vmm_run(struct vmm *m)
 {
-	struct vmm_cmd *c;
 	int status;
 
 	while (!atomic_load(&m->quit)) {
@@ -575,6 +574,14 @@ int vmm_run(struct vmm *m)
 		status = vm_finish(m->vm);
 		m->state = VMM_STOPPED;
 	}
+	vmm_shutdown(m);
+	return status;
+}
+
+void vmm_shutdown(struct vmm *m)
+{
+	struct vmm_cmd *c;
+
 	/* Whatever is still queued is refused; later submissions fail at once. */
 	pthread_mutex_lock(&m->qlock);
 	m->closed = true;
@@ -587,13 +594,13 @@ int vmm_run(struct vmm *m)
 		c->done(c, c->done_arg);
 		c = next;
 	}
-	return status;
 }
 
 void vmm_destroy(struct vmm *m)
 {
 	if (!m)
 		return;
+	vmm_shutdown(m);
 	vm_destroy(m->vm);
 	if (m->loop) {
 		evloop_unwatch(m->loop, m->w_queue);

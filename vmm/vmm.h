@@ -135,6 +135,13 @@ int vmm_call(struct vmm *m, struct vmm_cmd *c) must_check;
 /* End vmm_run from any thread (the VM, if any, is stopped) with @status. */
 void vmm_quit(struct vmm *m, int status);
 
+/*
+ * Refuse every queued command ("shutting down": their done callbacks run now,
+ * on this thread) and every later submission. vmm_run ends with it; call it
+ * before tearing down a submitter when the loop never ran. Idempotent.
+ */
+void vmm_shutdown(struct vmm *m);
+
 void vmm_destroy(struct vmm *m);
 
 const char *vmm_state_name(enum vmm_state s);
