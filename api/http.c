@@ -206,12 +206,15 @@ static void parse(struct http_conn *c, bool eof)
 		return;
 	err = HTTP_PARSER_ERRNO(&c->parser);
 	if (c->error_status) {
+		c->close_after = true; /* first: the response's Connection header says so */
 		http_conn_fault(c, c->error_status, "%s", c->error_msg);
+	} else if (err == HPE_HEADER_OVERFLOW) {
 		c->close_after = true;
+		http_conn_fault(c, 431, "headers over 8 KiB");
 	} else if (err != HPE_OK) {
+		c->close_after = true;
 		http_conn_fault(c, 400, "malformed request: %s (%s)", http_errno_description(err),
 				http_errno_name(err));
-		c->close_after = true;
 	} else if (eof) {
 		c->state = CONN_CLOSED; /* the peer left between requests */
 	} else if (c->in_off) {
@@ -254,9 +257,14 @@ void http_conn_respond(struct http_conn *c, int status, const char *body)
 			     status, http_status_text(status),
 			     status == 204 ? "" : "Content-Length: 0\r\n",
 			     close ? "close" : "keep-alive");
+	/* A HEAD response says how long the body would be, and sends none. */
+	if (c->req.method == HTTP_HEAD && c->state == CONN_REQUEST)
+		blen = 0;
 	if (body && blen)
 		memcpy(c->out + n, body, blen);
 	c->out_len = (size_t)n + blen;
+	c->status = status;
+	c->counted = false;
 	c->out_off = 0;
 	c->close_after = close;
 	c->state = CONN_WRITING;

@@ -48,6 +48,8 @@ struct http_conn {
 	char *out;
 	size_t out_len, out_off;
 	bool close_after; /* close once out is written */
+	int status;       /* of the queued response */
+	bool counted;     /* the server has counted it */
 };
 
 void http_conn_init(struct http_conn *c);

@@ -48,7 +48,7 @@ struct api_server {
 	struct evloop *loop;
 	pthread_t thread;
 	bool running, stopping;
-	struct ev_handle *w_listen, *w_stop, *w_done, *t_sweep;
+	struct ev_handle *w_listen, *w_stop, *w_done, *t_sweep, *t_accept;
 	struct conn *conns[API_MAX_CONNS];
 	uint32_t next_gen;
 	struct api_stats stats;
@@ -93,7 +93,6 @@ static void count_status(struct api_server *s, int status)
 
 static void respond(struct conn *c, int status, char *body)
 {
-	count_status(c->s, status);
 	http_conn_respond(&c->http, status, body);
 	free(body);
 }
@@ -121,7 +120,6 @@ static void dispatch(struct conn *c)
 	struct api_route r;
 	struct pending *p;
 
-	s->stats.requests++;
 	api_route(&c->http.req, &r);
 	if (!r.cmd) {
 		respond(c, r.status, r.body);
@@ -163,9 +161,16 @@ static void service(struct conn *c)
 			}
 			break;
 		case CONN_WRITING: {
-			ssize_t n = send(c->fd, c->http.out + c->http.out_off,
-					 c->http.out_len - c->http.out_off,
-					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			ssize_t n;
+
+			/* Every response is counted once, parse faults included. */
+			if (!c->http.counted) {
+				c->http.counted = true;
+				c->s->stats.requests++;
+				count_status(c->s, c->http.status);
+			}
+			n = send(c->fd, c->http.out + c->http.out_off,
+				 c->http.out_len - c->http.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 				conn_watch(c, POLLOUT);
@@ -221,6 +226,30 @@ static void on_conn(void *arg, int res)
 	service(c);
 }
 
+static void on_accept(void *arg, int res);
+
+static void on_resume_accept(void *arg, int res)
+{
+	struct api_server *s = arg;
+
+	(void)res;
+	s->t_accept = NULL;
+	s->w_listen = evloop_watch(s->loop, s->lfd, POLLIN, on_accept, s);
+}
+
+/*
+ * Out of fds: the listening socket stays readable, so stop watching it for a
+ * moment instead of spinning; pending clients wait in the backlog.
+ */
+static void backoff(struct api_server *s)
+{
+	log_warn("api: cannot accept connections (%s); retrying in 100 ms", strerror(errno));
+	evloop_unwatch(s->loop, s->w_listen);
+	s->w_listen = NULL;
+	if (!s->t_accept)
+		s->t_accept = evloop_after(s->loop, 100, on_resume_accept, s);
+}
+
 static void on_accept(void *arg, int res)
 {
 	struct api_server *s = arg;
@@ -231,20 +260,27 @@ static void on_accept(void *arg, int res)
 		struct conn *c;
 		unsigned slot = 0;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				backoff(s);
 			return;
+		}
 		while (slot < API_MAX_CONNS && s->conns[slot])
 			slot++;
 		c = slot < API_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
 		if (!c) {
-			static const char busy[] =
-				"HTTP/1.1 503 Service Unavailable\r\nServer: hugevmm\r\n"
-				"Content-Type: application/json\r\nContent-Length: 51\r\n"
-				"Connection: close\r\n\r\n"
+			static const char msg[] =
 				"{\"fault_message\":\"too many API connections at once\"}";
+			char busy[256];
+			int n = snprintf(busy, sizeof(busy),
+					 "HTTP/1.1 503 Service Unavailable\r\nServer: hugevmm\r\n"
+					 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+					 "Connection: close\r\n\r\n%s",
+					 sizeof(msg) - 1, msg);
 
 			s->stats.connections_refused++;
-			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			if (send(fd, busy, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				log_debug("api: refusing a connection: %s", strerror(errno));
 			close(fd);
 			continue;
@@ -282,6 +318,7 @@ static void on_done(void *arg, int res)
 		if (c && c->gen == p->gen && c->busy) {
 			api_render(p->cmd, p->render, &s->stats, &status, &body);
 			c->busy = false;
+			c->last = now_ns(); /* a long command is activity, not idleness */
 			respond(c, status, body);
 			service(c);
 		}
@@ -318,9 +355,19 @@ static void *server_main(void *arg)
 {
 	struct api_server *s = arg;
 
-	while (!s->stopping)
-		if (evloop_run_once(s->loop, -1) < 0)
+	while (!s->stopping) {
+		int r = evloop_run_once(s->loop, -1);
+
+		if (r < 0) {
+			/* Clients should see a refused connection, not a socket nobody serves. */
+			log_err("api: event loop: %s; the control socket closes", strerror(-r));
+			close(s->lfd);
+			s->lfd = -1;
 			break;
+		}
+	}
+	/* Answers that came back meanwhile still go out (best effort), then everything closes. */
+	on_done(s, 0);
 	for (unsigned i = 0; i < API_MAX_CONNS; i++)
 		if (s->conns[i])
 			conn_close(s->conns[i]);
@@ -352,6 +399,7 @@ static int bind_path(struct api_server *s, const char *path, struct vmm_err *e)
 				path);
 		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		r = probe >= 0 ? connect(probe, (struct sockaddr *)&a, sizeof(a)) : -1;
+		r = r ? errno : 0;
 		if (probe >= 0)
 			close(probe);
 		if (r == 0)
@@ -359,8 +407,14 @@ static int bind_path(struct api_server *s, const char *path, struct vmm_err *e)
 				       "--api-sock: \"%s\" is a live socket (another hugevmm or "
 				       "Firecracker serves it); choose another path",
 				       path);
-		/* Nobody listens: a leftover of a process that died. */
-		unlink(path);
+		/* Only a refused connection proves nobody listens; anything else is left alone. */
+		if (r != ECONNREFUSED)
+			return err_set(
+				e, ERR_CONFIG, -r,
+				"--api-sock: \"%s\" exists and cannot be probed (%s); remove "
+				"it if it is stale, or choose another path",
+				path, strerror(r));
+		unlink(path); /* a leftover of a process that died */
 	}
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->lfd < 0)
@@ -452,6 +506,7 @@ void api_server_stop(struct api_server *s)
 		evloop_unwatch(s->loop, s->w_stop);
 		evloop_unwatch(s->loop, s->w_done);
 		evloop_unwatch(s->loop, s->t_sweep);
+		evloop_unwatch(s->loop, s->t_accept);
 		evloop_destroy(s->loop);
 	}
 	if (s->lfd >= 0)
