@@ -64,6 +64,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "embed: FAIL create: %s\n", err);
 		return 1;
 	}
+	/* Nothing runs yet: stopping is refused, and must not spoil the start (found in review). */
+	if (hugevmm_stop(h) != 2)
+		return failed("stop before start was not refused", h);
 	if (hugevmm_start(h))
 		return failed("start", h);
 	if (hugevmm_start(h) != 2)

@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -165,7 +166,10 @@ def raw_request(sock, data, shutdown=False, timeout=10):
 def status_of(raw):
     m = re.match(rb"HTTP/1\.1 (\d{3})", raw)
     assert m, raw[:200]
-    body = raw.split(b"\r\n\r\n", 1)[1]
+    head, body = raw.split(b"\r\n\r\n", 1)
+    cl = re.search(rb"Content-Length: (\d+)", head)
+    # The header must tell the truth: a client frames the body by it.
+    assert cl is None or int(cl.group(1)) == len(body), (head, body)
     return int(m.group(1)), (json.loads(body) if body else None)
 
 
@@ -546,3 +550,131 @@ def test_test_hooks_are_off_by_default(vmm):
     vmm.boot()
     st, f = api(vmm.sock, "PUT", "/test/split", {"region": "ram0", "offset_mib": 1})
     assert st == 400 and "Invalid request method and/or path" in f["fault_message"]
+
+
+# ---- found in review; each failed before its fix ----
+
+def test_background_job_is_not_stopped_by_the_terminal(tmp_path, sysfs):
+    # `hugevmm --api-sock S &` in an interactive shell: taking the terminal from the
+    # background would stop the whole process (SIGTTOU) at InstanceStart.
+    if not shutil.which("script"):
+        pytest.skip("needs script(1) for an interactive shell with job control")
+    sock = tmp_path / "bg.sock"
+    q = shlex.quote
+    curl = f"curl -s -m 10 --unix-socket {q(str(sock))}"
+    script = tmp_path / "job.sh"
+    script.write_text("\n".join([
+        f"{q(BIN)} --api-sock {q(str(sock))} > {q(str(tmp_path / 'out'))} 2>&1 &",
+        f"while [ ! -S {q(str(sock))} ]; do sleep 0.05; done",
+        f"{curl} -X PUT http://localhost/boot-source -d "
+        + q(json.dumps({"kernel_image_path": GUEST, "boot_args": "test=idle"})),
+        f"{curl} -X PUT http://localhost/memory/regions/ram0 -d "
+        + q(json.dumps({"backing": "thp", "size_mib": 64})),
+        f"{curl} -o /dev/null -w 'start=%{{http_code}}\\n' -X PUT http://localhost/actions -d "
+        + q('{"action_type": "InstanceStart"}'),
+        f"{curl} -o /dev/null -w 'info=%{{http_code}}\\n' http://localhost/",
+        "kill %1; wait", ""]))
+    # script(1) gives bash a terminal; -i turns job control on: the VMM is a background job.
+    r = subprocess.run(["script", "-qec", f"bash --norc -i {q(str(script))}", "/dev/null"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "start=204" in r.stdout and "info=200" in r.stdout, r.stdout[-800:]
+    assert "Stopped" not in r.stdout
+
+
+def test_a_fifo_as_kernel_does_not_hang_the_vmm(vmm, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    t0 = time.time()
+    st, f = api(vmm.sock, "PUT", "/boot-source", {"kernel_image_path": str(fifo)})
+    assert st == 400 and "is not a regular file" in f["fault_message"]
+    assert time.time() - t0 < 5 and api(vmm.sock, "GET", "/")[0] == 200
+
+
+def test_console_reader_gone_is_not_fatal(tmp_path, sysfs):
+    cfg = tmp_path / "vm.json"
+    cfg.write_text(json.dumps({"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=spam"},
+                               "memory": {"regions": [{"backing": "thp", "size_mib": 64}]}}))
+    sock = str(tmp_path / "api.sock")
+    p = subprocess.Popen([BIN, "--config-file", str(cfg), "--api-sock", sock], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    p.stdout.read(100)
+    p.stdout.close()  # like `| head -c 100`
+    time.sleep(0.5)
+    assert p.poll() is None, "killed by SIGPIPE"
+    assert api(sock, "GET", "/")[1]["state"] == "Running"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 0
+    assert b"guest output is discarded" in p.stderr.read()
+    assert not os.path.exists(sock)
+    p.stderr.close()
+
+
+def test_unprobeable_socket_is_not_taken_for_stale(tmp_path, sysfs):
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv to run as another user")
+    import pathlib
+    import tempfile
+    # pytest's tree is private to root; this directory is world-writable and not sticky,
+    # so "nobody" could unlink root's socket in it.
+    d = pathlib.Path(tempfile.mkdtemp(prefix="hugevmm-shared-"))
+    os.chmod(d, 0o777)
+    v = Vmm(d)
+    try:
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN,
+                            "--api-sock", v.sock], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and "cannot be probed" in r.stderr, r.stderr
+        assert api(v.sock, "GET", "/")[0] == 200  # root's socket is still there and served
+    finally:
+        v.close()
+        shutil.rmtree(d)
+
+
+def test_too_many_connections_get_a_well_formed_503(vmm):
+    held = []
+    for _ in range(256):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(vmm.sock)
+        held.append(s)
+    time.sleep(0.2)
+    st, f = status_of(raw_request(vmm.sock, b"GET / HTTP/1.1\r\n\r\n"))
+    assert st == 503 and f["fault_message"] == "too many API connections at once"
+    for s in held:
+        s.close()
+    time.sleep(0.2)
+    assert api(vmm.sock, "GET", "/")[0] == 200
+
+
+def test_fault_after_a_good_request_says_close(vmm):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(vmm.sock)
+    s.sendall(b"GET /version HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n")
+    raw = b""
+    while chunk := s.recv(65536):
+        raw += chunk
+    s.close()
+    first, second = raw.split(b"HTTP/1.1 ")[1:3]
+    assert b"Connection: keep-alive" in first
+    assert second.startswith(b"400") and b"Connection: close" in second
+
+
+def test_head_has_no_body_and_faults_are_counted(vmm):
+    before = api(vmm.sock, "GET", "/metrics")[1]["api"]["responses_4xx"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(vmm.sock)
+    s.sendall(b"HEAD / HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\nConnection: close\r\n\r\n")
+    raw = b""
+    while chunk := s.recv(65536):
+        raw += chunk
+    s.close()
+    head, rest = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 400") and rest.startswith(b"HTTP/1.1 200")
+    raw_request(vmm.sock, b"GARBAGE\r\n\r\n")
+    raw_request(vmm.sock, b"GET / HTTP/1.1\r\nX: " + b" " * 90000 + b"x\r\n\r\n")
+    assert api(vmm.sock, "GET", "/metrics")[1]["api"]["responses_4xx"] >= before + 3
+
+
+def test_whitespace_padded_header_is_431(vmm):
+    st, f = status_of(raw_request(vmm.sock, b"GET / HTTP/1.1\r\nX: " + b" " * 90000 + b"x\r\n\r\n"))
+    assert st == 431
