@@ -5,6 +5,7 @@
 #include <cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
@@ -425,6 +426,13 @@ static int cmd_status(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/*
+	 * Configs are large fixed structs (~120 KiB: PATH_MAX per path) copied while a VM is
+	 * built; from the heap, the freed copies would stay resident for the VM's life. Served by
+	 * mmap they go back to the kernel when freed (the VMM's RSS without guest RAM drops by
+	 * about a quarter). The library leaves malloc alone; this is the binary's choice.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return EXIT_USAGE;
