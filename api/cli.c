@@ -382,6 +382,8 @@ static int cmd_run(int argc, char **argv)
 		vmm_destroy(m);
 		return fail(&e);
 	}
+	/* What building the VM allocated and freed goes back to the kernel now. */
+	malloc_trim(0);
 	status = vmm_run(m);
 	api_server_stop(api);
 	if (o.report)

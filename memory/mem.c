@@ -45,11 +45,24 @@ double mem_host_coverage(const struct guest_mem *gm)
 	return size ? (double)huge / (double)size : -1.0;
 }
 
+/*
+ * Zero what @n regions use. Not the whole struct: its arrays are sized for
+ * MEM_MAX_REGIONS (~90 KiB) and pages of a fresh allocation that are never
+ * written stay out of the VMM's RSS. Entries past nregions/nslots are unused.
+ */
+static void gm_clear(struct guest_mem *gm, unsigned n)
+{
+	memset(gm->regions, 0, MIN(n, MEM_MAX_REGIONS) * sizeof(gm->regions[0]));
+	memset(gm->slots, 0, sizeof(gm->slots));
+	gm->nregions = gm->nslots = 0;
+	gm->top = 0;
+}
+
 void mem_unmap(struct guest_mem *gm)
 {
 	for (unsigned i = 0; i < gm->nregions; i++)
 		backing_release(&gm->regions[i]);
-	memset(gm, 0, sizeof(*gm));
+	gm_clear(gm, gm->nregions);
 }
 
 static void fill_slots(struct guest_mem *gm, const struct mem_layout *lay)
@@ -92,7 +105,7 @@ int mem_map(struct guest_mem *gm, const struct mem_region_cfg *cfg, unsigned n, 
 	struct mem_layout lay;
 	int rc;
 
-	memset(gm, 0, sizeof(*gm));
+	gm_clear(gm, n);
 	if (n == 0 || n > MEM_MAX_REGIONS)
 		return err_set(e, ERR_CONFIG, -EINVAL, "memory.regions: %u regions; give 1 to %d",
 			       n, MEM_MAX_REGIONS);

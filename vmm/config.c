@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,10 +10,32 @@
 
 #include "common/log.h"
 
+void vm_config_defaults(struct vm_config *c)
+{
+	c->vcpus = 1;
+}
+
 void vm_config_init(struct vm_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->vcpus = 1;
+	vm_config_defaults(c);
+}
+
+/* Bytes [from, to) of the struct, as offsets. */
+static void copy_span(struct vm_config *d, const struct vm_config *s, size_t from, size_t to)
+{
+	memcpy((char *)d + from, (const char *)s + from, to - from);
+}
+
+void vm_config_copy(struct vm_config *d, const struct vm_config *s)
+{
+	copy_span(d, s, 0, offsetof(struct vm_config, regions));
+	memcpy(d->regions, s->regions, s->nregions * sizeof(s->regions[0]));
+	copy_span(d, s, offsetof(struct vm_config, nregions), offsetof(struct vm_config, drives));
+	memcpy(d->drives, s->drives, s->ndrives * sizeof(s->drives[0]));
+	copy_span(d, s, offsetof(struct vm_config, ndrives), offsetof(struct vm_config, nets));
+	memcpy(d->nets, s->nets, s->nnets * sizeof(s->nets[0]));
+	copy_span(d, s, offsetof(struct vm_config, nnets), sizeof(*s));
 }
 
 /* Guest RAM from machine-config alone, as Firecracker defines it. */

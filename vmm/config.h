@@ -66,6 +66,17 @@ struct vm_config {
 
 /* An empty configuration with Firecracker's defaults. */
 void vm_config_init(struct vm_config *c);
+/* Firecracker's defaults into a configuration that is already all zero (from calloc). */
+void vm_config_defaults(struct vm_config *c);
+
+/*
+ * Copy @src into @dst: the scalars and strings, and only the used elements of
+ * regions[], drives[] and nets[] (elements beyond the counts are undefined
+ * in any configuration). A configuration is ~120 KiB, mostly arrays; copying
+ * only what is used leaves the rest of a fresh allocation untouched and out
+ * of the process's RSS.
+ */
+void vm_config_copy(struct vm_config *dst, const struct vm_config *src);
 
 /*
  * Validate and complete: derive RAM from machine-config when there is no

@@ -125,7 +125,7 @@ int vmm_create(struct vmm **out, const struct vmm_opts *o, struct vmm_err *e)
 		r = err_set(e, ERR_RUNTIME, -ENOMEM, "vmm: out of memory or eventfds");
 		goto fail;
 	}
-	vm_config_init(m->cfg);
+	vm_config_defaults(m->cfg); /* calloc'ed: already zero */
 	r = evloop_create(&m->loop, e);
 	if (r)
 		goto fail;
@@ -156,7 +156,7 @@ fail:
 
 void vmm_configure(struct vmm *m, const struct vm_config *cfg)
 {
-	*m->cfg = *cfg;
+	vm_config_copy(m->cfg, cfg);
 }
 
 /* ---- commands ---- */
@@ -188,7 +188,7 @@ static void apply(struct vmm *m, struct vmm_cmd *c,
 		err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
 		return;
 	}
-	*t = *m->cfg;
+	vm_config_copy(t, m->cfg);
 	change(t, c);
 	if (c->err.kind == ERR_NONE) {
 		struct vm_config *v = malloc(sizeof(*v));
@@ -196,12 +196,12 @@ static void apply(struct vmm *m, struct vmm_cmd *c,
 		if (!v) {
 			err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
 		} else {
-			*v = *t;
+			vm_config_copy(v, t);
 			/* A trial: its warnings come once, at InstanceStart. */
 			log_mute(true);
 			if (!vm_config_finalize(v, false, &c->err) &&
 			    !vm_config_check_files(v, &c->err))
-				*m->cfg = *t;
+				vm_config_copy(m->cfg, t);
 			log_mute(false);
 			free(v);
 		}
@@ -299,7 +299,7 @@ static void do_start(struct vmm *m, struct vmm_cmd *c)
 		err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
 		return;
 	}
-	*v = *m->cfg;
+	vm_config_copy(v, m->cfg);
 	if (!vm_config_finalize(v, true, &c->err) && !vm_config_check_files(v, &c->err) &&
 	    !vm_create(&m->vm, v, &vo, &c->err)) {
 		if (vm_attach(m->vm, m->loop, on_vm_stop, m, &c->err) || vm_start(m->vm, &c->err)) {
@@ -369,11 +369,11 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 			break;
 		}
 		/* The effective configuration: what InstanceStart would use, defaults applied. */
-		*c->config = *m->cfg;
+		vm_config_copy(c->config, m->cfg);
 		log_mute(true);
 		if (vm_config_finalize(c->config, false, &c->err)) {
 			err_clear(&c->err);
-			*c->config = *m->cfg;
+			vm_config_copy(c->config, m->cfg);
 		}
 		log_mute(false);
 		break;

@@ -410,6 +410,48 @@ static void check_files_names_the_field(void **state)
 	assert_non_null(strstr(e.msg, "is a directory"));
 }
 
+/*
+ * vm_config_copy copies the scalars, strings and the used array elements
+ * (those after the arrays too), and leaves the unused elements alone.
+ */
+static void copy_takes_what_is_used(void **state)
+{
+	static struct vm_config src, dst;
+	struct vmm_err e = {0};
+
+	(void)state;
+	assert_int_equal(load("{\"boot-source\": {\"kernel_image_path\": \"k\", \"boot_args\": \"a=1\"},"
+			      " \"machine-config\": {\"vcpu_count\": 3},"
+			      " \"drives\": [{\"drive_id\": \"d0\", \"path_on_host\": \"x.img\","
+			      " \"is_root_device\": true, \"is_read_only\": true}],"
+			      " \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}],"
+			      " \"serial\": {\"serial_out_path\": \"out.log\"},"
+			      " \"memory\": {\"regions\": [{\"id\": \"a\", \"size_mib\": 64, \"backing\": \"thp\"},"
+			      " {\"id\": \"b\", \"size_mib\": 128, \"backing\": \"anon\"}]}}",
+			      &src, &e),
+			 0);
+	memset(&dst, 0xa5, sizeof(dst));
+	vm_config_copy(&dst, &src);
+	assert_string_equal(dst.kernel, "k");
+	assert_string_equal(dst.cmdline, "a=1");
+	assert_int_equal(dst.vcpus, 3);
+	assert_int_equal(dst.nregions, 2);
+	assert_string_equal(dst.regions[0].id, "a");
+	assert_string_equal(dst.regions[1].id, "b");
+	assert_int_equal(dst.regions[1].size, 128u << 20);
+	assert_int_equal(dst.ndrives, 1);
+	assert_string_equal(dst.drives[0].path, "x.img");
+	assert_true(dst.drives[0].read_only);
+	assert_int_equal(dst.nnets, 1);
+	assert_string_equal(dst.nets[0].host_dev, "tap0");
+	assert_string_equal(dst.serial_out, "out.log");
+	/* Unused elements are not written. */
+	assert_int_equal(((unsigned char *)&dst.regions[2])[0], 0xa5);
+	assert_int_equal(((unsigned char *)&dst.drives[1])[0], 0xa5);
+	/* The copy validates as the original does. */
+	assert_int_equal(vm_config_finalize(&dst, true, &e), 0);
+}
+
 /* Every file in configs/ parses and validates: the examples stay true. */
 static void every_bundled_config_parses(void **state)
 {
@@ -450,6 +492,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(load_reports_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_files_names_the_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(every_bundled_config_parses, setup, teardown),
+		cmocka_unit_test_setup_teardown(copy_takes_what_is_used, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
