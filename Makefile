@@ -110,24 +110,19 @@ test-unit test-int: deps-test all tests-bin
 run: all
 	$(Q)$(BUILD)/hugevmm --config-file configs/default.json --report human
 
-$(BUILD)/bench/memset: bench/memset.c | $(DEPS_STAMP)
+# Native baselines: the same memory kinds and, for randread, the test guest's own loop.
+BENCH_BINS := $(BUILD)/bench/memset $(BUILD)/bench/randread
+$(BUILD)/bench/%: bench/%.c bench/native.h tests/guest/chase.h | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) -std=gnu11 -O2 $(WARN) -o $@ $<
+	$(Q)$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) -o $@ $<
 
-# Benchmarks, not tests: figures go to bench/results/. Root is needed to size
-# hugetlb pools and switch shmem THP (restored afterwards).
-bench: all $(BUILD)/bench/memset
+# Benchmarks, not tests: hugevmm beside QEMU and native in one run; results, a
+# Markdown table and an SVG chart go to bench/results/. Root is needed to set THP
+# modes and hugetlb pools (restored afterwards).
+bench bench-quick: all $(BENCH_BINS)
 	$(Q)bash scripts/deps.sh bench
-	$(Q)/usr/bin/python3 bench/launch.py --hugevmm $(BUILD)/hugevmm \
-		--guest $(BUILD)/testguest.elf --memset $(BUILD)/bench/memset --runs 10
-	$(Q)/usr/bin/python3 bench/prefault.py --hugevmm $(BUILD)/hugevmm \
-		--memset $(BUILD)/bench/memset --size-mib 4096 --repeat 5
-bench-quick: all $(BUILD)/bench/memset
-	$(Q)bash scripts/deps.sh bench
-	$(Q)/usr/bin/python3 bench/launch.py --hugevmm $(BUILD)/hugevmm \
-		--guest $(BUILD)/testguest.elf --memset $(BUILD)/bench/memset --runs 3
-	$(Q)/usr/bin/python3 bench/prefault.py --hugevmm $(BUILD)/hugevmm \
-		--memset $(BUILD)/bench/memset --size-mib 1024 --repeat 2
+	$(Q)/usr/bin/python3 bench/run.py --bindir $(BUILD)/bench --hugevmm $(BUILD)/hugevmm \
+		--guest $(BUILD)/testguest.elf $(if $(filter bench-quick,$@),--quick)
 
 format:
 	$(Q)clang-format -i $(wildcard */*.c */*.h tests/*/*.c)

@@ -1,36 +1,29 @@
 /*
- * The native baseline for prefault benchmarks: map SIZE bytes of anonymous
- * memory (4K or THP), memset it once in one thread, print seconds and GiB/s
- * as JSON. Usage: memset SIZE_MIB thp|4k
+ * The native baseline for prefault: map SIZE_MIB of KIND (bench/native.h),
+ * memset it once in one thread, print seconds and GiB/s as JSON. Also used
+ * to warm the host before a measured run.  Usage: memset SIZE_MIB KIND
  */
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <time.h>
+
+#include "native.h"
 
 int main(int argc, char **argv)
 {
-	struct timespec a, b;
 	uint64_t size;
-	uint8_t *p, *raw;
-	double s;
+	double t0, s;
+	void *p;
 
-	if (argc != 3)
+	if (argc != 3) {
+		fprintf(stderr, "usage: memset SIZE_MIB anon|thp|memfd|hugetlb-2m|hugetlb-1g\n");
 		return 2;
+	}
 	size = strtoull(argv[1], NULL, 10) << 20;
-	raw = mmap(NULL, size + (2u << 20), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		   0);
-	if (raw == MAP_FAILED)
+	p = native_map(argv[2], size);
+	if (!p)
 		return 1;
-	/* 2M-aligned start so THP can cover the whole range. */
-	p = (uint8_t *)(((uintptr_t)raw + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1));
-	madvise(p, size, strcmp(argv[2], "thp") ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	t0 = native_now();
 	memset(p, 1, size);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	s = native_now() - t0;
 	printf("{\"seconds\": %.6f, \"gib_per_s\": %.3f}\n", s, (double)size / (1 << 30) / s);
 	return 0;
 }

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chase.h"
+
 #define COM1          0x3f8
 #define EXIT_PORT     0xf4
 #define LAPIC         0xfee00000ul
@@ -74,14 +76,6 @@ static inline uint8_t inb(uint16_t port)
 
 	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
 	return v;
-}
-
-static inline uint64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-
-	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi));
-	return ((uint64_t)hi << 32) | lo;
 }
 
 void *memset(void *d, int c, size_t n);
@@ -429,45 +423,14 @@ static void do_memcheck(void)
 
 static uint64_t rr_base, rr_lines, rr_iters, rr_cycles;
 
-static inline uint64_t xorshift(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-/*
- * One 64-byte line per element. Sattolo's shuffle makes a random permutation
- * with a single cycle; each line then holds the address of its successor, so
- * every read depends on the one before and the chase visits every line.
- */
 static long user_randread(long unused)
 {
-	uint64_t *base = (uint64_t *)(uintptr_t)rr_base, seed = 0x2545f4914f6cdd1dull, t0, t1;
-	volatile uint64_t *p;
+	uint64_t *base = (uint64_t *)(uintptr_t)rr_base, end;
 
 	(void)unused;
-	for (uint64_t i = 0; i < rr_lines; i++)
-		base[i * 8] = i;
-	for (uint64_t i = rr_lines - 1; i > 0; i--) {
-		uint64_t j = xorshift(&seed) % i, t = base[i * 8];
-
-		base[i * 8] = base[j * 8];
-		base[j * 8] = t;
-	}
-	for (uint64_t i = 0; i < rr_lines; i++)
-		base[i * 8] = (uint64_t)(uintptr_t)&base[base[i * 8] * 8];
-	p = (volatile uint64_t *)base;
-	/* A short warm-up, then the measured chase. */
-	for (uint64_t i = 0; i < rr_iters / 10; i++)
-		p = (volatile uint64_t *)(uintptr_t)*p;
-	t0 = rdtsc();
-	for (uint64_t i = 0; i < rr_iters; i++)
-		p = (volatile uint64_t *)(uintptr_t)*p;
-	t1 = rdtsc();
-	rr_cycles = t1 - t0;
-	return (long)(uintptr_t)p;
+	chase_build(base, rr_lines);
+	rr_cycles = chase_run(base, rr_iters, &end);
+	return (long)end;
 }
 
 static void do_randread(void)
@@ -604,9 +567,9 @@ static inline uint32_t lapic_read(unsigned reg)
 
 static void wait_cycles(uint64_t c)
 {
-	uint64_t t = rdtsc();
+	uint64_t t = chase_rdtsc();
 
-	while (rdtsc() - t < c)
+	while (chase_rdtsc() - t < c)
 		__asm__ volatile("pause");
 }
 
@@ -640,9 +603,9 @@ static void do_smp(uint64_t rsdp)
 		}
 	}
 	/* Up to ~20 s at 1 GHz: ring 0 may be emulated and APs start in real mode. */
-	t0 = rdtsc();
+	t0 = chase_rdtsc();
 	while (__atomic_load_n(&checked_in, __ATOMIC_SEQ_CST) < ncpus &&
-	       rdtsc() - t0 < 20000000000ull)
+	       chase_rdtsc() - t0 < 20000000000ull)
 		__asm__ volatile("pause");
 	puts_("smp cpus=");
 	putu(__atomic_load_n(&checked_in, __ATOMIC_SEQ_CST));

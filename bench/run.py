@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""hugevmm's benchmarks, side by side with Debian's QEMU and a native process,
+in one run: `make bench` (full) or `make bench-quick` (smaller sizes, fewer
+repeats, under 2 minutes).
+
+    bench/run.py [--quick] [--only launch,prefault,latency,scan] [--prefault-mib N] ...
+
+Writes bench/results/<date>.json (<date>-quick.json for --quick) with the
+machine it ran on, then the Markdown table (.md) and SVG chart (.svg) beside
+it, and prints the table. Needs root: it sets THP modes and hugetlb pools
+(restored afterwards)."""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import latency  # noqa: E402
+import launch  # noqa: E402
+import prefault  # noqa: E402
+import report  # noqa: E402
+import scan  # noqa: E402
+from common import ROOT, machine  # noqa: E402
+
+SECTIONS = {"launch": launch, "prefault": prefault, "latency": latency, "scan": scan}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
+    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    ap.add_argument("--hugevmm", default=os.path.join(ROOT, "build", "hugevmm"))
+    ap.add_argument("--guest", default=os.path.join(ROOT, "build", "testguest.elf"))
+    ap.add_argument("--bindir", default=os.path.join(ROOT, "build", "bench"), help="memset, randread")
+    ap.add_argument("--prefault-mib", type=int, help="prefault size (default 8192, quick 1024)")
+    ap.add_argument("--randread-mib", type=int, help="randread buffer (default 1024, quick 256)")
+    ap.add_argument("--randread-iters", type=int, help="dependent reads (default 10M, quick 2M)")
+    ap.add_argument("--scan-gib", help="guest sizes for GET /memory (default 1,8,32; quick 1,2,4)")
+    ap.add_argument("--out", help="results JSON (default bench/results/<date>[-quick].json)")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: needs root (it sets THP modes and hugetlb pools, and restores them)")
+    if not shutil.which("qemu-system-x86_64"):
+        sys.exit("bench: qemu-system-x86_64 not found; `scripts/deps.sh bench` installs it")
+    only = [s for s in a.only.split(",") if s]
+    for s in only:
+        if s not in SECTIONS:
+            sys.exit(f"bench: --only: unknown section \"{s}\"; sections: {', '.join(SECTIONS)}")
+    a.hugevmm, a.guest = os.path.abspath(a.hugevmm), os.path.abspath(a.guest)
+    a.memset, a.randread = (os.path.join(os.path.abspath(a.bindir), b) for b in ("memset", "randread"))
+    for p in (a.hugevmm, a.guest, a.memset, a.randread):
+        if not os.path.exists(p):
+            sys.exit(f"bench: {p} is missing; `make all build/bench/memset build/bench/randread` builds it")
+    a.prefault_mib = a.prefault_mib or (1024 if a.quick else 8192)
+    a.randread_mib = a.randread_mib or (256 if a.quick else 1024)
+    a.randread_iters = a.randread_iters or (2_000_000 if a.quick else 10_000_000)
+    a.scan_gib = [int(x) for x in (a.scan_gib or ("1,2,4" if a.quick else "1,8,32")).split(",")]
+
+    date = datetime.date.today().isoformat()
+    res = {"date": date, "command": "make bench-quick" if a.quick else "make bench",
+           "machine": machine(), "params": {}, "metrics": [], "skipped": {}, "seconds": {}}
+    for name in only:
+        t0 = time.time()
+        print(f"bench: {name}...", file=sys.stderr, flush=True)
+        r = SECTIONS[name].run(a)
+        res["params"][name] = r["params"]
+        res["metrics"] += r["metrics"]
+        if r.get("skipped"):
+            res["skipped"][name] = r["skipped"]
+        res["seconds"][name] = round(time.time() - t0, 1)
+
+    out = a.out or os.path.join(ROOT, "bench", "results", f"{date}{'-quick' if a.quick else ''}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+    md, svg = report.render(out)
+    with open(md) as f:
+        print(f.read())
+    print(f"results: {os.path.relpath(out, ROOT)}, {os.path.relpath(md, ROOT)}, {os.path.relpath(svg, ROOT)}")
+    missed = [f"{m['section']} {m['case']}: {g['text']}" for m in res["metrics"] for g in m.get("goals", [])
+              if not g["met"]]
+    for x in missed:
+        print(f"goal missed: {x}")
+
+
+if __name__ == "__main__":
+    main()
