@@ -211,12 +211,18 @@ class Qmp:
                                       "-S", "-qmp", f"unix:{self.path},server=on,wait=off"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 30
-        while not os.path.exists(self.path):
+        while True:
+            # The socket file appears at bind(), before listen(): retry until accepted.
+            self.sock = socket.socket(socket.AF_UNIX)
+            try:
+                self.sock.connect(self.path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                self.sock.close()
             if self.proc.poll() is not None or time.time() > deadline:
+                self.proc.kill()
                 raise RuntimeError(f"qemu -qmp did not start: {self.proc.stderr.read().decode()[-300:]}")
             time.sleep(0.005)
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(self.path)
         self.f = self.sock.makefile("rw")
         self.f.readline()
         self.cmd("qmp_capabilities")

@@ -72,6 +72,8 @@ def markdown(res):
         for n in notes:
             lines.append(f"\n{n}.")
         lines.append("")
+    for sec, e in res.get("errors", {}).items():
+        lines.append(f"Section {sec} FAILED: {e}.")
     for sec, why in res.get("skipped", {}).items():
         for case, reason in why.items():
             lines.append(f"Skipped {sec} {case}: {reason}.")

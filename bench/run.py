@@ -66,7 +66,12 @@ def main():
     for name in only:
         t0 = time.time()
         print(f"bench: {name}...", file=sys.stderr, flush=True)
-        r = SECTIONS[name].run(a)
+        try:
+            r = SECTIONS[name].run(a)
+        except Exception as e:  # keep the other sections' figures; fail at the end
+            res.setdefault("errors", {})[name] = f"{type(e).__name__}: {e}"
+            print(f"bench: {name} failed: {e}", file=sys.stderr)
+            continue
         res["params"][name] = r["params"]
         res["metrics"] += r["metrics"]
         if r.get("skipped"):
@@ -85,7 +90,10 @@ def main():
               if not g["met"]]
     for x in missed:
         print(f"goal missed: {x}")
+    for name, e in res.get("errors", {}).items():
+        print(f"bench: section {name} FAILED: {e}", file=sys.stderr)
+    return 1 if res.get("errors") else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
