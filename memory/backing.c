@@ -320,7 +320,12 @@ static int map_flags(const struct mem_region *r)
 	switch (r->cfg.backing) {
 	case MEM_BACKING_ANON:
 	case MEM_BACKING_THP:
-		return MAP_PRIVATE | MAP_ANONYMOUS;
+		/*
+		 * A lazy region is not committed up front (as in Firecracker): a guest may be
+		 * larger than what the host could back at once. A prefaulted one is, so a host
+		 * that cannot hold it says so here rather than by the OOM killer later.
+		 */
+		return MAP_PRIVATE | MAP_ANONYMOUS | (r->cfg.prefault ? 0 : MAP_NORESERVE);
 	case MEM_BACKING_FILE:
 		/* MAP_SYNC: page faults on fsdax make metadata durable, as pmem users expect. */
 		return r->on_dax ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED;
@@ -404,6 +409,14 @@ int backing_map(struct mem_region *r, struct vmm_err *e)
 				page_size_name(r->page_size),
 				r->page_size == SZ_1G ? "1GB" : "2MB");
 		}
+		if (rc == -ENOMEM && !(map_flags(r) & MAP_NORESERVE) &&
+		    (r->cfg.backing == MEM_BACKING_ANON || r->cfg.backing == MEM_BACKING_THP))
+			return err_set(e, ERR_RUNTIME, rc,
+				       "%s: the host cannot commit %llu MiB of memory (%s): "
+				       "use a smaller size_mib, or \"prefault\": false to map it "
+				       "lazily without committing it (overcommit)",
+				       r->cfg.origin, (unsigned long long)(r->size >> 20),
+				       strerror(-rc));
 		return err_set(e, ERR_RUNTIME, rc, "%s: mmap of %llu MiB (%s): %s", r->cfg.origin,
 			       (unsigned long long)(r->size >> 20),
 			       mem_backing_name(r->cfg.backing), strerror(-rc));

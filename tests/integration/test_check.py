@@ -247,3 +247,22 @@ def test_human_view(tmp_path, sysfs):
     assert lines[0].startswith("REGION")
     assert "[" + "M" * 40 + "]" in lines[1] and "pass" in lines[1]
     assert "[" + "k" * 40 + "]" in r.stdout
+
+
+def test_overcommit_lazy_maps_prefaulted_refused(tmp_path, sysfs):
+    """A region larger than the host's RAM: lazy (prefault false) it is mapped without
+    committing it, as Firecracker does; prefaulted it is refused at once, naming the remedy,
+    instead of being populated into the OOM killer."""
+    sysfs.set("/proc/sys/vm/overcommit_memory", "0")  # the kernel's default heuristic
+    with open("/proc/meminfo") as f:
+        total_kib = int(next(l for l in f if l.startswith("MemTotal:")).split()[1])
+    mib = (total_kib // 1024 // 1024 + 1) * 2 * 1024  # twice the RAM, whole GiB
+    rc, rep, err = check(tmp_path, [{"backing": "thp", "size_mib": mib, "prefault": False,
+                                     "policy": "off"}])
+    assert rc == 0, err
+    assert rep["regions"][0]["size_bytes"] == mib * MiB
+    assert rep["regions"][0]["host"]["bytes_not_present"] == mib * MiB
+    rc, rep, err = check(tmp_path, [{"backing": "thp", "size_mib": mib, "policy": "off"}])
+    assert rc == 1 and rep is None
+    assert f"memory.regions[0]: the host cannot commit {mib} MiB" in err
+    assert '"prefault": false' in err
