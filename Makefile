@@ -16,10 +16,7 @@ CC ?= gcc
 PKGS := libdaxctl libcjson liburing
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libdaxctl is dlopen()ed on first use (memory/dax.c); only its header is needed here.
-# liburing and libhttp-parser link from Debian's static archives: two fewer shared objects
-# to map and relocate at every launch (VMM RSS and start time); cJSON ships no archive.
-PKG_LIBS = -Wl,-Bstatic -luring -lhttp_parser -Wl,-Bdynamic \
-	$(shell pkg-config --libs libcjson 2>/dev/null) -ldl
+PKG_LIBS = $(shell pkg-config --libs $(filter-out libdaxctl,$(PKGS)) 2>/dev/null) -lhttp_parser -ldl
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
 	-Wshadow -Wvla -Wno-format-nonliteral

@@ -278,17 +278,21 @@ def wait_for_line(proc, needle, timeout=120):
 
 
 def rss_without(pid, guest_bytes):
-    """RSS of @pid minus the mappings of guest RAM (VMAs of guest size, up to +4 MiB)."""
-    total = guest = size = 0
+    """RSS and private memory (Private_Clean + Private_Dirty: what this process alone
+    holds, shared library text excluded) of @pid, in bytes, minus the mappings of
+    guest RAM (VMAs of guest size, up to +4 MiB)."""
+    rss = private = size = 0
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             head = line.split()[0]
             if "-" in head and ":" not in head:
                 lo, hi = (int(x, 16) for x in head.split("-"))
                 size = hi - lo
-            elif line.startswith("Rss:"):
-                rss = int(line.split()[1]) * 1024
-                total += rss
-                if guest_bytes <= size <= guest_bytes + 4 * MIB:
-                    guest += rss
-    return total - guest
+                guest = guest_bytes <= size <= guest_bytes + 4 * MIB
+            elif guest:
+                continue
+            elif head == "Rss:":
+                rss += int(line.split()[1]) * 1024
+            elif head in ("Private_Clean:", "Private_Dirty:"):
+                private += int(line.split()[1]) * 1024
+    return rss, private

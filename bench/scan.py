@@ -44,13 +44,19 @@ def one(a, gib, prefault, env, n):
     reg = {"id": "ram0", "size_mib": gib * 1024, "backing": "thp", "prefault": prefault,
            "policy": "prefer"}
     path = write_config(hugevmm_boot_config(a.guest, "test=idle", reg))
+    errf = open(os.path.join(d, "stderr"), "w+")
     p = subprocess.Popen([a.hugevmm, "-q", "--api-sock", sock, "--config-file", path],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL,
                          env=dict(os.environ, **env))
     try:
-        wait_for_line(p, "idle", 300)
+        try:
+            wait_for_line(p, "idle", 300)
+        except RuntimeError as e:
+            errf.seek(0)
+            raise RuntimeError(f"{gib} GiB guest: {e}; stderr: {errf.read()[-400:]}") from None
         return get_memory_ms(sock, n)
     finally:
+        errf.close()
         p.terminate()
         p.wait(timeout=60)
         os.unlink(path)
