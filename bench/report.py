@@ -41,7 +41,7 @@ def machine_line(res):
     return (f"{m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}"
             f"{' (itself a VM)' if m.get('runs_in_a_vm') else ''}, KVM `{m['kvm']}`, THP "
             f"`{m['thp_enabled']}`/defrag `{m['thp_defrag']}`/shmem `{m['shmem_enabled']}`, "
-            f"{m['qemu']}, hugevmm {m['hugevmm']}")
+            f"{m['qemu']}, hugevmm {m['hugevmm']}, free page reporting {m.get('free_page_reporting', '?')}")
 
 
 def markdown(res):
