@@ -83,7 +83,9 @@ def markdown(res):
 def chart(res, path):
     import matplotlib
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, searchable
     import matplotlib.pyplot as plt
+
 
     groups = []
     for m in res["metrics"]:
