@@ -15,7 +15,9 @@
 
 int cfg_json_boot(const cJSON *o, const char *p, struct vm_config *c, struct vmm_err *e)
 {
-	static const char *const known[] = {"kernel_image_path", "boot_args", "initrd_path", NULL};
+	static const char *const known[] = {"kernel_image_path", "boot_args", "initrd_path",
+					    "boot_protocol", NULL};
+	char proto[16];
 	int r = jv_check_keys(o, p, known, NULL, e);
 
 	if (r)
@@ -30,7 +32,19 @@ int cfg_json_boot(const cJSON *o, const char *p, struct vm_config *c, struct vmm
 	if (r < 0)
 		return r;
 	r = jv_get_str(o, p, "initrd_path", c->initrd, sizeof(c->initrd), e);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	r = jv_get_str(o, p, "boot_protocol", proto, sizeof(proto), e);
+	if (r <= 0)
+		return r;
+	r = kernel_proto_parse(proto);
+	if (r < 0)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s.boot_protocol: \"%s\" is not a boot protocol; give \"auto\" "
+			       "(what the file offers), \"linux\" or \"pvh\"",
+			       p, proto);
+	c->boot_protocol = (enum kernel_proto)r;
+	return 0;
 }
 
 int cfg_json_machine(const cJSON *o, const char *p, struct vmm_machine *m, struct vmm_err *e)
@@ -496,6 +510,9 @@ cJSON *cfg_json_render(const struct vm_config *c)
 		cJSON_AddStringToObject(b, "boot_args", c->cmdline);
 		if (c->initrd[0])
 			cJSON_AddStringToObject(b, "initrd_path", c->initrd);
+		if (c->boot_protocol != KERNEL_PROTO_AUTO)
+			cJSON_AddStringToObject(b, "boot_protocol",
+						kernel_proto_name(c->boot_protocol));
 	}
 	cJSON_AddItemToObject(o, "machine-config", cfg_json_render_machine(c));
 	a = cJSON_AddArrayToObject(o, "drives");

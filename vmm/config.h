@@ -11,6 +11,7 @@
 
 #include "common/err.h"
 #include "memory/mem_cfg.h"
+#include "vmm/loader.h"
 
 #define CFG_MAX_VCPUS       64
 #define CFG_MAX_DRIVES      8
@@ -44,6 +45,7 @@ struct vm_config {
 	char kernel[PATH_MAX];
 	char initrd[PATH_MAX];
 	char cmdline[CFG_CMDLINE_MAX];
+	enum kernel_proto boot_protocol; /* hugevmm's extension: auto (the default), linux, pvh */
 
 	/* machine-config */
 	unsigned vcpus;

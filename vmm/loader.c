@@ -33,13 +33,40 @@ static int bad(struct kernel_image *k, struct vmm_err *e, const char *what)
 	return err_set(e, ERR_CONFIG, -ENOEXEC, FIELD ": \"%s\" %s", k->path, what);
 }
 
-static int parse_bzimage(struct kernel_image *k, struct vmm_err *e)
+static const char *const proto_names[KERNEL_PROTO_COUNT] = {"auto", "linux", "pvh"};
+
+const char *kernel_proto_name(enum kernel_proto p)
+{
+	return p < KERNEL_PROTO_COUNT ? proto_names[p] : "?";
+}
+
+int kernel_proto_parse(const char *s)
+{
+	for (int i = 0; i < KERNEL_PROTO_COUNT; i++)
+		if (!strcmp(s, proto_names[i]))
+			return i;
+	return -1;
+}
+
+static int not_offered(struct kernel_image *k, struct vmm_err *e, const char *why)
+{
+	return err_set(e, ERR_CONFIG, -ENOEXEC,
+		       "boot-source.boot_protocol: \"pvh\" but \"%s\" %s; use \"auto\" or "
+		       "\"linux\", or give an ELF with a PVH note",
+		       k->path, why);
+}
+
+static int parse_bzimage(struct kernel_image *k, enum kernel_proto proto, struct vmm_err *e)
 {
 	struct linux_setup_header h;
 	uint64_t load, align, run;
 	size_t setup, end;
 	char msg[160];
 
+	if (proto == KERNEL_PROTO_PVH)
+		return not_offered(k, e,
+				   "is a bzImage (Linux boot protocol only); its vmlinux may "
+				   "carry the note");
 	memset(&h, 0, sizeof(h));
 	/* The header's length is in the jump at 0x200: it ends at 0x202 + byte[0x201]. */
 	end = 0x202 + (size_t)k->data[0x201];
@@ -149,7 +176,7 @@ static int get_phdr(const struct kernel_image *k, bool is64, uint64_t phoff, uns
 	return 0;
 }
 
-static int parse_elf(struct kernel_image *k, struct vmm_err *e)
+static int parse_elf(struct kernel_image *k, enum kernel_proto proto, struct vmm_err *e)
 {
 	bool is64 = k->data[EI_CLASS] == ELFCLASS64;
 	uint64_t phoff, entry, pvh_entry = 0;
@@ -219,7 +246,9 @@ static int parse_elf(struct kernel_image *k, struct vmm_err *e)
 	}
 	if (k->nseg == 0)
 		return bad(k, e, "is an ELF file with nothing to load (no PT_LOAD segment)");
-	if (pvh) {
+	if (!pvh && proto == KERNEL_PROTO_PVH)
+		return not_offered(k, e, "has no PVH note (XEN_ELFNOTE_PHYS32_ENTRY)");
+	if (pvh && proto != KERNEL_PROTO_LINUX) {
 		bool inside = false;
 
 		for (unsigned i = 0; i < k->nseg; i++)
@@ -257,6 +286,12 @@ static int parse_elf(struct kernel_image *k, struct vmm_err *e)
 
 int kernel_open(const char *path, struct kernel_image *k, struct vmm_err *e)
 {
+	return kernel_open_as(path, KERNEL_PROTO_AUTO, k, e);
+}
+
+int kernel_open_as(const char *path, enum kernel_proto proto, struct kernel_image *k,
+		   struct vmm_err *e)
+{
 	struct stat st;
 	void *p;
 	int fd, rc;
@@ -285,10 +320,10 @@ int kernel_open(const char *path, struct kernel_image *k, struct vmm_err *e)
 	k->size = (size_t)st.st_size;
 
 	if (!memcmp(k->data, ELFMAG, SELFMAG))
-		rc = parse_elf(k, e);
+		rc = parse_elf(k, proto, e);
 	else if (k->size > 0x206 && !memcmp(k->data + 0x202, "HdrS", 4) && k->data[0x1fe] == 0x55 &&
 		 k->data[0x1ff] == 0xaa)
-		rc = parse_bzimage(k, e);
+		rc = parse_bzimage(k, proto, e);
 	else
 		rc = bad(k, e,
 			 "is neither a bzImage (no \"HdrS\" boot header) nor an ELF file; "

@@ -17,6 +17,14 @@ enum kernel_kind {
 	KERNEL_ELF_PVH,   /* ELF with XEN_ELFNOTE_PHYS32_ENTRY: PVH 32-bit entry */
 };
 
+/* Which entry to use: by default what the file offers (PVH when an ELF has the note). */
+enum kernel_proto {
+	KERNEL_PROTO_AUTO,
+	KERNEL_PROTO_LINUX, /* Linux boot protocol, 64-bit entry (bzImage, or an ELF's e_entry) */
+	KERNEL_PROTO_PVH,   /* PVH 32-bit entry (an ELF with XEN_ELFNOTE_PHYS32_ENTRY) */
+	KERNEL_PROTO_COUNT
+};
+
 #define KERNEL_MAX_SEGS   16
 #define BZIMAGE_LOAD_ADDR 0x100000 /* protected-mode kernel goes to 1 MiB */
 
@@ -42,8 +50,15 @@ struct kernel_image {
 
 /* Map and parse @path. Errors (ERR_CONFIG) name boot-source.kernel_image_path. */
 int kernel_open(const char *path, struct kernel_image *k, struct vmm_err *e) must_check;
+/* The same, entered through @proto; a file that does not offer it is an error naming
+ * boot-source.boot_protocol. */
+int kernel_open_as(const char *path, enum kernel_proto proto, struct kernel_image *k,
+		   struct vmm_err *e) must_check;
 void kernel_close(struct kernel_image *k);
 
 const char *kernel_kind_name(enum kernel_kind k);
+/* "auto", "linux", "pvh"; kernel_proto_parse returns -1 for anything else. */
+const char *kernel_proto_name(enum kernel_proto p);
+int kernel_proto_parse(const char *s);
 
 #endif

@@ -220,7 +220,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	memset(&k, 0, sizeof(k));
 
 	/* Inputs first: a bad kernel must fail before any memory is mapped. */
-	r = kernel_open(c->kernel, &k, e);
+	r = kernel_open_as(c->kernel, c->boot_protocol, &k, e);
 	if (r)
 		goto fail;
 	r = mem_map(&vm->mem, c->regions, c->nregions, e);

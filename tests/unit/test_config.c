@@ -80,6 +80,8 @@ static const struct bad bad_cases[] = {
 	{"{\"boot-source\": {\"kernel_image_path\": \"k\", \"bootargs\": \"x\"}}",
 	 {"boot-source.bootargs: unknown field", "boot_args"}},
 	{"{\"boot-source\": []}", {"boot-source: expected an object, got an array"}},
+	{"{\"boot-source\": {\"kernel_image_path\": \"k\", \"boot_protocol\": \"efi\"}}",
+	 {"boot-source.boot_protocol: \"efi\" is not a boot protocol", "\"linux\" or \"pvh\""}},
 	/* machine-config */
 	{"{\"machine-config\": {\"vcpu_count\": 0}}",
 	 {"machine-config.vcpu_count: 0 is out of range; use 1 to 64"}},

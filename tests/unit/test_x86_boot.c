@@ -563,6 +563,41 @@ static void cpuid_names_each_vcpu(void **state)
 	assert_int_equal(x86_cpuid_find(&out, 4, 0)->eax & 0x3ffffff, 0x121);
 }
 
+/* boot_protocol: "linux" takes an ELF's e_entry despite its PVH note; "pvh" needs the note. */
+static void boot_protocol_chosen(void **state)
+{
+	struct kernel_image k;
+	struct vmm_err e = {0};
+
+	(void)state;
+	assert_int_equal(kernel_open_as(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, true, 8192),
+					KERNEL_PROTO_AUTO, &k, &e),
+			 0);
+	assert_int_equal(k.kind, KERNEL_ELF_PVH);
+	kernel_close(&k);
+	assert_int_equal(kernel_open_as(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, true, 8192),
+					KERNEL_PROTO_LINUX, &k, &e),
+			 0);
+	assert_int_equal(k.kind, KERNEL_ELF_LINUX);
+	assert_int_equal(k.entry, 0x1000100);
+	kernel_close(&k);
+	assert_int_not_equal(kernel_open_as(fake_elf(EM_X86_64, ET_EXEC, 0x1000100, false, 8192),
+					    KERNEL_PROTO_PVH, &k, &e),
+			     0);
+	assert_int_equal(e.kind, ERR_CONFIG);
+	assert_non_null(strstr(e.msg, "boot-source.boot_protocol: \"pvh\""));
+	assert_non_null(strstr(e.msg, "has no PVH note"));
+	memset(&e, 0, sizeof(e));
+	assert_int_not_equal(kernel_open_as(fake_bzimage(0x020f, 1, 2047), KERNEL_PROTO_PVH, &k, &e),
+			     0);
+	assert_non_null(strstr(e.msg, "is a bzImage"));
+	assert_int_equal(kernel_open_as(fake_bzimage(0x020f, 1, 2047), KERNEL_PROTO_LINUX, &k, &e), 0);
+	assert_int_equal(k.kind, KERNEL_BZIMAGE);
+	kernel_close(&k);
+	assert_int_equal(kernel_proto_parse("pvh"), KERNEL_PROTO_PVH);
+	assert_int_equal(kernel_proto_parse("PVH"), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +608,7 @@ int main(void)
 		cmocka_unit_test(loader_rejects_what_is_not_a_kernel),
 		cmocka_unit_test(linux_boot_zero_page_and_cpu_state),
 		cmocka_unit_test(pvh_start_info_and_cpu_state),
+		cmocka_unit_test(boot_protocol_chosen),
 		cmocka_unit_test(inputs_that_do_not_fit_are_config_errors),
 		cmocka_unit_test(cpuid_names_each_vcpu),
 	};
