@@ -72,6 +72,12 @@ static cJSON *region(const struct guest_mem *gm, const struct mem_region *r)
 	}
 	cJSON_AddItemToObject(o, "slots", slots);
 	cJSON_AddItemToObject(o, "host", host_cov(r));
+	if (r->baseline) {
+		cJSON *d = cJSON_AddObjectToObject(o, "drift");
+
+		add_u64(d, "events", r->drift_events);
+		add_u64(d, "huge_bytes_at_start", r->huge_at_start);
+	}
 	cJSON_AddStringToObject(o, "policy", mem_policy_name(r->cfg.policy));
 	add_ratio(o, "min_coverage", r->cfg.min_coverage);
 	cJSON_AddBoolToObject(o, "ok", r->verdict != MEM_VERDICT_FAIL);

@@ -170,6 +170,34 @@ fail:
 	return rc;
 }
 
+/* After a measurement of @r: start its baseline, or count a drift when huge bytes shrank. */
+static void track_drift(struct mem_region *r)
+{
+	uint64_t huge = r->host.bytes_2m + r->host.bytes_1g;
+
+	if (!r->host.known)
+		return;
+	if (!r->baseline) {
+		r->baseline = true;
+		r->huge_at_start = huge;
+	} else if (huge < r->huge_last) {
+		r->drift_events++;
+		log_warn("%s (\"%s\"): coverage drift: %llu MiB mapped huge, down from %llu MiB",
+			 r->cfg.origin, r->cfg.id, (unsigned long long)(huge >> 20),
+			 (unsigned long long)(r->huge_last >> 20));
+	}
+	r->huge_last = huge;
+}
+
+unsigned mem_drift_events(const struct guest_mem *gm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < gm->nregions; i++)
+		n += gm->regions[i].drift_events;
+	return n;
+}
+
 int mem_measure(struct guest_mem *gm)
 {
 	for (unsigned i = 0; i < gm->nregions; i++) {
@@ -180,6 +208,7 @@ int mem_measure(struct guest_mem *gm)
 		r->measure_ns = now_ns() - t0;
 		if (rc)
 			return rc;
+		track_drift(r);
 	}
 	return 0;
 }
@@ -217,6 +246,7 @@ int mem_verify(struct guest_mem *gm, struct vmm_err *e)
 		if (rc)
 			return err_set(e, ERR_RUNTIME, rc, "%s: measuring host page sizes: %s",
 				       r->cfg.origin, strerror(-rc));
+		track_drift(r);
 		policy_judge(r, gm->slots);
 		switch (r->verdict) {
 		case MEM_VERDICT_FAIL:

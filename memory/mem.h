@@ -60,7 +60,17 @@ struct mem_region {
 	int64_t collapse_gained; /* bytes moved to huge by MADV_COLLAPSE */
 	uint64_t prefault_ns, measure_ns;
 	unsigned prefault_threads_used;
+
+	/* Drift: huge bytes shrinking between measurements (THP split, migration...). */
+	bool baseline;          /* a known measurement was taken */
+	uint64_t huge_at_start; /* huge bytes at the first known measurement (the check at map) */
+	uint64_t huge_last;     /* at the latest one */
+	unsigned drift_events;  /* measurements that found fewer huge bytes than the one before */
 };
+
+/* Drift events of every region, summed. */
+struct guest_mem;
+unsigned mem_drift_events(const struct guest_mem *gm);
 
 struct guest_mem {
 	struct mem_region regions[MEM_MAX_REGIONS];

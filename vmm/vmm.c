@@ -34,9 +34,7 @@ struct vmm {
 	atomic_bool quit;
 	int quit_status;
 
-	uint64_t commands, command_errors, measurements, drift_events;
-	uint64_t last_huge[MEM_MAX_REGIONS]; /* per region, for drift */
-	bool measured;
+	uint64_t commands, command_errors, measurements;
 };
 
 static const char *const state_names[] = {
@@ -329,20 +327,6 @@ static void do_memory(struct vmm *m, struct vmm_cmd *c)
 		return;
 	}
 	m->measurements++;
-	for (unsigned i = 0; i < gm->nregions; i++) {
-		const struct mem_region *g = &gm->regions[i];
-		uint64_t huge = g->host.bytes_2m + g->host.bytes_1g;
-
-		if (m->measured && g->host.known && huge < m->last_huge[i]) {
-			m->drift_events++;
-			log_warn("%s (\"%s\"): coverage drift: %llu MiB mapped huge, down from "
-				 "%llu MiB",
-				 g->cfg.origin, g->cfg.id, (unsigned long long)(huge >> 20),
-				 (unsigned long long)(m->last_huge[i] >> 20));
-		}
-		m->last_huge[i] = huge;
-	}
-	m->measured = true;
 	c->memory = malloc(sizeof(*c->memory));
 	if (!c->memory) {
 		err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
@@ -453,7 +437,7 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 		c->metrics.commands = m->commands;
 		c->metrics.command_errors = m->command_errors;
 		c->metrics.measurements = m->measurements;
-		c->metrics.drift_events = m->drift_events;
+		c->metrics.drift_events = m->vm ? mem_drift_events(vm_memory(m->vm)) : 0;
 		break;
 	}
 	if (c->err.kind != ERR_NONE)

@@ -539,6 +539,9 @@ def test_coverage_drift_is_seen_and_counted(tmp_path, sysfs):
         assert after["bytes_4k"] == before["bytes_4k"] + 2 * MiB - 4096
         assert after["bytes_not_present"] == before["bytes_not_present"] + 4096
         assert after["coverage"] < before["coverage"]
+        # The verdict is the decision taken at start; drift says what changed since.
+        assert rep["regions"][0]["drift"] == {"events": 1, "huge_bytes_at_start": 128 * MiB}
+        assert rep["regions"][0]["verdict"] == "pass"
         assert smaps(v.proc.pid, *region_span(rep))["AnonHugePages"] == 126 * MiB
         assert api(v.sock, "GET", "/metrics")[1]["memory"]["coverage_drift_events"] == 1
         assert "coverage drift" in v.stderr()
