@@ -190,6 +190,8 @@ void policy_judge(struct mem_region *r, const struct mem_slot *slots)
 			    (unsigned long long)(r->host.bytes_absent >> 20));
 		if (tmp[0])
 			add(&t, "; %s", tmp);
-		causes(r, &t);
+		/* A misaligned slot explains a short fall itself: its ends straddle 2M blocks. */
+		if (!misaligned)
+			causes(r, &t);
 	}
 }
