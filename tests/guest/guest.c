@@ -6,7 +6,8 @@
  * and leaves through the debug-exit port 0xf4.
  *
  * Workloads (kernel command line):
- *   test=memcheck                     pattern over every RAM byte of the memory map
+ *   test=memcheck [then=idle]         pattern over every RAM byte of the memory map; then=idle
+ *                                     stays up afterwards (all RAM touched) instead of exiting
  *   test=randread size_mib=N iters=N  dependent random reads, TSC cycles per read
  *   test=smp                          every CPU of the MP table / ACPI MADT checks in
  *   test=idle [tick_ms=N]             halt until the VMM stops the VM; Ctrl-Alt-Del on the
@@ -393,9 +394,12 @@ out:
 	return (long)bad;
 }
 
+static void do_idle(void);
+
 static void do_memcheck(void)
 {
 	uint64_t bytes = 0;
+	char then[8];
 	long bad;
 
 	testable_ranges();
@@ -416,6 +420,9 @@ static void do_memcheck(void)
 	puts_(" ranges=");
 	putu(ntest);
 	puts_("\n");
+	/* then=idle: stay up with all RAM touched, for whoever inspects the VM's mappings. */
+	if (arg("then", then, sizeof(then)) && str_eq(then, "idle"))
+		do_idle();
 	pass(0);
 }
 
