@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Build the L1 image of the real-TDP harness for one Debian cloud kernel.
+
+    tests/l1/build.py --kernel 6.1|6.12 [--out build/l1] [--hugevmm build/hugevmm]
+
+L1 is that kernel booted under QEMU's software emulator with AMD SVM and
+nested paging, so the KVM inside it (the package's kvm-amd module) is a real
+TDP KVM. Its initramfs carries: busybox-static; the KVM and NVDIMM/DAX modules
+of the same package with their dependencies (from each module's modinfo
+`depends=`: the package ships no modules.dep); hugevmm and the test guest;
+ndctl, daxctl, mkfs.ext4 and curl with their shared libraries; an L2 Linux
+(the same package's bzImage, and the ELF vmlinux inside it) with a busybox
+initramfs; the cases (tests/l1/cases.py) and the init that runs them
+(tests/l1/init.sh). Downloads are cached under OUT/cache; nothing is committed.
+Prints the paths of the kernel and the initramfs."""
+import argparse
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cases  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PACKAGES = {
+    "6.1": r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+    "6.12": r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
+}
+MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax"]
+TOOLS = ["/usr/bin/ndctl", "/usr/bin/daxctl", "/usr/sbin/mkfs.ext4", "/usr/bin/curl"]
+DLOPENED = ["libdaxctl.so.1"]  # hugevmm dlopen()s it: ldd does not list it
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def version_key(name):
+    return [int(x) for x in re.findall(r"[0-9]+", name)]
+
+
+def resolve(flavour):
+    """The newest Debian package of this kernel flavour (apt lists refreshed if needed)."""
+    for attempt in range(2):
+        out = subprocess.run(["apt-cache", "search", "--names-only", PACKAGES[flavour]],
+                             capture_output=True, text=True).stdout
+        names = [l.split(" - ")[0] for l in out.splitlines() if l.strip()]
+        if names:
+            return max(names, key=version_key)
+        if attempt == 0:
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+    sys.exit(f"l1: no Debian package matches {PACKAGES[flavour]} (apt sources: bookworm and "
+             "bookworm-security are needed)")
+
+
+def fetch(pkg, cache):
+    os.makedirs(cache, exist_ok=True)
+    debs = [f for f in os.listdir(cache) if f.startswith(pkg + "_") and f.endswith(".deb")]
+    if not debs:
+        # apt's sandbox user cannot write into a root-owned build tree; it falls back and says so.
+        subprocess.run(["apt-get", "download", "-q", pkg], cwd=cache, check=True, capture_output=True)
+        debs = [f for f in os.listdir(cache) if f.startswith(pkg + "_") and f.endswith(".deb")]
+    tree = os.path.join(cache, pkg)
+    if not os.path.isdir(os.path.join(tree, "boot")):
+        shutil.rmtree(tree, ignore_errors=True)
+        sh(["dpkg-deb", "-x", os.path.join(cache, debs[0]), tree])
+    return tree
+
+
+def module_index(tree):
+    idx = {}
+    for d, _, files in os.walk(os.path.join(tree, "lib", "modules")):
+        for f in files:
+            m = re.match(r"(.+)\.ko(\.xz|\.zst)?$", f)
+            if m:
+                idx[m.group(1).replace("-", "_")] = os.path.join(d, f)
+    return idx
+
+
+def module_closure(idx, names):
+    """Module files in load order: every module after what it depends on."""
+    order, seen = [], set()
+
+    def visit(n):
+        n = n.replace("-", "_")
+        if n in seen:
+            return
+        seen.add(n)
+        if n not in idx:
+            sys.exit(f"l1: module {n} is not in the kernel package")
+        deps = sh(["modinfo", "-F", "depends", idx[n]]).strip()
+        for d in filter(None, deps.split(",")):
+            visit(d)
+        order.append(idx[n])
+
+    for n in names:
+        visit(n)
+    return order
+
+
+def install_module(path, dest_dir):
+    """Plain .ko into the image (busybox insmod does not decompress)."""
+    base = os.path.basename(path)
+    out = os.path.join(dest_dir, re.sub(r"\.(xz|zst)$", "", base))
+    if path.endswith(".xz"):
+        with open(out, "wb") as f:
+            subprocess.run(["xz", "-dc", path], stdout=f, check=True)
+    elif path.endswith(".zst"):
+        with open(out, "wb") as f:
+            subprocess.run(["zstd", "-qdc", path], stdout=f, check=True)
+    else:
+        shutil.copy(path, out)
+    return os.path.basename(out)
+
+
+def copy_into(root, path, dest=None):
+    dest = dest or path
+    target = os.path.join(root, dest.lstrip("/"))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copy2(os.path.realpath(path), target)
+    return target
+
+
+def shared_libs(binary):
+    libs = []
+    for line in sh(["ldd", binary]).splitlines():
+        m = re.search(r"(/\S+) \(0x", line)
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+def copy_with_libs(root, binary, dest=None):
+    copy_into(root, binary, dest)
+    for lib in shared_libs(binary):
+        if not os.path.exists(os.path.join(root, lib.lstrip("/"))):
+            copy_into(root, lib)
+
+
+def find_lib(name):
+    for d in ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    sys.exit(f"l1: {name} not found (is its Debian package installed? scripts/deps.sh l1)")
+
+
+def extract_vmlinux(bzimage, out):
+    """The ELF vmlinux inside a bzImage: its compressed payload, decompressed."""
+    data = open(bzimage, "rb").read()
+    setup_sects = data[0x1f1] or 4
+    payload_offset, payload_length = struct.unpack_from("<II", data, 0x248)
+    start = (setup_sects + 1) * 512 + payload_offset
+    payload = data[start:start + payload_length]
+    tools = [(b"\x1f\x8b", ["gzip", "-dc"]), (b"\xfd7zXZ\x00", ["xz", "-dc"]),
+             (b"\x02\x21\x4c\x18", ["lz4", "-dc"]), (b"\x28\xb5\x2f\xfd", ["zstd", "-qdc"])]
+    for magic, cmd in tools:
+        if payload.startswith(magic):
+            # Decompressors may complain about the size trailer after the stream.
+            r = subprocess.run(cmd, input=payload, capture_output=True)
+            if not r.stdout.startswith(b"\x7fELF"):
+                sys.exit(f"l1: {bzimage}: the payload did not decompress to an ELF: {r.stderr[:200]}")
+            with open(out, "wb") as f:
+                f.write(r.stdout)
+            return
+    sys.exit(f"l1: {bzimage}: unknown payload compression {payload[:4].hex()}")
+
+
+def cpio(src, out):
+    with open(out, "wb") as f:
+        files = subprocess.run(["find", "."], cwd=src, capture_output=True, check=True).stdout
+        subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=src, input=files, stdout=f,
+                       check=True)
+
+
+def busybox_root(root):
+    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "mnt", "run"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
+
+
+def build(flavour, out, hugevmm, guest):
+    cache = os.path.join(out, "cache")
+    pkg = resolve(flavour)
+    tree = fetch(pkg, cache)
+    kver = os.listdir(os.path.join(tree, "lib", "modules"))[0]
+    vmlinuz = os.path.join(tree, "boot", f"vmlinuz-{kver}")
+    work = os.path.join(out, flavour)
+    root = os.path.join(work, "root")
+    shutil.rmtree(work, ignore_errors=True)
+    busybox_root(root)
+
+    # L2: the same kernel, as a bzImage and as the ELF vmlinux inside it, and its initramfs.
+    l2 = os.path.join(work, "l2root")
+    busybox_root(l2)
+    shutil.copy(os.path.join(HERE, "l2init.sh"), os.path.join(l2, "init"))
+    os.chmod(os.path.join(l2, "init"), 0o755)
+    os.makedirs(os.path.join(root, "guest"))
+    cpio(l2, os.path.join(root, "guest", "initrd.cpio"))
+    shutil.copy(vmlinuz, os.path.join(root, "guest", "bzImage"))
+    extract_vmlinux(vmlinuz, os.path.join(root, "guest", "vmlinux"))
+    shutil.copy(guest, os.path.join(root, "guest", "testguest.elf"))
+
+    mods = os.path.join(root, "lib", "l1-modules")
+    os.makedirs(mods)
+    order = [install_module(p, mods) for p in module_closure(module_index(tree), MODULES)]
+    with open(os.path.join(mods, "order"), "w") as f:
+        f.write("\n".join(order) + "\n")
+
+    copy_with_libs(root, hugevmm, "/bin/hugevmm")
+    for t in TOOLS:
+        copy_with_libs(root, t)
+    for lib in DLOPENED:
+        copy_with_libs(root, find_lib(lib))
+    os.makedirs(os.path.join(root, "etc"), exist_ok=True)
+    open(os.path.join(root, "etc", "passwd"), "w").write("root:x:0:0:root:/:/bin/sh\n")
+
+    cases.write(os.path.join(root, "cases"), flavour)
+    shutil.copy(os.path.join(HERE, "init.sh"), os.path.join(root, "init"))
+    os.chmod(os.path.join(root, "init"), 0o755)
+    with open(os.path.join(root, "etc", "l1-kernel"), "w") as f:
+        f.write(f"{pkg} {kver}\n")
+    initramfs = os.path.join(work, "initramfs.cpio")
+    cpio(root, initramfs)
+    shutil.copy(vmlinuz, os.path.join(work, "vmlinuz"))
+    with open(os.path.join(work, "package"), "w") as f:
+        f.write(pkg + "\n")
+    return os.path.join(work, "vmlinuz"), initramfs, pkg
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kernel", choices=sorted(PACKAGES), required=True)
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "l1"))
+    ap.add_argument("--hugevmm", default=os.path.join(ROOT, "build", "hugevmm"))
+    ap.add_argument("--guest", default=os.path.join(ROOT, "build", "testguest.elf"))
+    a = ap.parse_args()
+    for p in (a.hugevmm, a.guest):
+        if not os.path.exists(p):
+            sys.exit(f"l1: {p} is missing: run make first")
+    for line in build(a.kernel, os.path.abspath(a.out), a.hugevmm, a.guest):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The cases the L1 init runs, written into the image as one directory each:
+
+    cases/NN-name/kind         boot | cover | refuse | drift
+    cases/NN-name/config.json  the hugevmm config
+    cases/NN-name/env          extra environment (KEY=VALUE lines), optional
+    cases/NN-name/setup        what the host must offer first (thp, shmem-thp,
+                               hugetlb-2m N, dax-dev, dax-fs), optional
+
+The init (tests/l1/init.sh) runs them in order and prints what it saw; the
+assertions are on the host side (tests/l1/test_l1.py), keyed by case name."""
+import json
+import os
+
+L2_ARGS = ("console=ttyS0 reboot=k panic=-1 pci=off nomodules 8250.nr_uarts=1 i8042.noaux "
+           "i8042.nomux i8042.dumbkbd quiet rdinit=/init")
+COVER_MIB = 128  # the test guest touches all of it (memcheck then=idle)
+
+
+def boot(kernel, vcpus, protocol=None, backing="thp", mib=256):
+    bs = {"kernel_image_path": f"/guest/{kernel}", "boot_args": L2_ARGS,
+          "initrd_path": "/guest/initrd.cpio"}
+    if protocol:
+        bs["boot_protocol"] = protocol
+    return {"boot-source": bs, "machine-config": {"vcpu_count": vcpus},
+            "memory": {"regions": [{"id": "ram0", "size_mib": mib, "backing": backing,
+                                    "policy": "prefer"}]}}
+
+
+def guest(region, args="test=memcheck then=idle"):
+    return {"boot-source": {"kernel_image_path": "/guest/testguest.elf", "boot_args": args},
+            "machine-config": {"vcpu_count": 1},
+            "memory": {"regions": [dict({"id": "ram0", "size_mib": COVER_MIB}, **region)]}}
+
+
+def all_cases():
+    """(name, kind, config, setup, env) in run order."""
+    return [
+        # 1. Linux L2 boots under hugevmm: bzImage, ELF vmlinux (Linux 64-bit entry), PVH.
+        ("boot-bzimage-1cpu", "boot", boot("bzImage", 1), "thp", {}),
+        ("boot-bzimage-2cpu", "boot", boot("bzImage", 2), "thp", {}),
+        ("boot-vmlinux-linux", "boot", boot("vmlinux", 1, "linux"), "thp", {}),
+        ("boot-vmlinux-pvh", "boot", boot("vmlinux", 2, "pvh"), "thp", {}),
+        # 2. KVM coverage after the guest touched all its memory.
+        ("cover-thp", "cover", guest({"backing": "thp"}), "thp", {}),
+        ("cover-hugetlb-2m", "cover", guest({"backing": "hugetlb", "page_size": "2M"}),
+         f"hugetlb-2m {COVER_MIB // 2}", {}),
+        ("cover-memfd-shmem-thp", "cover", guest({"backing": "memfd"}), "shmem-thp", {}),
+        ("cover-misaligned", "cover", guest({"backing": "thp", "host_offset_kib": 4,
+                                             "policy": "prefer"}), "thp", {}),
+        ("cover-anon", "cover", guest({"backing": "anon"}), "thp", {}),
+        # 3. DAX: a devdax namespace and a DAX-mounted fsdax filesystem.
+        ("cover-devdax", "cover", guest({"backing": "devdax", "device": "dax0.0",
+                                         "size_mib": COVER_MIB}), "dax-dev", {}),
+        ("cover-fsdax", "cover", guest({"backing": "file", "path": "/mnt/pmem/guest.img",
+                                        "dax": True, "size_mib": COVER_MIB}), "dax-fs", {}),
+        # 4. Refusals before boot, nothing left behind.
+        ("refuse-devdax-align", "refuse", guest({"backing": "devdax", "device": "dax0.0",
+                                                 "page_size": "1G", "size_mib": 1024}),
+         "dax-dev", {}),
+        ("refuse-hugetlb-pool", "refuse", guest({"backing": "hugetlb", "page_size": "2M"}),
+         "hugetlb-2m 8", {}),
+        # Coverage drift: split one huge page of a running guest (test hook), re-measure.
+        ("drift-thp-split", "drift", guest({"backing": "thp"}), "thp",
+         {"HUGEVMM_TEST_HOOKS": "1"}),
+    ]
+
+
+def write(dest, flavour):
+    os.makedirs(dest, exist_ok=True)
+    for i, (name, kind, cfg, setup, env) in enumerate(all_cases()):
+        d = os.path.join(dest, f"{i:02d}-{name}")
+        os.makedirs(d)
+        with open(os.path.join(d, "kind"), "w") as f:
+            f.write(kind + "\n")
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+        with open(os.path.join(d, "setup"), "w") as f:
+            f.write(setup + "\n")
+        with open(os.path.join(d, "env"), "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in env.items()))

@@ -1,0 +1,183 @@
+#!/bin/busybox sh
+# The L1 guest's init: load KVM (kvm-amd: a real TDP KVM here) and the
+# NVDIMM/DAX modules, prepare DAX namespaces when QEMU gave NVDIMMs, run every
+# case under /cases and print what each saw as blocks on the console:
+#
+#   @@CASE name / @@ATTR key value / @@FILE name ... @@ENDFILE / @@ENDCASE name
+#
+# The host (tests/l1/run.py) parses them; tests/l1/test_l1.py asserts. The
+# init never decides pass or fail itself: it reports raw evidence.
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t tmpfs tmp /tmp
+mkdir -p /mnt/pmem /dev/hugepages
+dmesg -n 1
+THP=/sys/kernel/mm/transparent_hugepage
+POOL2M=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+ONLY=$(sed -n 's/.*l1\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+
+attr() { echo "@@ATTR $1 $2"; }
+emit() { echo "@@FILE $1"; cat "$2" 2>/dev/null; echo; echo "@@ENDFILE"; }
+uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+
+echo "@@L1 start kernel=$(uname -r) package=$(cut -d' ' -f1 /etc/l1-kernel)"
+while read -r m; do
+	insmod "/lib/l1-modules/$m" 2>/tmp/insmod.err || echo "@@L1 insmod $m: $(cat /tmp/insmod.err)"
+done </lib/l1-modules/order
+[ -c /dev/kvm ] && echo "@@L1 kvm npt=$(cat /sys/module/kvm_amd/parameters/npt)" || echo "@@L1 no /dev/kvm"
+
+# DAX: the first NVDIMM as a devdax namespace (dax0.0, 2M), the second as fsdax with a
+# DAX-mounted ext4. Only when QEMU gave NVDIMMs (the cases that need them say so).
+DAX_DEV=no
+DAX_FS=no
+if [ -d /sys/bus/nd/devices/region0 ]; then
+	ndctl create-namespace -f -e namespace0.0 -m devdax -a 2M >/tmp/nd0 2>&1 && DAX_DEV=yes
+	if ndctl create-namespace -f -e namespace1.0 -m fsdax -a 2M >/tmp/nd1 2>&1 &&
+		mkfs.ext4 -q -F -b 4096 -E stride=512,stripe_width=512 /dev/pmem1 >>/tmp/nd1 2>&1 &&
+		mount -o dax /dev/pmem1 /mnt/pmem >>/tmp/nd1 2>&1; then
+		DAX_FS=yes
+	fi
+	echo "@@L1 dax dev=$DAX_DEV fs=$DAX_FS"
+	[ $DAX_DEV = yes ] && [ $DAX_FS = yes ] || { cat /tmp/nd0 /tmp/nd1; }
+fi
+
+# Host settings a case asks for. Prints why it cannot, or nothing.
+setup() {
+	echo madvise >$THP/enabled
+	echo never >$THP/shmem_enabled
+	echo 0 >$POOL2M
+	case "$1" in
+	thp) ;;
+	shmem-thp) echo advise >$THP/shmem_enabled ;;
+	hugetlb-2m)
+		echo "$2" >$POOL2M
+		[ "$(cat $POOL2M)" = "$2" ] || echo "hugetlb pool: asked $2, got $(cat $POOL2M)"
+		;;
+	dax-dev) [ $DAX_DEV = yes ] || echo "no devdax namespace (L1 booted without NVDIMMs?)" ;;
+	dax-fs) [ $DAX_FS = yes ] || echo "no DAX filesystem (L1 booted without NVDIMMs?)" ;;
+	*) echo "unknown setup $1" ;;
+	esac
+}
+
+# Wait for a line in a VMM's output, or for the VMM to die; 0 when seen.
+wait_line() {
+	i=0
+	while [ $i -lt 1200 ]; do
+		grep -q "$2" "$1" && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# The KVM side, read independently of hugevmm: debugfs of the VM hugevmm ($1) created.
+kvm_debugfs() {
+	for d in /sys/kernel/debug/kvm/"$1"-*; do
+		[ -d "$d" ] || continue
+		for f in pages_4k pages_2m pages_1g; do
+			[ -f "$d/$f" ] && echo "$f $(cat "$d/$f")"
+		done
+	done
+}
+
+evidence() { # $1 pid, $2 suffix
+	hugevmm status --api-sock $SOCK --json >/tmp/memory$2.json 2>/tmp/status$2.err
+	kvm_debugfs "$1" >/tmp/debugfs$2
+	cat /proc/"$1"/smaps >/tmp/smaps$2 2>/dev/null
+	emit "memory$2.json" /tmp/memory$2.json
+	emit "status$2.err" /tmp/status$2.err
+	emit "debugfs$2" /tmp/debugfs$2
+	emit "smaps$2" /tmp/smaps$2
+}
+
+start_vmm() { # $1 case dir: starts hugevmm on its own API socket, sets PID, SOCK and OUT
+	SOCK=/tmp/$(basename "$1").sock
+	# Files of its own too: the background child truncates them only after the fork, and a
+	# wait on an old file's "idle" would race ahead of the new VMM.
+	OUT=/tmp/$(basename "$1").out
+	ERR=/tmp/$(basename "$1").err
+	env $(cat "$1/env") hugevmm --api-sock $SOCK --config-file "$1/config.json" \
+		>$OUT 2>$ERR </dev/null &
+	PID=$!
+}
+
+stop_vmm() {
+	kill -TERM $PID
+	wait $PID
+	attr rc $?
+	while kill -0 $PID 2>/dev/null; do sleep 0.05; done
+	[ -e $SOCK ] && attr socket_left yes || attr socket_left no
+	emit stdout $OUT
+	emit stderr $ERR
+}
+
+run_boot() {
+	t0=$(uptime_ms)
+	env $(cat "$1/env") timeout 300 hugevmm --config-file "$1/config.json" >/tmp/out 2>/tmp/err </dev/null
+	attr rc $?
+	attr ms $(($(uptime_ms) - t0))
+	emit stdout /tmp/out
+	emit stderr /tmp/err
+}
+
+run_cover() {
+	start_vmm "$1"
+	if wait_line $OUT '^idle' $PID; then
+		attr ready yes
+		evidence $PID ""
+	else
+		attr ready no
+	fi
+	stop_vmm
+}
+
+run_drift() {
+	start_vmm "$1"
+	if wait_line $OUT '^idle' $PID; then
+		attr ready yes
+		evidence $PID ""
+		curl -s --unix-socket $SOCK -X PUT -d '{"region": "ram0", "offset_mib": 16}' \
+			http://localhost/test/split >/tmp/split 2>&1
+		emit split /tmp/split
+		evidence $PID "-after"
+		curl -s --unix-socket $SOCK http://localhost/metrics >/tmp/metrics 2>&1
+		emit metrics /tmp/metrics
+	else
+		attr ready no
+	fi
+	stop_vmm
+}
+
+run_refuse() {
+	grep -i huge /proc/meminfo >/tmp/before
+	ls /dev/hugepages /mnt/pmem >>/tmp/before 2>&1
+	timeout 120 hugevmm --config-file "$1/config.json" >/tmp/out 2>/tmp/err </dev/null
+	attr rc $?
+	grep -i huge /proc/meminfo >/tmp/after
+	ls /dev/hugepages /mnt/pmem >>/tmp/after 2>&1
+	emit before /tmp/before
+	emit after /tmp/after
+	emit stdout /tmp/out
+	emit stderr /tmp/err
+}
+
+for d in /cases/*; do
+	name=${d#/cases/??-}
+	case ",$ONLY," in ,,) ;; *",$name,"*) ;; *) continue ;; esac
+	echo "@@CASE $name"
+	why=$(setup $(cat "$d/setup"))
+	if [ -n "$why" ]; then
+		attr skipped "$why"
+	else
+		attr kind "$(cat "$d/kind")"
+		"run_$(cat "$d/kind")" "$d"
+	fi
+	echo "@@ENDCASE $name"
+done
+echo "@@L1 done"
+poweroff -f

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Run the L1 harness for one kernel: build the image (tests/l1/build.py),
+boot it under QEMU's software emulator with AMD SVM + nested paging and two
+emulated NVDIMMs, with a hard timeout, and parse the cases' reports from the
+serial log.
+
+    tests/l1/run.py --kernel 6.1|6.12 [--only case,case] [--json OUT]
+
+The log goes to build/l1/<kernel>/serial.log. As a module: run(kernel) returns
+{"log": path, "l1": [lines], "cases": {name: {"attrs": {}, "files": {}}}}."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import build  # noqa: E402
+
+NVDIMM_MIB = 1024
+
+
+def qemu_cmd(vmlinuz, initramfs, work, only):
+    cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "EPYC,+svm,+npt",
+           "-M", "pc,nvdimm=on", "-m", "2048,slots=2,maxmem=8G", "-smp", "1",
+           "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
+           "-kernel", vmlinuz, "-initrd", initramfs,
+           "-append", "console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off rdinit=/init"
+           + (f" l1.only={only}" if only else "")]
+    for i in range(2):
+        img = os.path.join(work, f"nvdimm{i}.img")
+        with open(img, "wb") as f:  # sparse, fresh each run: no state between runs
+            f.truncate(NVDIMM_MIB << 20)
+        cmd += ["-object", f"memory-backend-file,id=nv{i},share=on,mem-path={img},"
+                f"size={NVDIMM_MIB}M,align=2M",
+                "-device", f"nvdimm,id=nvdimm{i},memdev=nv{i}"]
+    return cmd
+
+
+def parse(text):
+    l1, cases, cur, fname, buf = [], {}, None, None, []
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        if fname is not None:
+            if line == "@@ENDFILE":
+                cur["files"][fname] = "\n".join(buf)
+                fname, buf = None, []
+            else:
+                buf.append(line)
+        elif line.startswith("@@L1 "):
+            l1.append(line[5:])
+        elif line.startswith("@@CASE "):
+            cur = cases.setdefault(line[7:].strip(), {"attrs": {}, "files": {}, "ended": False})
+        elif line.startswith("@@ATTR ") and cur is not None:
+            k, _, v = line[7:].partition(" ")
+            cur["attrs"][k] = v
+        elif line.startswith("@@FILE ") and cur is not None:
+            fname = line[7:].strip()
+        elif line.startswith("@@ENDCASE ") and cur is not None:
+            cur["ended"] = True
+            cur = None
+    return l1, cases
+
+
+def run(kernel, only=None, timeout=900, out=None):
+    out = out or os.path.join(build.ROOT, "build", "l1")
+    vmlinuz, initramfs, pkg = build.build(kernel, out, os.path.join(build.ROOT, "build", "hugevmm"),
+                                          os.path.join(build.ROOT, "build", "testguest.elf"))
+    work = os.path.dirname(initramfs)
+    log = os.path.join(work, "serial.log")
+    t0 = time.time()
+    with open(log, "wb") as f:
+        try:
+            p = subprocess.run(qemu_cmd(vmlinuz, initramfs, work, only), stdout=f,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    text = open(log, errors="replace").read()
+    l1, cases = parse(text)
+    return {"kernel": kernel, "package": pkg, "log": log, "rc": rc, "seconds": round(time.time() - t0, 1),
+            "l1": l1, "cases": cases, "done": any(x.startswith("done") for x in l1)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kernel", choices=sorted(build.PACKAGES), required=True)
+    ap.add_argument("--only", help="comma-separated case names")
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--json", help="write the parsed result here")
+    a = ap.parse_args()
+    r = run(a.kernel, a.only, a.timeout)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(r, f, indent=1)
+    print(f"{r['package']}: qemu {r['rc']} in {r['seconds']} s, log {r['log']}")
+    for line in r["l1"]:
+        print(f"  L1 {line}")
+    for name, c in r["cases"].items():
+        print(f"  {name}: {c['attrs']}")
+
+
+if __name__ == "__main__":
+    main()
