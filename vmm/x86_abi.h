@@ -250,6 +250,65 @@ struct mpc_lintsrc {
 	uint8_t destapiclint;
 } __attribute__((packed));
 
+/* ACPI (6.x): what a stock Linux needs to find every CPU and the IOAPIC without MP tables
+ * (Debian's cloud kernels are built without CONFIG_X86_MPPARSE). */
+struct acpi_rsdp {
+	char signature[8]; /* "RSD PTR " */
+	uint8_t checksum;  /* first 20 bytes */
+	char oem_id[6];
+	uint8_t revision; /* 2: XSDT */
+	uint32_t rsdt_address;
+	uint32_t length;
+	uint64_t xsdt_address;
+	uint8_t ext_checksum; /* all 36 bytes */
+	uint8_t reserved[3];
+} __attribute__((packed));
+
+struct acpi_header {
+	char signature[4];
+	uint32_t length;
+	uint8_t revision;
+	uint8_t checksum;
+	char oem_id[6];
+	char oem_table_id[8];
+	uint32_t oem_revision;
+	char creator_id[4];
+	uint32_t creator_revision;
+} __attribute__((packed));
+
+struct acpi_madt {
+	struct acpi_header h; /* "APIC" */
+	uint32_t lapic_address;
+	uint32_t flags; /* PCAT_COMPAT: dual 8259s present */
+} __attribute__((packed));
+
+#define ACPI_MADT_PCAT_COMPAT   1
+#define ACPI_MADT_LAPIC         0
+#define ACPI_MADT_IOAPIC        1
+#define ACPI_MADT_LAPIC_NMI     4
+#define ACPI_MADT_LAPIC_ENABLED 1
+
+struct acpi_madt_lapic {
+	uint8_t type, length, processor_id, apic_id;
+	uint32_t flags;
+} __attribute__((packed));
+
+struct acpi_madt_ioapic {
+	uint8_t type, length, id, reserved;
+	uint32_t address;
+	uint32_t gsi_base;
+} __attribute__((packed));
+
+struct acpi_madt_lapic_nmi {
+	uint8_t type, length, processor_id; /* 0xff: every processor */
+	uint16_t flags;
+	uint8_t lint;
+} __attribute__((packed));
+
+static_assert(sizeof(struct acpi_rsdp) == 36, "rsdp");
+static_assert(sizeof(struct acpi_header) == 36, "sdt header");
+static_assert(sizeof(struct acpi_madt_lapic_nmi) == 6, "madt nmi");
+
 static_assert(sizeof(struct mpf_intel) == 16, "mpf");
 static_assert(sizeof(struct mpc_table) == 44, "mpc");
 static_assert(sizeof(struct mpc_cpu) == 20, "mpc cpu");

@@ -148,6 +148,88 @@ size_t x86_mptable(void *dst, uint32_t gpa, unsigned ncpus, uint32_t cpu_sig, ui
 	return (size_t)(p - base);
 }
 
+#define ACPI_ALIGN(x) (((x) + 15) & ~(size_t)15)
+
+size_t x86_acpi_size(unsigned ncpus)
+{
+	return ACPI_ALIGN(sizeof(struct acpi_rsdp)) + ACPI_ALIGN(sizeof(struct acpi_header) + 8) +
+	       sizeof(struct acpi_madt) + ncpus * sizeof(struct acpi_madt_lapic) +
+	       sizeof(struct acpi_madt_ioapic) + sizeof(struct acpi_madt_lapic_nmi);
+}
+
+static void acpi_header(struct acpi_header *h, const char *sig, uint32_t len, uint8_t rev)
+{
+	memcpy(h->signature, sig, 4);
+	h->length = len;
+	h->revision = rev;
+	memcpy(h->oem_id, "HUGVMM", 6);
+	memcpy(h->oem_table_id, "HUGEVMM ", 8);
+	h->oem_revision = 1;
+	memcpy(h->creator_id, "HVMM", 4);
+	h->creator_revision = 1;
+	h->checksum = 0;
+	h->checksum = checksum(h, len); /* the body is filled by now */
+}
+
+size_t x86_acpi(void *dst, uint32_t gpa, unsigned ncpus)
+{
+	uint8_t *base = dst, *p;
+	struct acpi_rsdp *rsdp = dst;
+	size_t xsdt_off = ACPI_ALIGN(sizeof(*rsdp)), madt_off = xsdt_off +
+							    ACPI_ALIGN(sizeof(struct acpi_header) + 8);
+	struct acpi_header *xsdt = (void *)(base + xsdt_off);
+	struct acpi_madt *madt = (void *)(base + madt_off);
+	uint64_t madt_gpa = gpa + madt_off;
+
+	memset(dst, 0, x86_acpi_size(ncpus));
+	p = (uint8_t *)(madt + 1);
+	madt->lapic_address = X86_LAPIC_ADDR;
+	madt->flags = ACPI_MADT_PCAT_COMPAT; /* the in-kernel irqchip has the two 8259s */
+	for (unsigned i = 0; i < ncpus; i++) {
+		struct acpi_madt_lapic *l = (void *)p;
+
+		l->type = ACPI_MADT_LAPIC;
+		l->length = sizeof(*l);
+		l->processor_id = (uint8_t)i;
+		l->apic_id = (uint8_t)i;
+		l->flags = ACPI_MADT_LAPIC_ENABLED;
+		p += sizeof(*l);
+	}
+	{
+		struct acpi_madt_ioapic *io = (void *)p;
+
+		/* ISA IRQs map to GSIs 1:1 (no overrides): KVM's default routing, as in the MP table. */
+		io->type = ACPI_MADT_IOAPIC;
+		io->length = sizeof(*io);
+		io->id = (uint8_t)ncpus;
+		io->address = X86_IOAPIC_ADDR;
+		io->gsi_base = 0;
+		p += sizeof(*io);
+	}
+	{
+		struct acpi_madt_lapic_nmi *n = (void *)p;
+
+		n->type = ACPI_MADT_LAPIC_NMI;
+		n->length = sizeof(*n);
+		n->processor_id = 0xff;
+		n->lint = 1;
+		p += sizeof(*n);
+	}
+	acpi_header(&madt->h, "APIC", (uint32_t)(p - (uint8_t *)madt), 4);
+
+	memcpy((uint8_t *)(xsdt + 1), &madt_gpa, 8);
+	acpi_header(xsdt, "XSDT", sizeof(*xsdt) + 8, 1);
+
+	memcpy(rsdp->signature, "RSD PTR ", 8);
+	memcpy(rsdp->oem_id, "HUGVMM", 6);
+	rsdp->revision = 2;
+	rsdp->length = sizeof(*rsdp);
+	rsdp->xsdt_address = gpa + xsdt_off;
+	rsdp->checksum = checksum(rsdp, 20);
+	rsdp->ext_checksum = checksum(rsdp, sizeof(*rsdp));
+	return (size_t)(p - base);
+}
+
 void x86_linux_zero_page(struct linux_boot_params *bp, const struct kernel_image *k,
 			 uint32_t cmdline_gpa, uint64_t initrd_gpa, uint64_t initrd_size,
 			 const struct linux_e820_entry *e820, unsigned n)
@@ -170,6 +252,7 @@ void x86_linux_zero_page(struct linux_boot_params *bp, const struct kernel_image
 	bp->ext_ramdisk_size = (uint32_t)(initrd_size >> 32);
 	bp->e820_entries = (uint8_t)MIN(n, LINUX_E820_MAX);
 	memcpy(bp->e820_table, e820, bp->e820_entries * sizeof(*e820));
+	bp->acpi_rsdp_addr = BOOT_ACPI_ADDR; /* 2.14+; older kernels scan for the RSDP */
 }
 
 /* Identity map 0-4 GiB with 2M pages, enough for every boot structure and the kernel. */
@@ -360,6 +443,7 @@ static int pvh_start_info(const struct guest_mem *gm, const struct x86_boot_info
 		.cmdline_paddr = info->cmdline_gpa,
 		.memmap_paddr = BOOT_MEMMAP_ADDR,
 		.memmap_entries = n,
+		.rsdp_paddr = BOOT_ACPI_ADDR,
 	};
 	struct hvm_memmap_entry mm[LINUX_E820_MAX];
 	int r;
@@ -402,7 +486,8 @@ int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 			       ": %zu bytes, over the %u this kernel accepts; shorten "
 			       "it",
 			       cmdlen, k->cmdline_max);
-	if (x86_mptable_size(c->vcpus) > sizeof(mp))
+	if (x86_mptable_size(c->vcpus) > sizeof(mp) || x86_acpi_size(c->vcpus) > sizeof(mp) ||
+	    BOOT_ACPI_ADDR + x86_acpi_size(c->vcpus) > BOOT_MPTABLE_ADDR)
 		return err_set(e, ERR_CONFIG, -E2BIG,
 			       "machine-config.vcpu_count: %u is too many "
 			       "for an MP table",
@@ -425,6 +510,9 @@ int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 	r = r ? r : mem_zero(gm, BOOT_IDT_ADDR, 8);
 	x86_mptable(mp, BOOT_MPTABLE_ADDR, c->vcpus, c->cpu_signature, c->cpu_features);
 	r = r ? r : mem_write(gm, BOOT_MPTABLE_ADDR, mp, x86_mptable_size(c->vcpus));
+	/* Both: MP tables for kernels built with MPPARSE, ACPI for those without (Debian's). */
+	x86_acpi(mp, BOOT_ACPI_ADDR, c->vcpus);
+	r = r ? r : mem_write(gm, BOOT_ACPI_ADDR, mp, x86_acpi_size(c->vcpus));
 	if (!r && k->kind == KERNEL_ELF_PVH) {
 		r = pvh_start_info(gm, info, e820, n);
 	} else if (!r) {

@@ -26,6 +26,7 @@
 #define BOOT_STACK_TOP       0x9ff0
 #define BOOT_CMDLINE_ADDR    0x20000
 #define BOOT_EBDA_START      0x9fc00 /* [EBDA, 1 MiB) is reserved, as on a PC */
+#define BOOT_ACPI_ADDR       0xe0000 /* RSDP first: Linux scans [0xe0000, 1 MiB) */
 #define BOOT_MPTABLE_ADDR    0xf0000
 #define BOOT_HIGH_MEM        0x100000
 #define BOOT_LOW_NEEDED      0x100000 /* RAM must cover [0, 1 MiB) */
@@ -80,6 +81,14 @@ size_t x86_mptable(void *dst, uint32_t gpa, unsigned ncpus, uint32_t cpu_sig, ui
 
 /* The MP table's size for @ncpus. */
 size_t x86_mptable_size(unsigned ncpus);
+
+/*
+ * ACPI tables for @ncpus at @dst, which sits at guest @gpa: RSDP (first, 16-byte
+ * aligned), XSDT, MADT (a local APIC per vCPU with APIC id = index, the IOAPIC,
+ * LINT1 as NMI). Returns their size; x86_acpi_size() bounds it.
+ */
+size_t x86_acpi(void *dst, uint32_t gpa, unsigned ncpus);
+size_t x86_acpi_size(unsigned ncpus);
 
 /* Fill the Linux zero page. */
 void x86_linux_zero_page(struct linux_boot_params *bp, const struct kernel_image *k,

@@ -229,6 +229,63 @@ static void mptable_follows_the_spec(void **state)
 	assert_int_equal(*(const uint16_t *)(mpc + 34), 3 + 1 + 1 + 16 + 2); /* entry count */
 }
 
+/* RSDP (ACPI 2.0) -> XSDT -> MADT: what a kernel without MPPARSE uses to find CPUs. */
+static void acpi_tables_follow_the_spec(void **state)
+{
+	uint8_t buf[4096];
+	size_t len = x86_acpi(buf, 0xe0000, 3);
+	const uint8_t *xsdt, *madt, *p;
+	unsigned lapics = 0, ioapics = 0, nmis = 0;
+
+	(void)state;
+	assert_true(len <= x86_acpi_size(3));
+	assert_memory_equal(buf, "RSD PTR ", 8);
+	assert_int_equal(buf[15], 2);          /* revision: XSDT present */
+	assert_int_equal(sum(buf, 20), 0);     /* ACPI 1.0 checksum */
+	assert_int_equal(sum(buf, 36), 0);     /* extended checksum */
+	assert_int_equal(get32(buf, 20), 36);  /* length */
+	xsdt = buf + (get64(buf, 24) - 0xe0000);
+	assert_memory_equal(xsdt, "XSDT", 4);
+	assert_int_equal(get32(xsdt, 4), 36 + 8); /* header + one entry */
+	assert_int_equal(sum(xsdt, 44), 0);
+	madt = buf + (get64(xsdt, 36) - 0xe0000);
+	assert_memory_equal(madt, "APIC", 4);
+	assert_int_equal(sum(madt, get32(madt, 4)), 0);
+	assert_int_equal(get32(madt, 36), 0xfee00000); /* local APIC address */
+	assert_int_equal(get32(madt, 40) & 1, 1);      /* PC-AT compatible 8259s */
+	assert_ptr_equal(madt + get32(madt, 4), buf + len);
+	for (p = madt + 44; p < madt + get32(madt, 4); p += p[1]) {
+		assert_true(p[1] > 0);
+		switch (p[0]) {
+		case 0: /* processor local APIC: ACPI id = APIC id, enabled */
+			assert_int_equal(p[1], 8);
+			assert_int_equal(p[2], lapics);
+			assert_int_equal(p[3], lapics);
+			assert_int_equal(get32(p, 4) & 1, 1);
+			lapics++;
+			break;
+		case 1: /* I/O APIC after the CPUs' ids, GSI base 0 */
+			assert_int_equal(p[1], 12);
+			assert_int_equal(p[2], 3);
+			assert_int_equal(get32(p, 4), 0xfec00000);
+			assert_int_equal(get32(p, 8), 0);
+			ioapics++;
+			break;
+		case 4: /* LINT1 of every CPU is NMI */
+			assert_int_equal(p[1], 6);
+			assert_int_equal(p[2], 0xff);
+			assert_int_equal(p[5], 1);
+			nmis++;
+			break;
+		default:
+			fail_msg("unexpected MADT entry type %u", p[0]);
+		}
+	}
+	assert_int_equal(lapics, 3);
+	assert_int_equal(ioapics, 1);
+	assert_int_equal(nmis, 1);
+}
+
 static void loader_recognizes_bzimage(void **state)
 {
 	struct kernel_image k;
@@ -407,6 +464,8 @@ static void linux_boot_zero_page_and_cpu_state(void **state)
 	assert_int_equal(get64(zp, 0x2d8), 0x9fc00);   /* e820_table[0].size */
 	assert_int_equal(get32(zp, 0x2e0), 1);         /* RAM */
 	assert_int_equal(get32(zp, 0x2e4 + 16), 2);    /* [1] reserved */
+	assert_int_equal(get64(zp, 0x070), BOOT_ACPI_ADDR); /* acpi_rsdp_addr */
+	assert_memory_equal(mem_gpa_to_hva(&gm, BOOT_ACPI_ADDR, 8), "RSD PTR ", 8);
 	assert_int_equal(zp[0x1f1], FAKE_SETUP_SECTS); /* setup_sects from the image */
 	assert_int_equal(*(const uint16_t *)(zp + 0x1fe), 0xaa55);
 	assert_memory_equal(zp + 0x202, "HdrS", 4);
@@ -470,6 +529,8 @@ static void pvh_start_info_and_cpu_state(void **state)
 	assert_int_equal(si->magic, HVM_START_MAGIC);
 	assert_int_equal(si->version, 1);
 	assert_int_equal(si->nr_modules, 0);
+	assert_int_equal(si->rsdp_paddr, BOOT_ACPI_ADDR);
+	assert_memory_equal(mem_gpa_to_hva(&gm, si->rsdp_paddr, 8), "RSD PTR ", 8);
 	assert_string_equal(mem_gpa_to_hva(&gm, si->cmdline_paddr, 1), "test=smp");
 	assert_int_equal(si->memmap_entries, 3);
 	mm = mem_gpa_to_hva(&gm, si->memmap_paddr, 3 * sizeof(*mm));
@@ -603,6 +664,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(e820_of_plain_and_hole_layouts),
 		cmocka_unit_test(mptable_follows_the_spec),
+		cmocka_unit_test(acpi_tables_follow_the_spec),
 		cmocka_unit_test(loader_recognizes_bzimage),
 		cmocka_unit_test(loader_recognizes_elf_kinds),
 		cmocka_unit_test(loader_rejects_what_is_not_a_kernel),
