@@ -159,6 +159,8 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 	cJSON_AddNumberToObject(x, "responses_4xx", (double)st->responses_4xx);
 	cJSON_AddNumberToObject(x, "responses_5xx", (double)st->responses_5xx);
 	cJSON_AddNumberToObject(x, "connections", (double)st->connections);
+	cJSON_AddNumberToObject(x, "connections_open", (double)st->connections_open);
+	cJSON_AddNumberToObject(x, "connections_refused", (double)st->connections_refused);
 	cJSON_AddNumberToObject(x, "vmm_commands", (double)m->commands);
 	cJSON_AddNumberToObject(x, "vmm_command_errors", (double)m->command_errors);
 	*status = 200;

@@ -14,7 +14,7 @@
 
 struct api_stats {
 	uint64_t requests, responses_2xx, responses_4xx, responses_5xx;
-	uint64_t connections, connections_refused;
+	uint64_t connections, connections_refused, connections_open;
 };
 
 typedef void (*api_render_fn)(const struct vmm_cmd *c, const struct api_stats *st, int *status,

@@ -66,6 +66,7 @@ static void conn_close(struct conn *c)
 	close(c->fd);
 	http_conn_free(&c->http);
 	s->conns[c->slot] = NULL;
+	s->stats.connections_open--;
 	free(c);
 }
 
@@ -199,6 +200,8 @@ static void on_conn(void *arg, int res)
 
 	c->last = now_ns();
 	if (res < 0 || (res & (POLLERR | POLLNVAL))) {
+		log_warn("api: dropping a connection: %s",
+			 res < 0 ? strerror(-res) : "error on the socket");
 		conn_close(c);
 		return;
 	}
@@ -290,6 +293,7 @@ static void on_accept(void *arg, int res)
 		http_conn_init(&c->http);
 		s->conns[slot] = c;
 		s->stats.connections++;
+		s->stats.connections_open++;
 		service(c);
 	}
 }
