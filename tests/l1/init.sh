@@ -19,6 +19,8 @@ dmesg -n 1
 THP=/sys/kernel/mm/transparent_hugepage
 POOL2M=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 ONLY=$(sed -n 's/.*l1\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+REPEAT=$(sed -n 's/.*l1\.repeat=\([0-9]*\).*/\1/p' /proc/cmdline) # to hunt flakes
+REPEAT=${REPEAT:-1}
 
 attr() { echo "@@ATTR $1 $2"; }
 emit() { echo "@@FILE $1"; cat "$2" 2>/dev/null; echo; echo "@@ENDFILE"; }
@@ -28,6 +30,7 @@ echo "@@L1 start kernel=$(uname -r) package=$(cut -d' ' -f1 /etc/l1-kernel)"
 while read -r m; do
 	insmod "/lib/l1-modules/$m" 2>/tmp/insmod.err || echo "@@L1 insmod $m: $(cat /tmp/insmod.err)"
 done </lib/l1-modules/order
+dmesg | grep -iE 'xsave|WARNING:' | head -5 | sed 's/^/@@L1 dmesg /'
 [ -c /dev/kvm ] && echo "@@L1 kvm npt=$(cat /sys/module/kvm_amd/parameters/npt)" || echo "@@L1 no /dev/kvm"
 
 # DAX: the first NVDIMM as a devdax namespace (dax0.0, 2M), the second as fsdax with a
@@ -116,9 +119,37 @@ stop_vmm() {
 	emit stderr $ERR
 }
 
+# A VMM that outlives $2 seconds is a hang: show where its threads wait, then end it.
+# The heartbeat says L1 itself is alive while it waits.
+supervise() {
+	start=$(uptime_ms)
+	beat=0
+	while kill -0 "$1" 2>/dev/null; do
+		el=$((($(uptime_ms) - start) / 1000))
+		if [ $el -ge "$2" ]; then
+			attr hung "${el}s"
+			for t in /proc/"$1"/task/*; do
+				echo "@@L1 hung task ${t##*/} $(cut -d' ' -f3 "$t/stat") wchan=$(cat "$t/wchan" 2>/dev/null)"
+				sed 's/^/@@L1   /' "$t/stack" 2>/dev/null
+			done
+			kill -TERM "$1"
+			sleep 5
+			kill -KILL "$1" 2>/dev/null
+			break
+		fi
+		if [ $el -ge $((beat + 30)) ]; then
+			beat=$el
+			echo "@@L1 waiting ${el}s for pid $1"
+		fi
+		sleep 0.1
+	done
+	wait "$1"
+}
+
 run_boot() {
 	t0=$(uptime_ms)
-	env $(cat "$1/env") timeout 300 hugevmm --config-file "$1/config.json" >/tmp/out 2>/tmp/err </dev/null
+	env $(cat "$1/env") hugevmm -v --config-file "$1/config.json" >/tmp/out 2>/tmp/err </dev/null &
+	supervise $! 120
 	attr rc $?
 	attr ms $(($(uptime_ms) - t0))
 	emit stdout /tmp/out
@@ -166,7 +197,7 @@ run_refuse() {
 	emit stderr /tmp/err
 }
 
-for d in /cases/*; do
+for round in $(seq "$REPEAT"); do for d in /cases/*; do
 	name=${d#/cases/??-}
 	case ",$ONLY," in ,,) ;; *",$name,"*) ;; *) continue ;; esac
 	echo "@@CASE $name"
@@ -178,6 +209,6 @@ for d in /cases/*; do
 		"run_$(cat "$d/kind")" "$d"
 	fi
 	echo "@@ENDCASE $name"
-done
+done; done
 echo "@@L1 done"
 poweroff -f

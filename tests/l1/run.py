@@ -4,7 +4,7 @@ boot it under QEMU's software emulator with AMD SVM + nested paging and two
 emulated NVDIMMs, with a hard timeout, and parse the cases' reports from the
 serial log.
 
-    tests/l1/run.py --kernel 6.1|6.12 [--only case,case] [--json OUT]
+    tests/l1/run.py --kernel 6.1|6.12|all [--only case,case] [--json OUT]
 
 The log goes to build/l1/<kernel>/serial.log. As a module: run(kernel) returns
 {"log": path, "l1": [lines], "cases": {name: {"attrs": {}, "files": {}}}}."""
@@ -22,13 +22,13 @@ import build  # noqa: E402
 NVDIMM_MIB = 1024
 
 
-def qemu_cmd(vmlinuz, initramfs, work, only):
+def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1):
     cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "EPYC,+svm,+npt",
            "-M", "pc,nvdimm=on", "-m", "2048,slots=2,maxmem=8G", "-smp", "1",
            "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
            "-kernel", vmlinuz, "-initrd", initramfs,
            "-append", "console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off rdinit=/init"
-           + (f" l1.only={only}" if only else "")]
+           + (f" l1.only={only}" if only else "") + (f" l1.repeat={repeat}" if repeat > 1 else "")]
     for i in range(2):
         img = os.path.join(work, f"nvdimm{i}.img")
         with open(img, "wb") as f:  # sparse, fresh each run: no state between runs
@@ -64,42 +64,58 @@ def parse(text):
     return l1, cases
 
 
-def run(kernel, only=None, timeout=900, out=None):
+def run_all(kernels, only=None, timeout=900, out=None, repeat=1):
+    """Build every kernel's image, then boot them all at once (TCG runs one core each);
+    {kernel: result}."""
     out = out or os.path.join(build.ROOT, "build", "l1")
-    vmlinuz, initramfs, pkg = build.build(kernel, out, os.path.join(build.ROOT, "build", "hugevmm"),
-                                          os.path.join(build.ROOT, "build", "testguest.elf"))
-    work = os.path.dirname(initramfs)
-    log = os.path.join(work, "serial.log")
-    t0 = time.time()
-    with open(log, "wb") as f:
+    images = {k: build.build(k, out, os.path.join(build.ROOT, "build", "hugevmm"),
+                             os.path.join(build.ROOT, "build", "testguest.elf")) for k in kernels}
+    procs, t0 = {}, time.time()
+    for k, (vmlinuz, initramfs, pkg) in images.items():
+        work = os.path.dirname(initramfs)
+        log = open(os.path.join(work, "serial.log"), "wb")
+        procs[k] = (subprocess.Popen(qemu_cmd(vmlinuz, initramfs, work, only, repeat), stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log)
+    results = {}
+    for k, (p, log) in procs.items():
         try:
-            p = subprocess.run(qemu_cmd(vmlinuz, initramfs, work, only), stdout=f,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout)
-            rc = p.returncode
+            rc = p.wait(timeout=max(1, timeout - (time.time() - t0)))
         except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
             rc = "timeout"
-    text = open(log, errors="replace").read()
-    l1, cases = parse(text)
-    return {"kernel": kernel, "package": pkg, "log": log, "rc": rc, "seconds": round(time.time() - t0, 1),
-            "l1": l1, "cases": cases, "done": any(x.startswith("done") for x in l1)}
+        log.close()
+        text = open(log.name, errors="replace").read()
+        l1, cases = parse(text)
+        results[k] = {"kernel": k, "package": images[k][2], "log": log.name, "rc": rc,
+                      "seconds": round(time.time() - t0, 1), "l1": l1, "cases": cases,
+                      "done": any(x.startswith("done") for x in l1)}
+    return results
+
+
+def run(kernel, only=None, timeout=900, out=None):
+    return run_all([kernel], only, timeout, out)[kernel]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kernel", choices=sorted(build.PACKAGES), required=True)
+    ap.add_argument("--kernel", choices=sorted(build.PACKAGES) + ["all"], required=True)
     ap.add_argument("--only", help="comma-separated case names")
     ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--repeat", type=int, default=1, help="run the cases this many times (flakes)")
     ap.add_argument("--json", help="write the parsed result here")
     a = ap.parse_args()
-    r = run(a.kernel, a.only, a.timeout)
+    kernels = sorted(build.PACKAGES) if a.kernel == "all" else [a.kernel]
+    res = run_all(kernels, a.only, a.timeout, repeat=a.repeat)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
-    print(f"{r['package']}: qemu {r['rc']} in {r['seconds']} s, log {r['log']}")
-    for line in r["l1"]:
-        print(f"  L1 {line}")
-    for name, c in r["cases"].items():
-        print(f"  {name}: {c['attrs']}")
+            json.dump(res, f, indent=1)
+    for r in res.values():
+        print(f"{r['package']}: qemu {r['rc']} in {r['seconds']} s, log {r['log']}")
+        for line in r["l1"]:
+            print(f"  L1 {line}")
+        for name, c in r["cases"].items():
+            print(f"  {name}: {c['attrs']}")
 
 
 if __name__ == "__main__":
