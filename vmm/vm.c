@@ -118,9 +118,11 @@ static int devices_init(struct vm *vm, struct vmm_err *e)
 	serial_init(&vm->serial, &vm->devhost, SERIAL_COM1_IRQ);
 	debug_exit_init(&vm->debug_exit, &vm->devhost);
 	i8042_init(&vm->i8042, &vm->devhost);
+	rtc_init(&vm->rtc);
 	r = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NREGS, &vm->serial.dev);
 	r = r ? r : bus_register(&vm->pio, DEBUG_EXIT_PORT, 1, &vm->debug_exit.dev);
 	r = r ? r : bus_register(&vm->pio, I8042_DATA_PORT, I8042_LEN, &vm->i8042.dev);
+	r = r ? r : bus_register(&vm->pio, RTC_PORT, RTC_LEN, &vm->rtc.dev);
 	if (r)
 		return err_set(e, ERR_RUNTIME, r, "registering devices: %s", strerror(-r));
 	return 0;

@@ -7,6 +7,7 @@
 #include <termios.h>
 
 #include "devices/bus.h"
+#include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/sysctl_ports.h"
 #include "vmm/vcpu.h"
@@ -22,6 +23,7 @@ struct vm {
 	struct serial serial;
 	struct debug_exit debug_exit;
 	struct i8042 i8042;
+	struct rtc rtc;
 	int serial_fd;     /* where guest serial output goes */
 	bool serial_owned; /* serial_fd is ours to close */
 	bool serial_tty;   /* serial_fd is a terminal: write in small pieces */

@@ -15,6 +15,7 @@
  *   test=exit code=N                  exit with status N
  *   test=crash                        triple fault (the VMM must report it, not hang)
  *   test=spam                         print numbered lines until stopped (console backpressure)
+ *   test=rtc                          read the CMOS clock (ports 0x70/0x71) and its NVRAM
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -697,6 +698,56 @@ static void do_idle(void)
 
 /* ---- main ---- */
 
+static uint8_t cmos(uint8_t idx)
+{
+	outb(0x70, idx);
+	return inb(0x71);
+}
+
+static unsigned bcd(uint8_t v)
+{
+	return (unsigned)(v >> 4) * 10 + (v & 0x0f);
+}
+
+static void put2(unsigned v)
+{
+	putu(v / 10);
+	putu(v % 10);
+}
+
+/* The date as a guest's firmware-less kernel reads it: wait out UIP, read BCD fields. */
+static void do_rtc(void)
+{
+	unsigned spins = 0;
+
+	while (cmos(0x0a) & 0x80)
+		if (++spins == 1000000)
+			fail("rtc: update in progress for ever");
+	if (!(cmos(0x0d) & 0x80))
+		fail("rtc: register D says the time is not valid");
+	if (cmos(0x0b) & 0x04)
+		fail("rtc: binary mode at reset (want BCD)");
+	puts_("rtc: ");
+	put2(bcd(cmos(0x32)));
+	put2(bcd(cmos(0x09)));
+	puts_("-");
+	put2(bcd(cmos(0x08)));
+	puts_("-");
+	put2(bcd(cmos(0x07)));
+	puts_(" ");
+	put2(bcd(cmos(0x04)));
+	puts_(":");
+	put2(bcd(cmos(0x02)));
+	puts_(":");
+	put2(bcd(cmos(0x00)));
+	puts_("\n");
+	outb(0x70, 0x40);
+	outb(0x71, 0xa5);
+	if (cmos(0x40) != 0xa5)
+		fail("rtc: NVRAM byte 0x40 did not keep 0xa5");
+	pass(0);
+}
+
 void guest_main(uint32_t start_info)
 {
 	const struct hvm_start_info *si = (const void *)(uintptr_t)start_info;
@@ -753,5 +804,7 @@ void guest_main(uint32_t start_info)
 	}
 	if (str_eq(test, "idle"))
 		do_idle();
-	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam)");
+	if (str_eq(test, "rtc"))
+		do_rtc();
+	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam, rtc)");
 }

@@ -1,6 +1,7 @@
 """Booting the test guest on this machine's /dev/kvm: every workload, 1 and
 several vCPUs, anon/thp/hugetlb memory, RAM across the 32-bit hole; the same
 ELF under QEMU microvm; and bad boot inputs, each a clear message and exit 2."""
+import datetime
 import json
 import os
 import pathlib
@@ -110,6 +111,19 @@ def test_smp(tmp_path, sysfs, vcpus):
     rc, out, err = boot(tmp_path, "test=smp", vcpus=vcpus)
     expect_pass(rc, out, err)
     assert f"smp cpus={vcpus} of {vcpus}" in out
+
+
+@needs_kvm
+def test_rtc_tells_the_host_time(tmp_path, sysfs):
+    """The guest reads the CMOS clock as a kernel does at boot: UTC, BCD, within seconds."""
+    before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    rc, out, err = boot(tmp_path, "test=rtc")
+    after = datetime.datetime.now(datetime.timezone.utc)
+    expect_pass(rc, out, err)
+    m = re.search(r"rtc: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", out)
+    assert m, out
+    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    assert before <= t <= after, (before, t, after)
 
 
 @needs_kvm
