@@ -39,7 +39,7 @@ DEPS_STAMP := build/.deps-build
 
 .SECONDARY:
 
-.PHONY: all tests-bin deps deps-test test test-unit test-int run clean format bench bench-quick
+.PHONY: all tests-bin deps deps-test test test-unit test-int test-l1 run clean format bench bench-quick
 all: $(BUILD)/hugevmm $(BUILD)/libhugevmm.a $(BUILD)/testguest.elf
 	@:
 
@@ -95,14 +95,15 @@ $(FUZZ_HTTP_BIN): $(BUILD)/tests/fuzz/fuzz_http.o $(BUILD)/libhugevmm.a
 tests-bin: $(UNIT_BINS) $(FUZZ_BIN) $(FUZZ_HTTP_BIN) $(EMBED_BIN)
 	@:
 
-# The full suite: unit + integration, then the same under ASan/UBSan.
+# The full suite: unit + integration + L1 (real TDP KVM in emulated L1 guests), then unit
+# and integration again under ASan/UBSan.
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all tests-bin
 	$(Q)scripts/run-tests.sh $(BUILD)
 	$(Q)$(MAKE) --no-print-directory SAN=1 all tests-bin
 	$(Q)scripts/run-tests.sh build-san
 
-test-unit test-int: deps-test all tests-bin
+test-unit test-int test-l1: deps-test all tests-bin
 	$(Q)scripts/run-tests.sh $(BUILD) $(@:test-%=%)
 
 # The README's first command: boot the bundled default VM (the test guest on THP

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages hugevmm needs, idempotently.
 #   scripts/deps.sh build   - compilers and -dev libraries for `make`
-#   scripts/deps.sh test    - plus what `make test` runs (cmocka, pytest, curl, QEMU)
+#   scripts/deps.sh test    - plus what `make test` runs (cmocka, pytest, curl, QEMU, and
+#                             what the L1 harness puts in its image: kmod, busybox, ndctl...)
 #   scripts/deps.sh bench   - plus what `make bench` runs
 # As root it installs what is missing; otherwise it prints the apt-get line and fails.
 set -euo pipefail
 
 build=(gcc make pkg-config liburing-dev libdaxctl-dev libndctl-dev libcjson-dev libhttp-parser-dev)
-test=(libcmocka-dev python3 python3-pytest curl qemu-system-x86)
+test=(libcmocka-dev python3 python3-pytest curl qemu-system-x86
+	kmod busybox-static cpio xz-utils zstd lz4 ndctl daxctl e2fsprogs)
 bench=(python3-matplotlib)
 
 want=("${build[@]}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build the L1 image of the real-TDP harness for one Debian cloud kernel.
 
-    tests/l1/build.py --kernel 6.1|6.12 [--out build/l1] [--hugevmm build/hugevmm]
+    tests/l1/build.py --kernel 6.1|6.12 [--out build/l1] [--hugevmm build/hugevmm] [--bench]
 
 L1 is that kernel booted under QEMU's software emulator with AMD SVM and
 nested paging, so the KVM inside it (the package's kvm-amd module) is a real
@@ -11,7 +11,10 @@ of the same package with their dependencies (from each module's modinfo
 ndctl, daxctl, mkfs.ext4 and curl with their shared libraries; an L2 Linux
 (the same package's bzImage, and the ELF vmlinux inside it) with a busybox
 initramfs; the cases (tests/l1/cases.py) and the init that runs them
-(tests/l1/init.sh). Downloads are cached under OUT/cache; nothing is committed.
+(tests/l1/init.sh). With --bench the cases are the launch benchmark's
+(cases.bench_cases) and Debian's QEMU goes in too, with its shared libraries
+and the microvm firmware; that image lives in OUT/<kernel>-bench.
+Downloads are cached under OUT/cache; nothing is committed.
 Prints the paths of the kernel and the initramfs."""
 import argparse
 import os
@@ -33,6 +36,8 @@ PACKAGES = {
 MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax"]
 TOOLS = ["/usr/bin/ndctl", "/usr/bin/daxctl", "/usr/sbin/mkfs.ext4", "/usr/bin/curl"]
 DLOPENED = ["libdaxctl.so.1"]  # hugevmm dlopen()s it: ldd does not list it
+QEMU = "/usr/bin/qemu-system-x86_64"
+QEMU_FIRMWARE = ["bios-microvm.bin", "qboot.rom", "linuxboot_dma.bin", "pvh.bin", "kvmvapic.bin"]
 
 
 def sh(cmd, **kw):
@@ -182,13 +187,13 @@ def busybox_root(root):
     shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
 
 
-def build(flavour, out, hugevmm, guest):
+def build(flavour, out, hugevmm, guest, bench=False):
     cache = os.path.join(out, "cache")
     pkg = resolve(flavour)
     tree = fetch(pkg, cache)
     kver = os.listdir(os.path.join(tree, "lib", "modules"))[0]
     vmlinuz = os.path.join(tree, "boot", f"vmlinuz-{kver}")
-    work = os.path.join(out, flavour)
+    work = os.path.join(out, flavour + ("-bench" if bench else ""))
     root = os.path.join(work, "root")
     shutil.rmtree(work, ignore_errors=True)
     busybox_root(root)
@@ -215,10 +220,16 @@ def build(flavour, out, hugevmm, guest):
         copy_with_libs(root, t)
     for lib in DLOPENED:
         copy_with_libs(root, find_lib(lib))
+    if bench:
+        if not os.path.exists(QEMU):
+            sys.exit(f"l1: {QEMU} is missing (Debian package qemu-system-x86)")
+        copy_with_libs(root, QEMU)
+        for fw in QEMU_FIRMWARE:
+            copy_into(root, os.path.join("/usr/share/qemu", fw))
     os.makedirs(os.path.join(root, "etc"), exist_ok=True)
     open(os.path.join(root, "etc", "passwd"), "w").write("root:x:0:0:root:/:/bin/sh\n")
 
-    cases.write(os.path.join(root, "cases"), flavour)
+    cases.write(os.path.join(root, "cases"), flavour, bench)
     shutil.copy(os.path.join(HERE, "init.sh"), os.path.join(root, "init"))
     os.chmod(os.path.join(root, "init"), 0o755)
     with open(os.path.join(root, "etc", "l1-kernel"), "w") as f:
@@ -237,11 +248,12 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "l1"))
     ap.add_argument("--hugevmm", default=os.path.join(ROOT, "build", "hugevmm"))
     ap.add_argument("--guest", default=os.path.join(ROOT, "build", "testguest.elf"))
+    ap.add_argument("--bench", action="store_true", help="the launch benchmark's image")
     a = ap.parse_args()
     for p in (a.hugevmm, a.guest):
         if not os.path.exists(p):
             sys.exit(f"l1: {p} is missing: run make first")
-    for line in build(a.kernel, os.path.abspath(a.out), a.hugevmm, a.guest):
+    for line in build(a.kernel, os.path.abspath(a.out), a.hugevmm, a.guest, a.bench):
         print(line)
 
 

@@ -1,10 +1,11 @@
 """The cases the L1 init runs, written into the image as one directory each:
 
-    cases/NN-name/kind         boot | cover | refuse | drift
+    cases/NN-name/kind         boot | cover | refuse | drift | bench
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
-    cases/NN-name/setup        what the host must offer first (thp, shmem-thp,
+    cases/NN-name/setup        what the host must offer first (thp, nothp, shmem-thp,
                                hugetlb-2m N, dax-dev, dax-fs), optional
+    cases/NN-name/qemu         bench only: QEMU's arguments instead of a hugevmm config
 
 The init (tests/l1/init.sh) runs them in order and prints what it saw; the
 assertions are on the host side (tests/l1/test_l1.py), keyed by case name."""
@@ -23,7 +24,7 @@ def boot(kernel, vcpus, protocol=None, backing="thp", mib=256):
         bs["boot_protocol"] = protocol
     return {"boot-source": bs, "machine-config": {"vcpu_count": vcpus},
             "memory": {"regions": [{"id": "ram0", "size_mib": mib, "backing": backing,
-                                    "policy": "prefer"}]}}
+                                    "policy": "off" if backing == "anon" else "prefer"}]}}
 
 
 def guest(region, args="test=memcheck then=idle"):
@@ -65,15 +66,48 @@ def all_cases():
     ]
 
 
-def write(dest, flavour):
+BENCH_MIB = 256
+
+
+def qemu(backend):
+    """Debian's QEMU inside L1 on the same L2 kernel and initramfs: microvm, KVM, one vCPU."""
+    return ["-accel", "kvm", "-cpu", "host", "-M", "microvm,memory-backend=mem", "-smp", "1",
+            "-m", f"{BENCH_MIB}M", "-object", f"{backend},id=mem,size={BENCH_MIB}M",
+            "-nodefaults", "-nographic", "-no-reboot", "-serial", "stdio",
+            "-kernel", "/guest/bzImage", "-initrd", "/guest/initrd.cpio",
+            # microvm has no i8042: reset by triple fault (reboot=k would first poll the absent
+            # controller ~650000 times, each an exit; the time to userspace is the same).
+            "-append", L2_ARGS.replace("reboot=k", "reboot=t")]
+
+
+def bench_cases():
+    """Launch -> first L2 userspace line: hugevmm on thp, hugetlb 2M and anon 4K, and QEMU on
+    the same memory kinds (its RAM is madvised huge by default; THP off makes it 4K)."""
+    pool = f"hugetlb-2m {BENCH_MIB // 2}"
+    return [
+        ("hugevmm-thp", "bench", boot("bzImage", 1, backing="thp", mib=BENCH_MIB), "thp", {}),
+        ("hugevmm-hugetlb-2m", "bench",
+         boot("bzImage", 1, backing="hugetlb", mib=BENCH_MIB), pool, {}),
+        ("hugevmm-anon-4k", "bench", boot("bzImage", 1, backing="anon", mib=BENCH_MIB), "nothp", {}),
+        ("qemu-thp", "bench", qemu("memory-backend-ram"), "thp", {}),
+        ("qemu-hugetlb-2m", "bench", qemu("memory-backend-memfd,hugetlb=on,hugetlbsize=2M"), pool, {}),
+        ("qemu-anon-4k", "bench", qemu("memory-backend-ram"), "nothp", {}),
+    ]
+
+
+def write(dest, flavour, bench=False):
     os.makedirs(dest, exist_ok=True)
-    for i, (name, kind, cfg, setup, env) in enumerate(all_cases()):
+    for i, (name, kind, cfg, setup, env) in enumerate(bench_cases() if bench else all_cases()):
         d = os.path.join(dest, f"{i:02d}-{name}")
         os.makedirs(d)
         with open(os.path.join(d, "kind"), "w") as f:
             f.write(kind + "\n")
-        with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(cfg, f, indent=1)
+        if isinstance(cfg, list):
+            with open(os.path.join(d, "qemu"), "w") as f:
+                f.write("\n".join(cfg) + "\n")  # one argument per line: L2_ARGS has spaces
+        else:
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=1)
         with open(os.path.join(d, "setup"), "w") as f:
             f.write(setup + "\n")
         with open(os.path.join(d, "env"), "w") as f:

@@ -21,6 +21,8 @@ POOL2M=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 ONLY=$(sed -n 's/.*l1\.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 REPEAT=$(sed -n 's/.*l1\.repeat=\([0-9]*\).*/\1/p' /proc/cmdline) # to hunt flakes
 REPEAT=${REPEAT:-1}
+RUNS=$(sed -n 's/.*l1\.runs=\([0-9]*\).*/\1/p' /proc/cmdline) # bench cases: runs each
+RUNS=${RUNS:-5}
 
 attr() { echo "@@ATTR $1 $2"; }
 emit() { echo "@@FILE $1"; cat "$2" 2>/dev/null; echo; echo "@@ENDFILE"; }
@@ -55,6 +57,7 @@ setup() {
 	echo 0 >$POOL2M
 	case "$1" in
 	thp) ;;
+	nothp) echo never >$THP/enabled ;;
 	shmem-thp) echo advise >$THP/shmem_enabled ;;
 	hugetlb-2m)
 		echo "$2" >$POOL2M
@@ -195,6 +198,49 @@ run_refuse() {
 	emit after /tmp/after
 	emit stdout /tmp/out
 	emit stderr /tmp/err
+}
+
+# One launch, timed: from just before exec to the L2's first userspace line (as the VMM's
+# output delivers it), and the VMM's memory at that moment (smaps: RSS of the guest RAM
+# mapping, the one 64 MiB or larger, and of everything else) -- then to the VMM's exit.
+bench_once() { # $1 case dir, $2 run number
+	bd=$1
+	bn=$2
+	rm -f /tmp/bfifo
+	mkfifo /tmp/bfifo
+	t0=$(uptime_ms)
+	if [ -f "$bd/qemu" ]; then
+		set --
+		while IFS= read -r a; do set -- "$@" "$a"; done <"$bd/qemu"
+		qemu-system-x86_64 "$@" >/tmp/bfifo 2>/tmp/berr </dev/null &
+	else
+		hugevmm --config-file "$bd/config.json" >/tmp/bfifo 2>/tmp/berr </dev/null &
+	fi
+	pid=$!
+	(sleep 120; kill -KILL $pid 2>/dev/null) &
+	killer=$!
+	awk -v pid=$pid -v t0="$t0" '
+		function now(  u, a) { getline u <"/proc/uptime"; close("/proc/uptime"); split(u, a, " "); return int(a[1] * 1000) }
+		/L2: userspace up/ && !up {
+			up = now() - t0
+			f = "/proc/" pid "/smaps"
+			while ((getline l <f) > 0) {
+				n = split(l, w, " ")
+				if (w[1] == "Size:") size = w[2]
+				if (w[1] == "Rss:") { if (size >= 65536) guest += w[2]; else vmm += w[2] }
+			}
+			close(f)
+		}
+		END { printf "up_ms=%d rss_guest_kb=%d rss_vmm_kb=%d", up, guest, vmm }' </tmp/bfifo >/tmp/bres
+	wait $pid
+	rc=$?
+	kill $killer 2>/dev/null
+	attr "run$bn" "$(cat /tmp/bres) exit_ms=$(($(uptime_ms) - t0)) rc=$rc"
+	[ $rc -eq 0 ] || emit "stderr$bn" /tmp/berr
+}
+
+run_bench() {
+	for i in $(seq "$RUNS"); do bench_once "$1" "$i"; done
 }
 
 for round in $(seq "$REPEAT"); do for d in /cases/*; do

@@ -22,13 +22,14 @@ import build  # noqa: E402
 NVDIMM_MIB = 1024
 
 
-def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1):
+def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1, runs=None):
     cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "EPYC,+svm,+npt",
            "-M", "pc,nvdimm=on", "-m", "2048,slots=2,maxmem=8G", "-smp", "1",
            "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
            "-kernel", vmlinuz, "-initrd", initramfs,
            "-append", "console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off rdinit=/init"
-           + (f" l1.only={only}" if only else "") + (f" l1.repeat={repeat}" if repeat > 1 else "")]
+           + (f" l1.only={only}" if only else "") + (f" l1.repeat={repeat}" if repeat > 1 else "")
+           + (f" l1.runs={runs}" if runs else "")]
     for i in range(2):
         img = os.path.join(work, f"nvdimm{i}.img")
         with open(img, "wb") as f:  # sparse, fresh each run: no state between runs
@@ -64,17 +65,20 @@ def parse(text):
     return l1, cases
 
 
-def run_all(kernels, only=None, timeout=900, out=None, repeat=1):
+def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None,
+            hugevmm=None):
     """Build every kernel's image, then boot them all at once (TCG runs one core each);
-    {kernel: result}."""
+    {kernel: result}. With bench_runs, the benchmark's image, each case run that often."""
     out = out or os.path.join(build.ROOT, "build", "l1")
-    images = {k: build.build(k, out, os.path.join(build.ROOT, "build", "hugevmm"),
-                             os.path.join(build.ROOT, "build", "testguest.elf")) for k in kernels}
+    images = {k: build.build(k, out, hugevmm or os.path.join(build.ROOT, "build", "hugevmm"),
+                             os.path.join(build.ROOT, "build", "testguest.elf"),
+                             bench=bool(bench_runs)) for k in kernels}
     procs, t0 = {}, time.time()
     for k, (vmlinuz, initramfs, pkg) in images.items():
         work = os.path.dirname(initramfs)
         log = open(os.path.join(work, "serial.log"), "wb")
-        procs[k] = (subprocess.Popen(qemu_cmd(vmlinuz, initramfs, work, only, repeat), stdout=log,
+        procs[k] = (subprocess.Popen(qemu_cmd(vmlinuz, initramfs, work, only, repeat, bench_runs),
+                                     stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log)
     results = {}
     for k, (p, log) in procs.items():
