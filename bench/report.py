@@ -11,7 +11,8 @@ import textwrap
 TITLES = {"launch": "Launch (test guest, test=exit code=0)", "overhead": "VMM overhead",
           "prefault": "Prefault (allocate and populate)", "latency": "Guest memory latency",
           "scan": "Coverage scan cost"}
-COLORS = {"hugevmm": "#1f77b4", "hugevmm 1t": "#9ecae1", "QEMU": "#d62728", "native": "#2ca02c",
+COLORS = {"hugevmm": "#1f77b4", "hugevmm 1t": "#9ecae1", "QEMU": "#d62728", "QEMU microvm": "#d62728",
+          "native": "#2ca02c",
           "PAGEMAP_SCAN": "#1f77b4", "smaps": "#9467bd"}
 
 
@@ -86,14 +87,13 @@ def chart(res, path):
     matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, searchable
     import matplotlib.pyplot as plt
 
-
     groups = []
     for m in res["metrics"]:
         key = (m["section"], m["name"], m["unit"], m["better"])
         if key not in groups:
             groups.append(key)
     cols = 2
-    rows = -(-len(groups) // cols)
+    rows = max(1, -(-len(groups) // cols))  # every section failed: an empty chart, not a crash
     fig, axes = plt.subplots(rows, cols, figsize=(12, 3.6 * rows), squeeze=False)
     for ax, key in zip(axes.flat, groups):
         ms = [m for m in res["metrics"] if (m["section"], m["name"], m["unit"], m["better"]) == key]

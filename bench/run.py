@@ -3,7 +3,7 @@
 in one run: `make bench` (full) or `make bench-quick` (smaller sizes, fewer
 repeats, under 2 minutes).
 
-    bench/run.py [--quick] [--only launch,prefault,latency,scan] [--prefault-mib N] ...
+    bench/run.py [--quick] [--only launch,prefault,latency,scan,l1] [--prefault-mib N] ...
 
 Writes bench/results/<date>.json (<date>-quick.json for --quick) with the
 machine it ran on, then the Markdown table (.md) and SVG chart (.svg) beside
@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import l1  # noqa: E402
 import latency  # noqa: E402
 import launch  # noqa: E402
 import prefault  # noqa: E402
@@ -28,13 +29,14 @@ from common import ROOT, Settings, machine  # noqa: E402
 
 REPORTING = "/sys/module/page_reporting/parameters/page_reporting_order"
 
-SECTIONS = {"launch": launch, "prefault": prefault, "latency": latency, "scan": scan}
+SECTIONS = {"launch": launch, "prefault": prefault, "latency": latency, "scan": scan, "l1": l1}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
-    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    ap.add_argument("--only", help="comma-separated sections (default: all; --quick: all but l1, "
+                    "whose emulated L1 takes minutes)")
     ap.add_argument("--hugevmm", default=os.path.join(ROOT, "build", "hugevmm"))
     ap.add_argument("--guest", default=os.path.join(ROOT, "build", "testguest.elf"))
     ap.add_argument("--bindir", default=os.path.join(ROOT, "build", "bench"), help="memset, randread")
@@ -48,7 +50,8 @@ def main():
         sys.exit("bench: needs root (it sets THP modes and hugetlb pools, and restores them)")
     if not shutil.which("qemu-system-x86_64"):
         sys.exit("bench: qemu-system-x86_64 not found; `scripts/deps.sh bench` installs it")
-    only = [s for s in a.only.split(",") if s]
+    only = [s for s in (a.only or ",".join(x for x in SECTIONS if not (a.quick and x == "l1")))
+            .split(",") if s]
     for s in only:
         if s not in SECTIONS:
             sys.exit(f"bench: --only: unknown section \"{s}\"; sections: {', '.join(SECTIONS)}")
