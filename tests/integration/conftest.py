@@ -2,6 +2,7 @@
 and readers of the kernel's own accounting (smaps, hugetlb pool counters)."""
 import json
 import os
+import signal
 import subprocess
 from contextlib import contextmanager
 
@@ -53,6 +54,34 @@ def sysfs():
     s.set(f"{THP}/shmem_enabled", "never")
     yield s
     s.restore()
+
+
+def stray_vmms():
+    """hugevmm processes that this pytest started and that are still there."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if comm == "hugevmm" and int(rest[1]) == os.getpid():
+            out.append(int(pid))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_vmm_outlives_its_test():
+    """A test that fails half-way must not leave its VMM running into the next ones (or
+    after the suite): whatever it started is killed and reaped here, after its own
+    fixtures have had their turn."""
+    yield
+    for pid in stray_vmms():
+        os.kill(pid, signal.SIGKILL)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def pool_counters(kb):

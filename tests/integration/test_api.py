@@ -144,7 +144,14 @@ def raw_request(sock, data, shutdown=False, timeout=10):
     """Send raw bytes; read one response (to its Content-Length) or until the server closes."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
-    s.connect(sock)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            s.connect(sock)
+            break
+        except BlockingIOError:  # a full accept backlog: a timed connect does not wait on it
+            assert time.time() < deadline, "the server's accept backlog stayed full"
+            time.sleep(0.01)
     s.sendall(data)
     if shutdown:
         s.shutdown(socket.SHUT_WR)
