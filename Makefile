@@ -95,8 +95,8 @@ $(FUZZ_HTTP_BIN): $(BUILD)/tests/fuzz/fuzz_http.o $(BUILD)/libhugevmm.a
 tests-bin: $(UNIT_BINS) $(FUZZ_BIN) $(FUZZ_HTTP_BIN) $(EMBED_BIN)
 	@:
 
-# The full suite: unit + integration + L1 (real TDP KVM in emulated L1 guests), then unit
-# and integration again under ASan/UBSan.
+# The full suite: unit + integration + L1 (real TDP KVM in emulated L1 guests), then all
+# of it again under ASan/UBSan (L1 then carries the sanitized hugevmm).
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all tests-bin
 	$(Q)scripts/run-tests.sh $(BUILD)

@@ -187,13 +187,13 @@ def busybox_root(root):
     shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
 
 
-def build(flavour, out, hugevmm, guest, bench=False):
+def build(flavour, out, hugevmm, guest, bench=False, tag=""):
     cache = os.path.join(out, "cache")
     pkg = resolve(flavour)
     tree = fetch(pkg, cache)
     kver = os.listdir(os.path.join(tree, "lib", "modules"))[0]
     vmlinuz = os.path.join(tree, "boot", f"vmlinuz-{kver}")
-    work = os.path.join(out, flavour + ("-bench" if bench else ""))
+    work = os.path.join(out, flavour + ("-bench" if bench else "") + tag)
     root = os.path.join(work, "root")
     shutil.rmtree(work, ignore_errors=True)
     busybox_root(root)

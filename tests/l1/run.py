@@ -68,11 +68,13 @@ def parse(text):
 def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None,
             hugevmm=None):
     """Build every kernel's image, then boot them all at once (TCG runs one core each);
-    {kernel: result}. With bench_runs, the benchmark's image, each case run that often."""
+    {kernel: result}. With bench_runs, the benchmark's image, each case run that often.
+    A sanitizer build of hugevmm (build-san/) gets images of its own (<kernel>-san)."""
     out = out or os.path.join(build.ROOT, "build", "l1")
-    images = {k: build.build(k, out, hugevmm or os.path.join(build.ROOT, "build", "hugevmm"),
-                             os.path.join(build.ROOT, "build", "testguest.elf"),
-                             bench=bool(bench_runs)) for k in kernels}
+    hugevmm = os.path.abspath(hugevmm or os.path.join(build.ROOT, "build", "hugevmm"))
+    tag = "-san" if os.path.basename(os.path.dirname(hugevmm)) == "build-san" else ""
+    images = {k: build.build(k, out, hugevmm, os.path.join(build.ROOT, "build", "testguest.elf"),
+                             bench=bool(bench_runs), tag=tag) for k in kernels}
     procs, t0 = {}, time.time()
     for k, (vmlinuz, initramfs, pkg) in images.items():
         work = os.path.dirname(initramfs)
@@ -108,9 +110,10 @@ def main():
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--repeat", type=int, default=1, help="run the cases this many times (flakes)")
     ap.add_argument("--json", help="write the parsed result here")
+    ap.add_argument("--hugevmm", help="the hugevmm binary to put in L1 (default build/hugevmm)")
     a = ap.parse_args()
     kernels = sorted(build.PACKAGES) if a.kernel == "all" else [a.kernel]
-    res = run_all(kernels, a.only, a.timeout, repeat=a.repeat)
+    res = run_all(kernels, a.only, a.timeout, repeat=a.repeat, hugevmm=a.hugevmm)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -34,7 +34,8 @@ def l1():
         pytest.skip("the L1 harness needs root (apt-get download, hugetlb and DAX set-up in L1)")
     if not shutil.which("qemu-system-x86_64"):
         pytest.skip("qemu-system-x86_64 is missing: scripts/deps.sh l1 installs it")
-    return l1run.run_all(KERNELS, timeout=int(os.environ.get("HUGEVMM_L1_TIMEOUT", "900")))
+    return l1run.run_all(KERNELS, timeout=int(os.environ.get("HUGEVMM_L1_TIMEOUT", "900")),
+                         hugevmm=os.environ.get("HUGEVMM_BIN"))
 
 
 def tail(text, n=40):
