@@ -10,7 +10,7 @@ import textwrap
 
 TITLES = {"launch": "Launch (test guest, test=exit code=0)", "overhead": "VMM overhead",
           "prefault": "Prefault (allocate and populate)", "latency": "Guest memory latency",
-          "scan": "Coverage scan cost"}
+          "scan": "Coverage scan cost", "l1": "Linux L2 inside L1 (real TDP KVM, emulated)"}
 COLORS = {"hugevmm": "#1f77b4", "hugevmm 1t": "#9ecae1", "QEMU": "#d62728", "QEMU microvm": "#d62728",
           "native": "#2ca02c",
           "PAGEMAP_SCAN": "#1f77b4", "smaps": "#9467bd"}
