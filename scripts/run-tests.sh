@@ -35,27 +35,24 @@ if [ "$only" = all ] || [ "$only" = unit ]; then
 	suite "fuzz/config$flavour" "$logs/fuzz_config.log" "$build/tests/fuzz_config" 100000
 	suite "fuzz/http$flavour" "$logs/fuzz_http.log" "$build/tests/fuzz_http" 100000
 fi
-if [ "$only" = all ] || [ "$only" = int ]; then
-	log="$logs/integration.log"
-	if /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/integration >"$log" 2>&1; then
-		printf '%-28s %s\n' "integration$flavour" "$(tail -n 1 "$log" | tr -d '=')"
+# A pytest tier: one line with its summary, its skips with their reasons; all of it on failure.
+pytest_tier() { # name dir
+	local log="$logs/$1.log"
+	if /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider "$2" >"$log" 2>&1; then
+		printf '%-28s %s\n' "$1$flavour" "$(tail -n 1 "$log" | tr -d '=')"
 		grep '^SKIPPED' "$log" | sed 's/^/    /'
 	else
-		printf '%-28s FAILED (log: %s)\n' "integration$flavour" "$log"
+		printf '%-28s FAILED (log: %s)\n' "$1$flavour" "$log"
 		sed 's/^/    /' "$log"
 		failed=1
 	fi
+}
+
+if [ "$only" = all ] || [ "$only" = int ]; then
+	pytest_tier integration tests/integration
 fi
 # The real-TDP tier: hugevmm inside two emulated L1 kernels (tests/l1).
 if [ "$only" = all ] || [ "$only" = l1 ]; then
-	log="$logs/l1.log"
-	if /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider tests/l1 >"$log" 2>&1; then
-		printf '%-28s %s\n' "l1$flavour" "$(tail -n 1 "$log" | tr -d '=')"
-		grep '^SKIPPED' "$log" | sed 's/^/    /'
-	else
-		printf '%-28s FAILED (log: %s)\n' "l1$flavour" "$log"
-		sed 's/^/    /' "$log"
-		failed=1
-	fi
+	pytest_tier l1 tests/l1
 fi
 exit $failed

@@ -727,20 +727,15 @@ static void do_rtc(void)
 		fail("rtc: register D says the time is not valid");
 	if (cmos(0x0b) & 0x04)
 		fail("rtc: binary mode at reset (want BCD)");
+	/* century, year, month, day, hours, minutes, seconds: "2026-11-22 07:35:37" */
+	static const uint8_t reg[] = {0x32, 0x09, 0x08, 0x07, 0x04, 0x02, 0x00};
+	static const char *const after[] = {"", "-", "-", " ", ":", ":", "\n"};
+
 	puts_("rtc: ");
-	put2(bcd(cmos(0x32)));
-	put2(bcd(cmos(0x09)));
-	puts_("-");
-	put2(bcd(cmos(0x08)));
-	puts_("-");
-	put2(bcd(cmos(0x07)));
-	puts_(" ");
-	put2(bcd(cmos(0x04)));
-	puts_(":");
-	put2(bcd(cmos(0x02)));
-	puts_(":");
-	put2(bcd(cmos(0x00)));
-	puts_("\n");
+	for (unsigned i = 0; i < sizeof(reg); i++) {
+		put2(bcd(cmos(reg[i])));
+		puts_(after[i]);
+	}
 	outb(0x70, 0x40);
 	outb(0x71, 0xa5);
 	if (cmos(0x40) != 0xa5)
