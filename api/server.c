@@ -72,14 +72,23 @@ static void conn_close(struct conn *c)
 
 static void on_conn(void *arg, int res);
 
-/* Watch the connection for @events (0: not at all) */
-static void conn_watch(struct conn *c, short events)
+/*
+ * Watch the connection for @events (0: not at all). False when the event loop
+ * cannot take the watch: the caller closes the connection rather than leave it
+ * in its slot, unwatched, until the idle sweep.
+ */
+static bool conn_watch(struct conn *c, short events)
 {
 	if (c->events == events && (c->w || !events))
-		return;
+		return true;
 	evloop_unwatch(c->s->loop, c->w);
 	c->w = events ? evloop_watch(c->s->loop, c->fd, events, on_conn, c) : NULL;
 	c->events = events;
+	if (events && !c->w) {
+		log_warn("api: cannot watch a connection (event queue full); closing it");
+		return false;
+	}
+	return true;
 }
 
 static void count_status(struct api_server *s, int status)
@@ -174,7 +183,8 @@ static void service(struct conn *c)
 				 c->http.out_len - c->http.out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-				conn_watch(c, POLLOUT);
+				if (!conn_watch(c, POLLOUT))
+					conn_close(c);
 				return;
 			}
 			if (n < 0) {
@@ -185,7 +195,8 @@ static void service(struct conn *c)
 			break;
 		}
 		case CONN_READING:
-			conn_watch(c, POLLIN);
+			if (!conn_watch(c, POLLIN))
+				conn_close(c);
 			return;
 		case CONN_CLOSED:
 			conn_close(c);
