@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,10 +23,27 @@ void vm_config_init(struct vm_config *c)
 	vm_config_defaults(c);
 }
 
-/* Bytes [from, to) of the struct, as offsets. */
+static bool all_zero(const char *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/*
+ * Bytes [from, to) of the struct, as offsets, a page-sized piece at a time: a
+ * piece that is zero on both sides is not written, so the untouched pages of
+ * a fresh allocation (PATH_MAX strings are mostly zeros) stay out of the RSS.
+ * Reading an untouched page maps the shared zero page, which RSS does not count.
+ */
 static void copy_span(struct vm_config *d, const struct vm_config *s, size_t from, size_t to)
 {
-	memcpy((char *)d + from, (const char *)s + from, to - from);
+	char *dp = (char *)d;
+	const char *sp = (const char *)s;
+
+	for (size_t off = from, n; off < to; off += n) {
+		n = MIN((size_t)4096 - ((uintptr_t)(dp + off) & 4095), to - off);
+		if (!all_zero(sp + off, n) || !all_zero(dp + off, n))
+			memcpy(dp + off, sp + off, n);
+	}
 }
 
 void vm_config_copy(struct vm_config *d, const struct vm_config *s)
