@@ -485,12 +485,14 @@ static void copy_leaves_empty_pages_untouched(void **state)
 	static struct vm_config src;
 	struct vmm_err e = {0};
 	size_t len = (sizeof(src) + 4095) & ~(size_t)4095;
-	struct vm_config *dst = mmap(NULL, len, PROT_READ | PROT_WRITE,
-				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Between two PROT_NONE pages: a mapping of its own, merged with no neighbour. */
+	char *area = mmap(NULL, len + 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct vm_config *dst = (void *)(area + 4096);
 	long rss;
 
 	(void)state;
-	assert_true(dst != MAP_FAILED);
+	assert_true(area != MAP_FAILED);
+	assert_int_equal(mprotect(dst, len, PROT_READ | PROT_WRITE), 0);
 	assert_int_equal(load("{\"boot-source\": {\"kernel_image_path\": \"k\", \"boot_args\": \"a=1\"},"
 			      " \"memory\": {\"regions\": [{\"id\": \"a\", \"size_mib\": 64, "
 			      "\"backing\": \"thp\"}]}}",
@@ -507,7 +509,7 @@ static void copy_leaves_empty_pages_untouched(void **state)
 	assert_true(rss >= 0);
 	assert_true(rss <= 8 * 4096);
 	assert_true((size_t)rss < len / 2);
-	munmap(dst, len);
+	munmap(area, len + 2 * 4096);
 }
 
 /* Every file in configs/ parses and validates: the examples stay true. */
