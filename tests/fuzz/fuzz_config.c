@@ -13,6 +13,7 @@
 
 #include "api/config_json.h"
 #include "common/log.h"
+#include "fuzz.h"
 
 #define MAX_SEEDS 64
 #define MAX_DOC   8192
@@ -75,16 +76,6 @@ static const char *const tokens[] = {
 static char *seeds[MAX_SEEDS];
 static size_t seed_len[MAX_SEEDS];
 static unsigned nseeds;
-static unsigned long long rng;
-
-static unsigned long long next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 static void add_seed(const char *s, size_t n)
 {
 	if (nseeds == MAX_SEEDS || n >= MAX_DOC)
@@ -127,28 +118,17 @@ static void mutate(char *doc, size_t *n)
 
 	while (k--) {
 		size_t at = *n ? (size_t)(next() % *n) : 0, len;
-		const char *t;
 
 		switch (next() % 6) {
 		case 0: /* flip bits */
-			if (*n)
-				doc[at] ^= (char)(1u << (next() % 8));
+			fuzz_flip(doc, *n, at);
 			break;
 		case 1: /* delete a range */
-			len = (size_t)(next() % 16);
-			if (at + len > *n)
-				len = *n - at;
-			memmove(doc + at, doc + at + len, *n - at - len);
-			*n -= len;
+			*n = fuzz_delete(doc, *n, at, (size_t)(next() % 16));
 			break;
 		case 2: /* insert a token */
-			t = tokens[next() % (sizeof(tokens) / sizeof(tokens[0]))];
-			len = strlen(t);
-			if (*n + len >= MAX_DOC)
-				break;
-			memmove(doc + at + len, doc + at, *n - at);
-			memcpy(doc + at, t, len);
-			*n += len;
+			*n = fuzz_insert(doc, *n, MAX_DOC, at,
+					 tokens[next() % (sizeof(tokens) / sizeof(tokens[0]))]);
 			break;
 		case 3: { /* duplicate a range */
 			size_t from = *n ? (size_t)(next() % *n) : 0;
@@ -183,13 +163,6 @@ static void mutate(char *doc, size_t *n)
 	}
 }
 
-static void quiet(enum log_level lvl, const char *msg, void *opaque)
-{
-	(void)lvl;
-	(void)msg;
-	(void)opaque;
-}
-
 int main(int argc, char **argv)
 {
 	unsigned long iters = argc > 1 ? strtoul(argv[1], NULL, 0) : 20000;
@@ -197,9 +170,7 @@ int main(int argc, char **argv)
 	static char doc[MAX_DOC];
 	static struct vm_config c;
 
-	rng = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
-	if (!rng)
-		rng = 1;
+	fuzz_seed(argc, argv, 2);
 	log_set_sink(quiet, NULL);
 	load_dir(getenv("HUGEVMM_CONFIGS") ? getenv("HUGEVMM_CONFIGS") : "configs");
 	for (unsigned i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)

@@ -17,6 +17,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "common/log.h"
+#include "fuzz.h"
 #include "vmm/vmm.h"
 
 #define MAX_REQ 4096
@@ -76,42 +77,21 @@ static const char *const tokens[] = {
 	"[[[[[[[[",
 };
 
-static unsigned long long rng;
-
-static unsigned long long next(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 static size_t mutate(char *d, size_t n)
 {
 	for (unsigned k = 1 + (unsigned)(next() % 4); k--;) {
-		size_t at = n ? (size_t)(next() % n) : 0, len;
-		const char *t;
+		size_t at = n ? (size_t)(next() % n) : 0;
 
 		switch (next() % 5) {
 		case 0:
-			if (n)
-				d[at] ^= (char)(1u << (next() % 8));
+			fuzz_flip(d, n, at);
 			break;
 		case 1:
-			len = (size_t)(next() % 12);
-			if (at + len > n)
-				len = n - at;
-			memmove(d + at, d + at + len, n - at - len);
-			n -= len;
+			n = fuzz_delete(d, n, at, (size_t)(next() % 12));
 			break;
 		case 2:
-			t = tokens[next() % (sizeof(tokens) / sizeof(tokens[0]))];
-			len = strlen(t);
-			if (n + len >= MAX_REQ)
-				break;
-			memmove(d + at + len, d + at, n - at);
-			memcpy(d + at, t, len);
-			n += len;
+			n = fuzz_insert(d, n, MAX_REQ, at,
+					tokens[next() % (sizeof(tokens) / sizeof(tokens[0]))]);
 			break;
 		case 3: /* truncate */
 			n = at;
@@ -194,13 +174,6 @@ static int pump(struct vmm *m, struct http_conn *c, unsigned long *responses)
 	}
 }
 
-static void quiet(enum log_level lvl, const char *msg, void *opaque)
-{
-	(void)lvl;
-	(void)msg;
-	(void)opaque;
-}
-
 int main(int argc, char **argv)
 {
 	unsigned long iters = argc > 1 ? strtoul(argv[1], NULL, 0) : 20000, responses = 0;
@@ -210,9 +183,7 @@ int main(int argc, char **argv)
 	struct vmm *m;
 	pthread_t t;
 
-	rng = argc > 2 ? strtoull(argv[2], NULL, 0) : 1;
-	if (!rng)
-		rng = 1;
+	fuzz_seed(argc, argv, 2);
 	log_set_sink(quiet, NULL);
 	if (vmm_create(&m, &o, &e)) {
 		fprintf(stderr, "fuzz_http: %s\n", e.msg);

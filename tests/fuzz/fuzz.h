@@ -1,0 +1,67 @@
+/*
+ * What the two mutation fuzzers share: the fixed-seed PRNG (a failure
+ * reproduces from its seed), the byte-level mutations, and a silent log sink.
+ * Header-only: each fuzzer is one translation unit.
+ */
+#ifndef HUGEVMM_TESTS_FUZZ_H
+#define HUGEVMM_TESTS_FUZZ_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+static unsigned long long rng;
+
+/* Seed from argv[@i] (default 1; 0 is not a xorshift state). */
+static void fuzz_seed(int argc, char **argv, int i)
+{
+	rng = argc > i ? strtoull(argv[i], NULL, 0) : 1;
+	if (!rng)
+		rng = 1;
+}
+
+static unsigned long long next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+/* Flip one random bit of byte @at. */
+static void fuzz_flip(char *d, size_t n, size_t at)
+{
+	if (n)
+		d[at] ^= (char)(1u << (next() % 8));
+}
+
+/* Delete @len bytes at @at (fewer at the end); the new length. */
+static size_t fuzz_delete(char *d, size_t n, size_t at, size_t len)
+{
+	if (at + len > n)
+		len = n - at;
+	memmove(d + at, d + at + len, n - at - len);
+	return n - len;
+}
+
+/* Insert @t at @at unless the result would not fit in @cap; the new length. */
+static size_t fuzz_insert(char *d, size_t n, size_t cap, size_t at, const char *t)
+{
+	size_t len = strlen(t);
+
+	if (n + len >= cap)
+		return n;
+	memmove(d + at + len, d + at, n - at);
+	memcpy(d + at, t, len);
+	return n + len;
+}
+
+static void quiet(enum log_level lvl, const char *msg, void *opaque)
+{
+	(void)lvl;
+	(void)msg;
+	(void)opaque;
+}
+
+#endif
