@@ -170,6 +170,19 @@ def raw_request(sock, data, shutdown=False, timeout=10):
     return out
 
 
+def exchange_until_close(sock, data, timeout=10):
+    """Send raw bytes on one connection; read everything until the server closes it."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock)
+    s.sendall(data)
+    raw = b""
+    while chunk := s.recv(65536):
+        raw += chunk
+    s.close()
+    return raw
+
+
 def status_of(raw):
     m = re.match(rb"HTTP/1\.1 (\d{3})", raw)
     assert m, raw[:200]
@@ -451,15 +464,9 @@ def test_bad_input_gets_4xx_and_the_vmm_keeps_running(vmm):
 
 
 def test_pipelined_requests_on_one_connection(vmm):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(vmm.sock)
-    s.sendall(b"GET / HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\n\r\n"
-              b"GET /machine-config HTTP/1.1\r\nConnection: close\r\n\r\n")
-    raw = b""
-    while chunk := s.recv(65536):  # the last response closes the connection
-        raw += chunk
-    s.close()
+    # The last request asks to close: the server ends the connection after its response.
+    raw = exchange_until_close(vmm.sock, b"GET / HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\n\r\n"
+                               b"GET /machine-config HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert raw.count(b"HTTP/1.1 200 OK") == 3
 
 
@@ -670,14 +677,7 @@ def test_too_many_connections_get_a_well_formed_503(vmm):
 
 
 def test_fault_after_a_good_request_says_close(vmm):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(vmm.sock)
-    s.sendall(b"GET /version HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n")
-    raw = b""
-    while chunk := s.recv(65536):
-        raw += chunk
-    s.close()
+    raw = exchange_until_close(vmm.sock, b"GET /version HTTP/1.1\r\n\r\nGARBAGE\r\n\r\n")
     first, second = raw.split(b"HTTP/1.1 ")[1:3]
     assert b"Connection: keep-alive" in first
     assert second.startswith(b"400") and b"Connection: close" in second
@@ -685,14 +685,8 @@ def test_fault_after_a_good_request_says_close(vmm):
 
 def test_head_has_no_body_and_faults_are_counted(vmm):
     before = api(vmm.sock, "GET", "/metrics")[1]["api"]["responses_4xx"]
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(vmm.sock)
-    s.sendall(b"HEAD / HTTP/1.1\r\n\r\nGET /version HTTP/1.1\r\nConnection: close\r\n\r\n")
-    raw = b""
-    while chunk := s.recv(65536):
-        raw += chunk
-    s.close()
+    raw = exchange_until_close(vmm.sock, b"HEAD / HTTP/1.1\r\n\r\n"
+                               b"GET /version HTTP/1.1\r\nConnection: close\r\n\r\n")
     head, rest = raw.split(b"\r\n\r\n", 1)
     assert head.startswith(b"HTTP/1.1 400") and rest.startswith(b"HTTP/1.1 200")
     raw_request(vmm.sock, b"GARBAGE\r\n\r\n")
