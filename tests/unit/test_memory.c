@@ -34,12 +34,10 @@ static void quiet(enum log_level lvl, const char *msg, void *opaque)
 static struct mem_region_cfg cfg(enum mem_backing b, const char *id, uint64_t mib)
 {
 	struct mem_region_cfg c;
-	struct vmm_err e = {0};
 
 	mem_cfg_init(&c, b, id, "memory.regions[0]");
 	c.size = mib * SZ_1M;
 	return c;
-	(void)e;
 }
 
 static void finalize(struct mem_region_cfg *c, unsigned n)
