@@ -217,6 +217,8 @@ bench_once() { # $1 case dir, $2 run number
 		hugevmm --config-file "$bd/config.json" >/tmp/bfifo 2>/tmp/berr </dev/null &
 	fi
 	pid=$!
+	# Not supervise(): its polling forks on L1's one vCPU would slow the boots it times
+	# (one try: both contenders ~10% slower). A sleeping killer costs nothing until it fires.
 	(sleep 120; kill -KILL $pid 2>/dev/null) &
 	killer=$!
 	awk -v pid=$pid -v t0="$t0" '
