@@ -111,7 +111,6 @@ static void done_cb(struct vmm_cmd *cmd, void *arg)
 {
 	struct pending *p = arg;
 	struct api_server *s = p->s;
-	uint64_t one = 1;
 
 	/* On the VMM thread: hand the result back to the API thread. */
 	(void)cmd;
@@ -119,8 +118,7 @@ static void done_cb(struct vmm_cmd *cmd, void *arg)
 	p->next = s->done;
 	s->done = p;
 	pthread_mutex_unlock(&s->dlock);
-	if (write(s->done_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_debug("api eventfd: %s", strerror(errno));
+	efd_signal(s->done_fd, "api");
 }
 
 /* Answer the current request: at once, or by handing a command to the VMM. */
@@ -314,11 +312,9 @@ static void on_done(void *arg, int res)
 {
 	struct api_server *s = arg;
 	struct pending *list;
-	uint64_t n;
 
 	(void)res;
-	if (read(s->done_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_debug("api eventfd: %s", strerror(errno));
+	efd_drain(s->done_fd, "api");
 	pthread_mutex_lock(&s->dlock);
 	list = s->done;
 	s->done = NULL;
@@ -498,14 +494,12 @@ fail:
 
 void api_server_stop(struct api_server *s)
 {
-	uint64_t one = 1;
 	struct stat st;
 
 	if (!s)
 		return;
 	if (s->running) {
-		if (write(s->stop_fd, &one, sizeof(one)) < 0)
-			log_debug("api eventfd: %s", strerror(errno));
+		efd_signal(s->stop_fd, "api");
 		pthread_join(s->thread, NULL);
 	}
 	/* Results that came back too late: nobody waits for them any more. */

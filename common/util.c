@@ -1,7 +1,12 @@
 #include "common/util.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
 
 const char *page_size_name(uint64_t ps)
 {
@@ -41,4 +46,20 @@ uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void efd_signal(int fd, const char *what)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("%s eventfd: %s", what, strerror(errno));
+}
+
+void efd_drain(int fd, const char *what)
+{
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_debug("%s eventfd: %s", what, strerror(errno));
 }

@@ -49,4 +49,13 @@ const char *fmt_bytes(char *buf, size_t len, uint64_t bytes);
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 
+/*
+ * Eventfds as wake-ups: add one to @fd's count, or take the whole count. A
+ * full (or, nonblocking, an empty) counter is not an error; anything else is
+ * logged at debug level as "@what eventfd: <error>" -- a lost wake-up is
+ * retried by its sender, never fatal.
+ */
+void efd_signal(int fd, const char *what);
+void efd_drain(int fd, const char *what);
+
 #endif

@@ -39,23 +39,20 @@ static void dev_request_stop(void *opaque, enum dev_stop why, int status)
 static void dev_tx_ready(void *opaque)
 {
 	struct vm *vm = opaque;
-	uint64_t one = 1;
 
-	if (write(vm->tx_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_debug("serial eventfd: %s", strerror(errno));
+	efd_signal(vm->tx_fd, "serial");
 }
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why, int status)
 {
-	uint64_t one = 1;
 	int expected = 0;
 
 	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, 1))
 		return;
 	vm->reason = why;
 	vm->status = status;
-	if (vm->stop_fd >= 0 && write(vm->stop_fd, &one, sizeof(one)) < 0)
-		log_debug("stop eventfd: %s", strerror(errno));
+	if (vm->stop_fd >= 0)
+		efd_signal(vm->stop_fd, "stop");
 	/* Parked vCPUs wake to see the stop; running ones are kicked out of the guest. */
 	pthread_mutex_lock(&vm->pause_lock);
 	pthread_cond_broadcast(&vm->pause_cond);
@@ -445,22 +442,18 @@ static void on_out_ready(void *arg, int res)
 static void on_tx(void *arg, int res)
 {
 	struct vm *vm = arg;
-	uint64_t n;
 
 	(void)res;
-	if (read(vm->tx_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_debug("serial eventfd: %s", strerror(errno));
+	efd_drain(vm->tx_fd, "serial");
 	want_output(vm, serial_tx_pending(&vm->serial) > 0);
 }
 
 static void on_stop_fd(void *arg, int res)
 {
 	struct vm *vm = arg;
-	uint64_t n;
 
 	(void)res;
-	if (read(vm->stop_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_debug("stop eventfd: %s", strerror(errno));
+	efd_drain(vm->stop_fd, "stop");
 	/* Once is enough: the controller takes it from here. */
 	evloop_unwatch(vm->loop, vm->w_stop);
 	vm->w_stop = NULL;

@@ -71,10 +71,7 @@ void vmm_cmd_free(struct vmm_cmd *c)
 
 static void wake(struct vmm *m)
 {
-	uint64_t one = 1;
-
-	if (write(m->qfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_debug("vmm eventfd: %s", strerror(errno));
+	efd_signal(m->qfd, "vmm");
 }
 
 static void on_vm_stop(void *arg)
@@ -464,11 +461,9 @@ static void on_queue(void *arg, int res)
 {
 	struct vmm *m = arg;
 	struct vmm_cmd *c;
-	uint64_t n;
 
 	(void)res;
-	if (read(m->qfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_debug("vmm eventfd: %s", strerror(errno));
+	efd_drain(m->qfd, "vmm");
 	c = pop_all(m);
 	while (c) {
 		struct vmm_cmd *next = c->next;
