@@ -14,14 +14,17 @@ endif
 
 CC ?= gcc
 PKGS := libdaxctl libcjson liburing
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# pkg-config runs when the first recipe needs it (then once): on a fresh machine the
+# packages are installed by the $(DEPS_STAMP) prerequisite, after make has read this file.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 # libdaxctl is dlopen()ed on first use (memory/dax.c); only its header is needed here.
-PKG_LIBS = $(shell pkg-config --libs $(filter-out libdaxctl,$(PKGS)) 2>/dev/null) -lhttp_parser -ldl
+PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(filter-out libdaxctl,$(PKGS))) \
+	-lhttp_parser -ldl)$(PKG_LIBS)
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
 	-Wshadow -Wvla -Wno-format-nonliteral
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude \
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude \
 	-DHUGEVMM_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS) $(SANFLAGS)
 LIBS = $(PKG_LIBS) -lpthread -lm
