@@ -226,6 +226,24 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	r = r ? r : mem_verify(&vm->mem, e);
 	if (r)
 		goto fail;
+	/* The kernel and initrd must fit guest RAM: bad input, known before any hypervisor. */
+	{
+		struct x86_boot_cfg bc = {
+			.kernel = &k,
+			.cmdline = c->cmdline,
+			.initrd_path = c->initrd,
+			.vcpus = c->vcpus,
+		};
+
+		r = x86_boot_load(&vm->mem, &bc, &bsp, &info, e);
+	}
+	if (r)
+		goto fail;
+	log_debug("loaded %s: entry 0x%llx, initrd %llu bytes at 0x%llx, %u e820 entries",
+		  kernel_kind_name(k.kind), (unsigned long long)k.entry,
+		  (unsigned long long)info.initrd_size, (unsigned long long)info.initrd_gpa,
+		  info.e820_entries);
+	kernel_close(&k);
 
 	r = vm->ops->open(&vm->hv, e);
 	r = r ? r : vm->ops->create_vm(vm->hv, &vm->hvm, e);
@@ -254,24 +272,11 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	}
 	{
 		const struct hv_cpuid_entry *l1 = x86_cpuid_find(sup, 1, 0);
-		struct x86_boot_cfg bc = {
-			.kernel = &k,
-			.cmdline = c->cmdline,
-			.initrd_path = c->initrd,
-			.vcpus = c->vcpus,
-			.cpu_signature = l1 ? l1->eax : 0,
-			.cpu_features = l1 ? l1->edx : 0,
-		};
 
-		r = x86_boot_load(&vm->mem, &bc, &bsp, &info, e);
+		r = x86_boot_mptable(&vm->mem, c->vcpus, l1 ? l1->eax : 0, l1 ? l1->edx : 0, e);
 	}
 	if (r)
 		goto fail;
-	log_debug("loaded %s: entry 0x%llx, initrd %llu bytes at 0x%llx, %u e820 entries",
-		  kernel_kind_name(k.kind), (unsigned long long)k.entry,
-		  (unsigned long long)info.initrd_size, (unsigned long long)info.initrd_gpa,
-		  info.e820_entries);
-	kernel_close(&k);
 
 	r = vcpus_init(vm, c, &bsp, sup, e);
 	if (r)

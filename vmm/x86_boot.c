@@ -465,6 +465,22 @@ static int pvh_start_info(const struct guest_mem *gm, const struct x86_boot_info
 	return r ? r : mem_write(gm, BOOT_START_INFO_ADDR, &si, sizeof(si));
 }
 
+int x86_boot_mptable(const struct guest_mem *gm, unsigned vcpus, uint32_t cpu_signature,
+		     uint32_t cpu_features, struct vmm_err *e)
+{
+	uint8_t mp[4096];
+	int r;
+
+	if (x86_mptable_size(vcpus) > sizeof(mp))
+		return err_set(e, ERR_CONFIG, -E2BIG,
+			       "machine-config.vcpu_count: %u is too many for an MP table", vcpus);
+	x86_mptable(mp, BOOT_MPTABLE_ADDR, vcpus, cpu_signature, cpu_features);
+	r = mem_write(gm, BOOT_MPTABLE_ADDR, mp, x86_mptable_size(vcpus));
+	if (r)
+		return err_set(e, ERR_RUNTIME, r, "writing the MP table: %s", strerror(-r));
+	return 0;
+}
+
 int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 		  struct x86_boot_cpu *bsp, struct x86_boot_info *info, struct vmm_err *e)
 {
@@ -508,8 +524,6 @@ int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 	r = mem_write(gm, BOOT_CMDLINE_ADDR, c->cmdline, cmdlen + 1);
 	r = r ? r : gdt(gm);
 	r = r ? r : mem_zero(gm, BOOT_IDT_ADDR, 8);
-	x86_mptable(mp, BOOT_MPTABLE_ADDR, c->vcpus, c->cpu_signature, c->cpu_features);
-	r = r ? r : mem_write(gm, BOOT_MPTABLE_ADDR, mp, x86_mptable_size(c->vcpus));
 	/* Both: MP tables for kernels built with MPPARSE, ACPI for those without (Debian's). */
 	x86_acpi(mp, BOOT_ACPI_ADDR, c->vcpus);
 	r = r ? r : mem_write(gm, BOOT_ACPI_ADDR, mp, x86_acpi_size(c->vcpus));

@@ -45,8 +45,6 @@ struct x86_boot_cfg {
 	const char *cmdline;
 	const char *initrd_path; /* NULL or "" for none */
 	unsigned vcpus;
-	uint32_t cpu_signature; /* CPUID.1:EAX, for the MP table */
-	uint32_t cpu_features;  /* CPUID.1:EDX */
 };
 
 /* The boot vCPU's starting state. */
@@ -64,13 +62,22 @@ struct x86_boot_info {
 
 /*
  * Load the kernel, initrd and command line into @gm, build every boot
- * structure the kernel's protocol needs, and fill @bsp. Errors are
+ * structure the kernel's protocol needs but the MP table (x86_boot_mptable,
+ * once the hypervisor's CPUID is known), and fill @bsp. It needs no
+ * hypervisor, so bad inputs fail before one is opened. Errors are
  * ERR_CONFIG when the inputs do not fit (kernel or initrd larger than RAM,
  * command line over the kernel's limit), naming the config field.
  */
 int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 		  struct x86_boot_cpu *bsp, struct x86_boot_info *info,
 		  struct vmm_err *e) must_check;
+
+/*
+ * The MP table at its fixed address, with the CPU signature (CPUID.1:EAX) and
+ * features (CPUID.1:EDX) the vCPUs will report.
+ */
+int x86_boot_mptable(const struct guest_mem *gm, unsigned vcpus, uint32_t cpu_signature,
+		     uint32_t cpu_features, struct vmm_err *e) must_check;
 
 /* RAM map: [0, EBDA) RAM, [EBDA, 1 MiB) reserved, then each slot. Returns the count. */
 unsigned x86_e820(const struct guest_mem *gm, struct linux_e820_entry *out, unsigned max);

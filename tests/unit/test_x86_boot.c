@@ -502,7 +502,9 @@ static void linux_boot_zero_page_and_cpu_state(void **state)
 	assert_int_equal(bsp.sregs.cs.selector, BOOT_CS64);
 	assert_int_equal(bsp.sregs.cs.l, 1);
 	assert_int_equal(bsp.sregs.ds.selector, BOOT_DS);
-	/* The MP table is in place for Linux's scan of 0xf0000. */
+	/* The MP table comes once the CPU signature is known, in place for Linux's scan. */
+	assert_memory_not_equal(mem_gpa_to_hva(&gm, BOOT_MPTABLE_ADDR, 4), "_MP_", 4);
+	assert_int_equal(x86_boot_mptable(&gm, 2, 0x00a20f10, 0x178bfbff, &e), 0);
 	assert_memory_equal(mem_gpa_to_hva(&gm, BOOT_MPTABLE_ADDR, 4), "_MP_", 4);
 	kernel_close(&k);
 	mem_unmap(&gm);
