@@ -475,6 +475,24 @@ static long rss_of(const void *addr)
 	return kb * 1024;
 }
 
+/* Whether reading untouched anonymous memory maps the shared zero page (no RSS). */
+static bool reads_map_zero_page(void)
+{
+	const size_t n = 16 * 4096;
+	char *p = mmap(NULL, n + 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const volatile char *q = (const volatile char *)(p + 4096);
+	long rss;
+	char sum = 0;
+
+	assert_true(p != MAP_FAILED);
+	assert_int_equal(mprotect(p + 4096, n, PROT_READ | PROT_WRITE), 0);
+	for (size_t i = 0; i < n; i += 4096)
+		sum = (char)(sum + q[i]);
+	rss = rss_of(p + 4096);
+	munmap(p, n + 2 * 4096);
+	return sum == 0 && rss >= 0 && rss < (long)n / 2;
+}
+
 /*
  * Into a fresh allocation, the copy writes only the pages that carry something:
  * a configuration is ~120 KiB of mostly empty PATH_MAX strings and arrays, and
@@ -493,6 +511,14 @@ static void copy_leaves_empty_pages_untouched(void **state)
 	(void)state;
 	assert_true(area != MAP_FAILED);
 	assert_int_equal(mprotect(dst, len, PROT_READ | PROT_WRITE), 0);
+	if (!reads_map_zero_page()) {
+		/* Seen on a 6.18 kernel built for Firecracker guests: every read fault allocates. */
+		printf("skip: copy_leaves_empty_pages_untouched: on this kernel a read of untouched "
+		       "anonymous memory allocates a page (no shared zero page), so reading a "
+		       "fresh copy target counts in RSS whatever the copy does\n");
+		munmap(area, len + 2 * 4096);
+		skip();
+	}
 	assert_int_equal(load("{\"boot-source\": {\"kernel_image_path\": \"k\", \"boot_args\": \"a=1\"},"
 			      " \"memory\": {\"regions\": [{\"id\": \"a\", \"size_mib\": 64, "
 			      "\"backing\": \"thp\"}]}}",
