@@ -13,12 +13,236 @@
 #include "api/json_util.h"
 #include "common/log.h"
 
+
+/*
+ * Firecracker's configuration schema (its API definition, v1.17.0-dev), as
+ * tables: what it requires, the types and enums it accepts, null for its
+ * optional fields. Sections hugevmm implements are parsed further below;
+ * the rest are checked as Firecracker would and then ignored, with one
+ * warning naming the roadmap item that covers them.
+ */
+#define U64 .min = 0, .max = INT64_MAX
+static const struct jv_field fc_token_bucket[] = {
+	{.name = "size", .kind = JV_INT, .required = true, U64, .hint = "the bucket's capacity in tokens"},
+	{.name = "one_time_burst", .kind = JV_INT, U64},
+	{.name = "refill_time", .kind = JV_INT, .required = true, U64, .hint = "milliseconds to refill the bucket"},
+	{0},
+};
+static const struct jv_field fc_rate_limiter[] = {
+	{.name = "bandwidth", .kind = JV_OBJ, .sub = fc_token_bucket},
+	{.name = "ops", .kind = JV_OBJ, .sub = fc_token_bucket},
+	{0},
+};
+static const char *const fc_huge[] = {"None", "Transparent", "2M", NULL};
+static const char *const fc_cpu_template[] = {"C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None",
+					      NULL};
+static const struct jv_field fc_boot[] = {
+	{.name = "kernel_image_path", .kind = JV_STR, .required = true, .hint = "give the kernel to boot"},
+	{.name = "boot_args", .kind = JV_STR},
+	{.name = "initrd_path", .kind = JV_STR},
+	{.name = "boot_protocol", .kind = JV_STR}, /* hugevmm's: cfg_json_boot checks it */
+	{0},
+};
+static const struct jv_field fc_machine[] = {
+	{.name = "vcpu_count", .kind = JV_INT, .min = 1, .max = CFG_MAX_VCPUS},
+	{.name = "mem_size_mib", .kind = JV_INT, .min = 1, .max = MEM_MAX_SIZE >> 20},
+	{.name = "smt", .kind = JV_BOOL},
+	{.name = "track_dirty_pages", .kind = JV_BOOL},
+	{.name = "huge_pages", .kind = JV_STR, .enums = fc_huge},
+	{.name = "cpu_template", .kind = JV_STR, .enums = fc_cpu_template},
+	{0},
+};
+static const char *const fc_cache[] = {"Unsafe", "Writeback", NULL};
+static const char *const fc_engine[] = {"Sync", "Async", NULL};
+static const struct jv_field fc_drive[] = {
+	{.name = "drive_id", .kind = JV_STR, .required = true, .hint = "give the drive a name"},
+	{.name = "partuuid", .kind = JV_STR},
+	{.name = "is_root_device", .kind = JV_BOOL, .required = true, .hint = "say true or false"},
+	{.name = "cache_type", .kind = JV_STR, .enums = fc_cache},
+	{.name = "is_read_only", .kind = JV_BOOL},
+	{.name = "path_on_host", .kind = JV_STR},
+	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
+	{.name = "io_engine", .kind = JV_STR, .enums = fc_engine},
+	{.name = "socket", .kind = JV_STR},
+	{0},
+};
+static const struct jv_field fc_net[] = {
+	{.name = "iface_id", .kind = JV_STR, .required = true, .hint = "give the interface a name"},
+	{.name = "host_dev_name", .kind = JV_STR, .required = true, .hint = "give the host tap device"},
+	{.name = "guest_mac", .kind = JV_STR},
+	{.name = "mtu", .kind = JV_INT, .min = 68, .max = 65535},
+	{.name = "rx_rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
+	{.name = "tx_rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
+	{0},
+};
+static const char *const fc_levels[] = {"Error", "Warning", "Warn", "Info", "Debug", "Trace", "Off",
+					NULL};
+static const struct jv_field fc_logger[] = {
+	{.name = "log_path", .kind = JV_STR},
+	{.name = "level", .kind = JV_STR, .enums = fc_levels, .nocase = true},
+	{.name = "show_level", .kind = JV_BOOL},
+	{.name = "show_log_origin", .kind = JV_BOOL},
+	{.name = "module", .kind = JV_STR},
+	{0},
+};
+static const struct jv_field fc_metrics[] = {
+	{.name = "metrics_path", .kind = JV_STR, .required = true, .hint = "give the file or FIFO the metrics go to"},
+	{.name = "emit_id", .kind = JV_BOOL},
+	{.name = "properties", .kind = JV_MAP},
+	{0},
+};
+static const struct jv_field fc_balloon[] = {
+	{.name = "amount_mib", .kind = JV_INT, .required = true, U64},
+	{.name = "deflate_on_oom", .kind = JV_BOOL, .required = true},
+	{.name = "stats_polling_interval_s", .kind = JV_INT, U64},
+	{.name = "free_page_hinting", .kind = JV_BOOL},
+	{.name = "free_page_reporting", .kind = JV_BOOL},
+	{0},
+};
+static const struct jv_field fc_vsock[] = {
+	{.name = "guest_cid", .kind = JV_INT, .required = true, .min = 3, .max = UINT32_MAX},
+	{.name = "uds_path", .kind = JV_STR, .required = true},
+	{.name = "vsock_id", .kind = JV_STR},
+	{0},
+};
+static const struct jv_field fc_entropy[] = {
+	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
+	{0},
+};
+static const char *const fc_mmds_versions[] = {"V1", "V2", NULL};
+static const struct jv_field fc_mmds[] = {
+	{.name = "version", .kind = JV_STR, .enums = fc_mmds_versions},
+	{.name = "network_interfaces", .kind = JV_ARR, .required = true},
+	{.name = "ipv4_address", .kind = JV_STR},
+	{.name = "imds_compat", .kind = JV_BOOL},
+	{0},
+};
+static const struct jv_field fc_pmem[] = {
+	{.name = "id", .kind = JV_STR, .required = true},
+	{.name = "path_on_host", .kind = JV_STR, .required = true},
+	{.name = "root_device", .kind = JV_BOOL},
+	{.name = "read_only", .kind = JV_BOOL},
+	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
+	{0},
+};
+static const struct jv_field fc_hotplug[] = {
+	{.name = "total_size_mib", .kind = JV_INT, .min = 0, .max = UINT32_MAX},
+	{.name = "slot_size_mib", .kind = JV_INT, .min = 128, .max = UINT32_MAX},
+	{.name = "block_size_mib", .kind = JV_INT, .min = 2, .max = UINT32_MAX},
+	{0},
+};
+static const char *const fc_registers[] = {"eax", "ebx", "ecx", "edx", NULL};
+static const struct jv_field fc_cpuid_reg[] = {
+	{.name = "register", .kind = JV_STR, .required = true, .enums = fc_registers},
+	{.name = "bitmap", .kind = JV_STR, .required = true},
+	{0},
+};
+static const struct jv_field fc_cpuid_leaf[] = {
+	{.name = "leaf", .kind = JV_STR, .required = true},
+	{.name = "subleaf", .kind = JV_STR, .required = true},
+	{.name = "flags", .kind = JV_INT, .required = true, .min = INT32_MIN, .max = INT32_MAX},
+	{.name = "modifiers", .kind = JV_ARR, .required = true, .sub = fc_cpuid_reg},
+	{0},
+};
+static const struct jv_field fc_addr_bitmap[] = {
+	{.name = "addr", .kind = JV_STR, .required = true},
+	{.name = "bitmap", .kind = JV_STR, .required = true},
+	{0},
+};
+static const struct jv_field fc_vcpu_features[] = {
+	{.name = "index", .kind = JV_INT, .required = true, .min = INT32_MIN, .max = INT32_MAX},
+	{.name = "bitmap", .kind = JV_STR, .required = true},
+	{0},
+};
+static const struct jv_field fc_cpu_config[] = {
+	{.name = "kvm_capabilities", .kind = JV_ARR},
+	{.name = "cpuid_modifiers", .kind = JV_ARR, .sub = fc_cpuid_leaf},
+	{.name = "msr_modifiers", .kind = JV_ARR, .sub = fc_addr_bitmap},
+	{.name = "reg_modifiers", .kind = JV_ARR, .sub = fc_addr_bitmap},
+	{.name = "vcpu_features", .kind = JV_ARR, .sub = fc_vcpu_features},
+	{0},
+};
+static const struct jv_field fc_serial[] = {
+	{.name = "serial_out_path", .kind = JV_STR},
+	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_token_bucket},
+	{0},
+};
+/* The config file: Firecracker's FullVmConfiguration, and hugevmm's "memory". */
+static const struct jv_field fc_config[] = {
+	{.name = "boot-source", .kind = JV_OBJ, .sub = fc_boot},
+	{.name = "machine-config", .kind = JV_OBJ, .sub = fc_machine},
+	{.name = "drives", .kind = JV_ARR, .sub = fc_drive},
+	{.name = "network-interfaces", .kind = JV_ARR, .sub = fc_net},
+	{.name = "logger", .kind = JV_OBJ, .sub = fc_logger},
+	{.name = "metrics", .kind = JV_OBJ, .sub = fc_metrics},
+	{.name = "balloon", .kind = JV_OBJ, .sub = fc_balloon},
+	{.name = "vsock", .kind = JV_OBJ, .sub = fc_vsock},
+	{.name = "entropy", .kind = JV_OBJ, .sub = fc_entropy},
+	{.name = "mmds-config", .kind = JV_OBJ, .sub = fc_mmds},
+	{.name = "pmem", .kind = JV_ARR, .sub = fc_pmem},
+	{.name = "memory-hotplug", .kind = JV_OBJ, .sub = fc_hotplug},
+	{.name = "cpu-config", .kind = JV_OBJ, .sub = fc_cpu_config},
+	{.name = "serial", .kind = JV_OBJ, .sub = fc_serial},
+	{.name = "memory", .kind = JV_OBJ}, /* hugevmm's: checked by parse_memory */
+	{0},
+};
+
+/* What hugevmm lacks, and where the roadmap (README) takes it up. */
+struct fc_missing {
+	const char *path; /* a top-level section, or "section.field" */
+	const char *why;
+};
+static const struct fc_missing fc_missing[] = {
+	{"drives", "accepted but not attached to the guest yet: issue 11 (virtio-blk disks)"},
+	{"network-interfaces", "accepted but not attached to the guest yet: issue 12 (virtio-net)"},
+	{"balloon", "not implemented yet: issue 13 (virtio-balloon)"},
+	{"vsock", "not implemented yet: issue 14 (virtio-vsock)"},
+	{"entropy", "not implemented yet: issue 9 (virtio-mmio and the entropy device)"},
+	{"mmds-config", "not on the roadmap (no MMDS)"},
+	{"pmem", "not on the roadmap; a memory region with backing \"file\" maps a file as RAM"},
+	{"memory-hotplug", "not on the roadmap (no virtio-mem)"},
+	{"cpu-config", "not on the roadmap; the guest gets KVM's supported CPUID"},
+	{"machine-config.smt", "not on the roadmap; every vCPU is a core of its own"},
+	{"machine-config.track_dirty_pages", "not on the roadmap (no snapshots)"},
+	{"machine-config.cpu_template", "not on the roadmap; the guest gets KVM's supported CPUID"},
+	{"logger.module", "hugevmm's log lines have no module path to filter on"},
+	{"serial.rate_limiter", "not implemented; console output is not rate-limited"},
+	{NULL, NULL},
+};
+
+/* A value that asks for nothing: false, null, "None", 0, {} or []. */
+static bool inert(const cJSON *v)
+{
+	return !v || cJSON_IsFalse(v) || cJSON_IsNull(v) ||
+	       (cJSON_IsString(v) && !strcmp(v->valuestring, "None")) ||
+	       (cJSON_IsNumber(v) && v->valuedouble == 0) ||
+	       ((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child);
+}
+
+/* One warning per Firecracker section or field that asks for what hugevmm lacks. */
+static void warn_missing(const cJSON *root)
+{
+	for (const struct fc_missing *m = fc_missing; m->path; m++) {
+		char top[32];
+		const char *dot = strchr(m->path, '.');
+		const cJSON *v;
+
+		snprintf(top, sizeof(top), "%.*s", dot ? (int)(dot - m->path) : (int)strlen(m->path),
+			 m->path);
+		v = cJSON_GetObjectItemCaseSensitive(root, top);
+		if (dot && cJSON_IsObject(v))
+			v = cJSON_GetObjectItemCaseSensitive(v, dot + 1);
+		else if (dot)
+			v = NULL;
+		if (!inert(v))
+			log_warn("%s: ignored: %s", m->path, m->why);
+	}
+}
+
 int cfg_json_boot(const cJSON *o, const char *p, struct vm_config *c, struct vmm_err *e)
 {
-	static const char *const known[] = {"kernel_image_path", "boot_args", "initrd_path",
-					    "boot_protocol", NULL};
 	char proto[16];
-	int r = jv_check_keys(o, p, known, NULL, e);
+	int r = jv_validate(o, p, fc_boot, e);
 
 	if (r)
 		return r;
@@ -49,11 +273,9 @@ int cfg_json_boot(const cJSON *o, const char *p, struct vm_config *c, struct vmm
 
 int cfg_json_machine(const cJSON *o, const char *p, struct vmm_machine *m, struct vmm_err *e)
 {
-	static const char *const known[] = {"vcpu_count", "mem_size_mib", "huge_pages", NULL};
-	static const char *const ignored[] = {"smt", "track_dirty_pages", "cpu_template", NULL};
 	char hp[16];
 	uint64_t v;
-	int r = jv_check_keys(o, p, known, ignored, e);
+	int r = jv_validate(o, p, fc_machine, e);
 
 	memset(m, 0, sizeof(*m));
 	if (r)
@@ -89,29 +311,33 @@ int cfg_json_machine(const cJSON *o, const char *p, struct vmm_machine *m, struc
 	return 0;
 }
 
-static int parse_machine(const cJSON *o, struct vm_config *c, struct vmm_err *e)
+static int parse_machine(const cJSON *o, struct vm_config *c, struct vmm_machine *m,
+			 struct vmm_err *e)
 {
-	struct vmm_machine m;
-	int r = cfg_json_machine(o, "machine-config", &m, e);
+	int r = cfg_json_machine(o, "machine-config", m, e);
 
 	if (r)
 		return r;
-	if (m.has_vcpus)
-		c->vcpus = m.vcpus;
-	if (m.has_mem)
-		c->mem_size_mib = m.mem_mib;
-	if (m.has_huge)
-		c->huge_pages = m.huge;
+	if (m->has_vcpus)
+		c->vcpus = m->vcpus;
+	if (m->has_mem)
+		c->mem_size_mib = m->mem_mib;
+	if (m->has_huge)
+		c->huge_pages = m->huge;
 	return 0;
+}
+
+/* A top-level section; null is an absent one, as in Firecracker's Option<>s. */
+static const cJSON *section(const cJSON *root, const char *name)
+{
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, name);
+
+	return cJSON_IsNull(o) ? NULL : o;
 }
 
 int cfg_json_drive(const cJSON *o, const char *p, struct cfg_drive *d, struct vmm_err *e)
 {
-	static const char *const known[] = {"drive_id", "path_on_host", "is_root_device",
-					    "is_read_only", NULL};
-	static const char *const ignored[] = {"partuuid", "cache_type", "io_engine", "rate_limiter",
-					      NULL};
-	int r = jv_check_keys(o, p, known, ignored, e);
+	int r = jv_validate(o, p, fc_drive, e);
 
 	if (r)
 		return r;
@@ -122,7 +348,10 @@ int cfg_json_drive(const cJSON *o, const char *p, struct cfg_drive *d, struct vm
 		return r;
 	r = jv_get_str(o, p, "path_on_host", d->path, sizeof(d->path), e);
 	if (r == 0)
-		return jv_missing(p, "path_on_host", "give the disk image or block device", e);
+		return jv_missing(p, "path_on_host",
+				  "give the disk image or block device (hugevmm has no vhost-user "
+				  "\"socket\")",
+				  e);
 	if (r < 0)
 		return r;
 	r = jv_get_bool(o, p, "is_root_device", &d->root, e);
@@ -151,9 +380,7 @@ static bool mac_valid(const char *m)
 
 int cfg_json_net(const cJSON *o, const char *p, struct cfg_net *n, struct vmm_err *e)
 {
-	static const char *const known[] = {"iface_id", "host_dev_name", "guest_mac", NULL};
-	static const char *const ignored[] = {"rx_rate_limiter", "tx_rate_limiter", NULL};
-	int r = jv_check_keys(o, p, known, ignored, e);
+	int r = jv_validate(o, p, fc_net, e);
 
 	if (r)
 		return r;
@@ -309,13 +536,68 @@ static int parse_memory(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 
 static int parse_serial(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 {
-	static const char *const known[] = {"serial_out_path", NULL};
-	int r = jv_check_keys(o, "serial", known, NULL, e);
+	int r = jv_validate(o, "serial", fc_serial, e);
 
 	if (r)
 		return r;
 	r = jv_get_str(o, "serial", "serial_out_path", c->serial_out, sizeof(c->serial_out), e);
 	return r < 0 ? r : 0;
+}
+
+int cfg_json_logger(const cJSON *o, const char *p, struct cfg_logger *l, struct vmm_err *e)
+{
+	char lv[16];
+	int r = jv_validate(o, p, fc_logger, e);
+
+	if (r)
+		return r;
+	memset(l, 0, sizeof(*l));
+	l->set = true;
+	r = jv_get_str(o, p, "log_path", l->path, sizeof(l->path), e);
+	r = r < 0 ? r : jv_get_bool(o, p, "show_level", &l->show_level, e);
+	r = r < 0 ? r : jv_get_bool(o, p, "show_log_origin", &l->show_origin, e);
+	r = r < 0 ? r : jv_get_str(o, p, "level", lv, sizeof(lv), e);
+	if (r <= 0)
+		return r;
+	/* Firecracker's names, any case; Trace is Debug here (hugevmm has no finer level). */
+	l->has_level = true;
+	l->level = !strcasecmp(lv, "Error")	? LOG_ERR
+		   : !strcasecmp(lv, "Warning") ? LOG_WARN
+		   : !strcasecmp(lv, "Warn")	? LOG_WARN
+		   : !strcasecmp(lv, "Info")	? LOG_INFO
+		   : !strcasecmp(lv, "Off")	? LOG_OFF
+						: LOG_DEBUG;
+	return 0;
+}
+
+int cfg_json_metrics(const cJSON *o, const char *p, struct cfg_metrics *m, struct vmm_err *e)
+{
+	const cJSON *props;
+	int r = jv_validate(o, p, fc_metrics, e);
+
+	if (r)
+		return r;
+	memset(m, 0, sizeof(*m));
+	m->set = true;
+	r = jv_get_str(o, p, "metrics_path", m->path, sizeof(m->path), e);
+	r = r < 0 ? r : jv_get_bool(o, p, "emit_id", &m->emit_id, e);
+	if (r < 0)
+		return r;
+	props = cJSON_GetObjectItemCaseSensitive(o, "properties");
+	if (cJSON_IsObject(props) && props->child) {
+		char *t = cJSON_PrintUnformatted(props);
+
+		if (!t || strlen(t) >= sizeof(m->properties)) {
+			free(t);
+			return err_set(e, ERR_CONFIG, -E2BIG,
+				       "%s.properties: over %zu bytes of JSON; give fewer or shorter "
+				       "properties",
+				       p, sizeof(m->properties) - 1);
+		}
+		memcpy(m->properties, t, strlen(t) + 1);
+		free(t);
+	}
+	return 0;
 }
 
 /* An array section of objects, each parsed by @fn into consecutive slots of @base. */
@@ -356,11 +638,7 @@ static int net_fn(const cJSON *o, const char *p, void *n, struct vmm_err *e)
 /* 1-based line and column of @at inside @text. */
 int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm_err *e)
 {
-	static const char *const known[] = {
-		"boot-source", "machine-config", "drives", "network-interfaces",
-		"memory",      "serial",         NULL};
-	static const char *const ignored[] = {"logger", "metrics", "mmds-config", "balloon",
-					      "vsock",  "entropy", "cpu-config",  NULL};
+	struct vmm_machine m = {0};
 	const cJSON *o;
 	cJSON *root;
 	int rc;
@@ -369,27 +647,41 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 	rc = jv_parse(text, len, "config", &root, e);
 	if (rc)
 		return rc;
-	rc = jv_check_keys(root, "", known, ignored, e);
+	/* The whole file against Firecracker's schema first: every error names its path. */
+	rc = jv_validate(root, "", fc_config, e);
 	if (rc)
 		goto out;
-	if ((o = cJSON_GetObjectItemCaseSensitive(root, "boot-source")) &&
-	    (rc = cfg_json_boot(o, "boot-source", c, e)))
+	if ((o = section(root, "boot-source")) && (rc = cfg_json_boot(o, "boot-source", c, e)))
 		goto out;
-	if ((o = cJSON_GetObjectItemCaseSensitive(root, "machine-config")) &&
-	    (rc = parse_machine(o, c, e)))
+	if ((o = section(root, "machine-config")) &&
+	    (rc = parse_machine(o, c, &m, e)))
 		goto out;
-	if ((o = cJSON_GetObjectItemCaseSensitive(root, "drives")) &&
+	if ((o = section(root, "logger")) && (rc = cfg_json_logger(o, "logger", &c->logger, e)))
+		goto out;
+	if ((o = section(root, "metrics")) && (rc = cfg_json_metrics(o, "metrics", &c->metrics, e)))
+		goto out;
+	if ((o = section(root, "drives")) &&
 	    (rc = parse_list(o, "drives", CFG_MAX_DRIVES, &c->ndrives, drive_fn, c->drives,
 			     sizeof(c->drives[0]), e)))
 		goto out;
-	if ((o = cJSON_GetObjectItemCaseSensitive(root, "network-interfaces")) &&
+	if ((o = section(root, "network-interfaces")) &&
 	    (rc = parse_list(o, "network-interfaces", CFG_MAX_NETS, &c->nnets, net_fn, c->nets,
 			     sizeof(c->nets[0]), e)))
 		goto out;
-	if ((o = cJSON_GetObjectItemCaseSensitive(root, "serial")) && (rc = parse_serial(o, c, e)))
+	if ((o = section(root, "serial")) && (rc = parse_serial(o, c, e)))
 		goto out;
-	if ((o = cJSON_GetObjectItemCaseSensitive(root, "memory")))
-		rc = parse_memory(o, c, e);
+	if ((o = section(root, "memory")) && (rc = parse_memory(o, c, e)))
+		goto out;
+	/* Firecracker requires both; with a memory section, RAM is defined there. */
+	if (section(root, "machine-config") && !c->has_memory && (!m.has_vcpus || !m.has_mem)) {
+		rc = err_set(e, ERR_CONFIG, -EINVAL,
+			     "machine-config.%s: missing; Firecracker requires vcpu_count and "
+			     "mem_size_mib in machine-config (or define RAM in a \"memory\" "
+			     "section)",
+			     m.has_vcpus ? "mem_size_mib" : "vcpu_count");
+		goto out;
+	}
+	warn_missing(root);
 out:
 	cJSON_Delete(root);
 	return rc;

@@ -32,6 +32,10 @@ int cfg_json_drive(const struct cJSON *o, const char *path, struct cfg_drive *d,
 		   struct vmm_err *e) must_check;
 int cfg_json_net(const struct cJSON *o, const char *path, struct cfg_net *n,
 		 struct vmm_err *e) must_check;
+int cfg_json_logger(const struct cJSON *o, const char *path, struct cfg_logger *l,
+		    struct vmm_err *e) must_check;
+int cfg_json_metrics(const struct cJSON *o, const char *path, struct cfg_metrics *m,
+		     struct vmm_err *e) must_check;
 int cfg_json_region(const struct cJSON *o, const char *path, unsigned index,
 		    struct mem_region_cfg *r, struct vmm_err *e) must_check;
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 
@@ -52,10 +53,12 @@ int jv_type_err(const char *path, const char *key, const cJSON *v, const char *w
 		struct vmm_err *e)
 {
 	char b[64];
+	/* null, true and false are their own value: "got null", not "got null null". */
+	bool self = cJSON_IsNull(v) || cJSON_IsBool(v);
 
-	return err_set(e, ERR_CONFIG, -EINVAL, "%s%s%s: expected %s, got %s %s",
+	return err_set(e, ERR_CONFIG, -EINVAL, "%s%s%s: expected %s, got %s%s%s",
 		       path[0] ? path : "config", key ? dot(path) : "", key ? key : "", want,
-		       type_name(v), jv_show(v, b, sizeof(b)));
+		       self ? "" : type_name(v), self ? "" : " ", jv_show(v, b, sizeof(b)));
 }
 
 static bool in_list(const char *s, const char *const *list)
@@ -120,7 +123,7 @@ int jv_get_str(const cJSON *o, const char *path, const char *key, char *out, siz
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-	if (!v)
+	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsString(v))
 		return jv_type_err(path, key, v, "a string", e);
@@ -135,7 +138,7 @@ int jv_get_bool(const cJSON *o, const char *path, const char *key, bool *out, st
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
-	if (!v)
+	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsBool(v))
 		return jv_type_err(path, key, v, "true or false", e);
@@ -149,7 +152,7 @@ int jv_get_uint(const cJSON *o, const char *path, const char *key, uint64_t min,
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	char b[64];
 
-	if (!v)
+	if (!v || cJSON_IsNull(v))
 		return 0;
 	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
 		return jv_type_err(path, key, v, "an integer", e);
@@ -230,4 +233,135 @@ int jv_parse(const char *text, size_t len, const char *what, cJSON **out, struct
 	}
 	*out = root;
 	return 0;
+}
+
+/* "a, b, c" of the names of @f into @buf. */
+static const char *field_names(const struct jv_field *f, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (; f->name; f++) {
+		size_t u = strlen(buf);
+
+		snprintf(buf + u, len - u, "%s%s", u ? ", " : "", f->name);
+	}
+	return buf;
+}
+
+static const char *enum_list(const char *const *v, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (; *v; v++) {
+		size_t u = strlen(buf);
+
+		snprintf(buf + u, len - u, "%s\"%s\"", u ? ", " : "", *v);
+	}
+	return buf;
+}
+
+static int check_value(const cJSON *v, const char *path, const char *key,
+		       const struct jv_field *f, struct vmm_err *e);
+
+static int check_object(const cJSON *o, const char *path, const struct jv_field *fields,
+			struct vmm_err *e)
+{
+	char list[512];
+
+	if (!cJSON_IsObject(o))
+		return jv_type_err(path, NULL, o, "an object", e);
+	for (const cJSON *k = o->child; k; k = k->next) {
+		const struct jv_field *f = fields;
+
+		for (const cJSON *j = o->child; j != k; j = j->next)
+			if (!strcmp(j->string, k->string))
+				return err_set(e, ERR_CONFIG, -EINVAL,
+					       "%s%s%s: duplicate key; give it once", path,
+					       dot(path), k->string);
+		while (f->name && strcmp(f->name, k->string))
+			f++;
+		if (!f->name)
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s%s%s: unknown field; known fields: %s", path, dot(path),
+				       k->string, field_names(fields, list, sizeof(list)));
+	}
+	for (const struct jv_field *f = fields; f->name; f++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
+		int r;
+
+		if (!v || cJSON_IsNull(v)) {
+			if (f->required)
+				return err_set(e, ERR_CONFIG, -EINVAL,
+					       "%s%s%s: missing; Firecracker requires it%s%s", path,
+					       dot(path), f->name, f->hint ? "; " : "",
+					       f->hint ? f->hint : "");
+			continue;
+		}
+		r = check_value(v, path, f->name, f, e);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int check_value(const cJSON *v, const char *path, const char *key,
+		       const struct jv_field *f, struct vmm_err *e)
+{
+	char p[160], b[64], list[256];
+	int i = 0;
+
+	snprintf(p, sizeof(p), "%s%s%s", path, dot(path), key);
+	switch (f->kind) {
+	case JV_STR:
+		if (!cJSON_IsString(v))
+			return jv_type_err(path, key, v, "a string", e);
+		if (!f->enums)
+			return 0;
+		for (const char *const *x = f->enums; *x; x++)
+			if (f->nocase ? !strcasecmp(*x, v->valuestring) : !strcmp(*x, v->valuestring))
+				return 0;
+		return err_set(e, ERR_CONFIG, -EINVAL, "%s: \"%s\" is not known; use %s%s", p,
+			       v->valuestring, enum_list(f->enums, list, sizeof(list)),
+			       f->nocase ? " (any case)" : "");
+	case JV_BOOL:
+		return cJSON_IsBool(v) ? 0 : jv_type_err(path, key, v, "true or false", e);
+	case JV_INT:
+		if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+			return jv_type_err(path, key, v, "an integer", e);
+		if (v->valuedouble < (double)f->min || v->valuedouble > (double)f->max)
+			return err_set(e, ERR_CONFIG, -ERANGE,
+				       "%s: %s is out of range; use %lld to %lld", p,
+				       jv_show(v, b, sizeof(b)), (long long)f->min,
+				       (long long)f->max);
+		return 0;
+	case JV_OBJ:
+		return f->sub ? check_object(v, p, f->sub, e)
+			      : (cJSON_IsObject(v) ? 0 : jv_type_err(path, key, v, "an object", e));
+	case JV_MAP:
+		if (!cJSON_IsObject(v))
+			return jv_type_err(path, key, v, "an object of strings", e);
+		for (const cJSON *x = v->child; x; x = x->next)
+			if (!cJSON_IsString(x))
+				return jv_type_err(p, x->string, x, "a string", e);
+		return 0;
+	case JV_ARR:
+		if (!cJSON_IsArray(v))
+			return jv_type_err(path, key, v, "an array", e);
+		for (const cJSON *x = v->child; x; x = x->next, i++) {
+			char ip[176];
+			int r;
+
+			snprintf(ip, sizeof(ip), "%s[%d]", p, i);
+			r = f->sub ? check_object(x, ip, f->sub, e)
+				   : (cJSON_IsString(x) ? 0 : jv_type_err(ip, NULL, x, "a string", e));
+			if (r)
+				return r;
+		}
+		return 0;
+	}
+	return 0;
+}
+
+int jv_validate(const cJSON *o, const char *path, const struct jv_field *fields,
+		struct vmm_err *e)
+{
+	return check_object(o, path, fields, e);
 }

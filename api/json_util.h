@@ -40,6 +40,39 @@ int jv_get_bool(const cJSON *o, const char *path, const char *key, bool *out, st
 int jv_get_uint(const cJSON *o, const char *path, const char *key, uint64_t min, uint64_t max,
 		uint64_t *out, struct vmm_err *e);
 
+/*
+ * A schema of Firecracker's kind, as a table: each field's JSON type,
+ * whether it is required, its enum or range, and an object's own fields.
+ * null stands for an absent optional field, as in Firecracker's Option<>s.
+ */
+enum jv_kind {
+	JV_STR,  /* a string; @enums, when set, lists the allowed values */
+	JV_BOOL, /* true or false */
+	JV_INT,  /* an integer in [min, max] */
+	JV_OBJ,  /* an object of @sub's fields (any object when @sub is NULL) */
+	JV_ARR,  /* an array of @sub objects, or of strings when @sub is NULL */
+	JV_MAP,  /* an object whose values are all strings */
+};
+
+struct jv_field {
+	const char *name; /* NULL ends a table */
+	enum jv_kind kind;
+	bool required;
+	const char *const *enums;
+	bool nocase; /* enums compared without case */
+	int64_t min, max;
+	const struct jv_field *sub;
+	const char *hint; /* the remedy when a required field is missing */
+};
+
+/*
+ * Check @o against @fields: no unknown or duplicate keys, each value of its
+ * type, enum and range, required fields present and not null. Errors name
+ * the JSON path, the value and what is allowed (ERR_CONFIG).
+ */
+int jv_validate(const cJSON *o, const char *path, const struct jv_field *fields,
+		struct vmm_err *e);
+
 /* "<path>.<key>: missing; <hint>" as ERR_CONFIG. */
 int jv_missing(const char *path, const char *key, const char *hint, struct vmm_err *e);
 

@@ -366,6 +366,7 @@ static void *server_main(void *arg)
 {
 	struct api_server *s = arg;
 
+	pthread_setname_np(pthread_self(), "api");
 	while (!s->stopping) {
 		int r = evloop_run_once(s->loop, -1);
 

@@ -6,8 +6,10 @@
 #define HUGEVMM_COMMON_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum log_level {
+	LOG_OFF = -1, /* as a level: nothing at all */
 	LOG_ERR,
 	LOG_WARN,
 	LOG_INFO,
@@ -22,6 +24,22 @@ typedef void (*log_sink_fn)(enum log_level lvl, const char *msg, void *opaque);
 void log_set_sink(log_sink_fn fn, void *opaque);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_msg_at(enum log_level lvl, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/*
+ * Firecracker's logger: lines go to @fd (a file or FIFO opened non-blocking;
+ * the log owns it from now on) in Firecracker's format,
+ *   <local time, ns> [<instance id>:<thread>[:<LEVEL>][:<file>:<line>]] <message>
+ * instead of stderr; errors still go to stderr too. A line the fd cannot take
+ * at once (a FIFO nobody reads) is dropped and counted, never waited for.
+ * @fd < 0 returns to stderr.
+ */
+void log_set_target(int fd, bool show_level, bool show_origin);
+/* The instance id in target lines ("anonymous-instance" until set). */
+void log_set_instance_id(const char *id);
+/* Lines the target could not take, and lines written to it. */
+void log_target_counts(uint64_t *written, uint64_t *missed);
 
 /*
  * Mute warnings and below on the calling thread while @on (nests), e.g. while
@@ -29,10 +47,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
  */
 void log_mute(bool on);
 
-#define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_err(...)   log_msg_at(LOG_ERR, __FILE__, __LINE__, __VA_ARGS__)
+#define log_warn(...)  log_msg_at(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define log_info(...)  log_msg_at(LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define log_debug(...) log_msg_at(LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
 
 /*
  * A progress line that rewrites itself on a terminal ("\r"); silent when

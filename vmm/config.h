@@ -39,6 +39,23 @@ struct cfg_net {
 	char mac[18];      /* "aa:bb:cc:dd:ee:ff" or "" */
 };
 
+/* Firecracker's logger: where hugevmm's own log lines go, and how they look. */
+struct cfg_logger {
+	bool set;
+	char path[PATH_MAX]; /* file or FIFO; "" keeps stderr */
+	bool has_level;
+	int level; /* enum log_level; Trace is Debug here */
+	bool show_level, show_origin;
+};
+
+/* Firecracker's metrics: one JSON object per line to a file or FIFO. */
+struct cfg_metrics {
+	bool set;
+	char path[PATH_MAX];
+	bool emit_id;
+	char properties[1024]; /* a JSON object of strings, as text; "" for none */
+};
+
 struct vm_config {
 	/* boot-source */
 	bool has_boot;
@@ -64,6 +81,10 @@ struct vm_config {
 
 	/* serial: guest console output to this file instead of stdout */
 	char serial_out[PATH_MAX];
+
+	/* Process-wide, applied by whoever runs the VMM (the CLI, the API). */
+	struct cfg_logger logger;
+	struct cfg_metrics metrics;
 };
 
 /* An empty configuration with Firecracker's defaults. */

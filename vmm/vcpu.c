@@ -121,8 +121,12 @@ static void *vcpu_main(void *arg)
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 	struct hv_exit x;
+	char name[16];
 	sigset_t set;
 
+	/* Named as Firecracker names its own ("fc_vcpu N"): log lines and ps show it. */
+	snprintf(name, sizeof(name), "vcpu %u", v->id);
+	pthread_setname_np(pthread_self(), name);
 	/* This thread takes only the kick; SIGINT/SIGTERM belong to vm_wait(). */
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);

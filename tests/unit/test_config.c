@@ -93,8 +93,8 @@ static const struct bad bad_cases[] = {
 	{"{\"machine-config\": {\"mem_size_mib\": 0}}",
 	 {"machine-config.mem_size_mib: 0 is out of range"}},
 	{"{\"machine-config\": {\"huge_pages\": \"1G\"}}",
-	 {"machine-config.huge_pages: \"1G\" is not known", "\"None\", \"2M\" or \"Transparent\""}},
-	{"{\"machine-config\": {\"huge_pages\": \"2M\", \"mem_size_mib\": 129}}",
+	 {"machine-config.huge_pages: \"1G\" is not known", "\"None\", \"Transparent\", \"2M\""}},
+	{"{\"machine-config\": {\"vcpu_count\": 1, \"huge_pages\": \"2M\", \"mem_size_mib\": 129}}",
 	 {"machine-config.mem_size_mib: 129 is not a multiple of the 2M page size", "128 or 130"}},
 	/* drives and network-interfaces */
 	{"{\"drives\": {}}", {"drives: expected an array"}},
@@ -111,9 +111,33 @@ static const struct bad bad_cases[] = {
 	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true},"
 	 "{\"drive_id\": \"b\", \"path_on_host\": \"/y\", \"is_root_device\": true}]}",
 	 {"drives[1].is_root_device: drives[0] is already the root device"}},
-	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true,"
-	 " \"socket\": \"/s\"}]}",
-	 {"drives[0].socket: unknown field"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": true, \"socket\": \"/s\"}]}",
+	 {"drives[0].path_on_host: missing", "no vhost-user \"socket\""}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": true, \"cache_type\": \"Safe\"}]}",
+	 {"drives[0].cache_type: \"Safe\" is not known", "\"Unsafe\", \"Writeback\""}},
+	/* Firecracker's rules: required fields, types shown once, its other sections checked */
+	{"{\"machine-config\": {\"vcpu_count\": 2}}",
+	 {"machine-config.mem_size_mib: missing", "Firecracker requires"}},
+	{"{\"machine-config\": {\"mem_size_mib\": 256}}", {"machine-config.vcpu_count: missing"}},
+	{"{\"boot-source\": {\"kernel_image_path\": \"k\", \"initrd_path\": 7}}",
+	 {"boot-source.initrd_path: expected a string, got a number 7"}},
+	{"{\"boot-source\": {\"kernel_image_path\": null}}", {"boot-source.kernel_image_path: missing"}},
+	{"{\"balloon\": {\"amount_mib\": 64}}", {"balloon.deflate_on_oom: missing"}},
+	{"{\"vsock\": {\"guest_cid\": 2, \"uds_path\": \"/v\"}}",
+	 {"vsock.guest_cid: 2 is out of range; use 3 to"}},
+	{"{\"entropy\": {\"rate_limiter\": {\"bandwidth\": {\"size\": 1}}}}",
+	 {"entropy.rate_limiter.bandwidth.refill_time: missing"}},
+	{"{\"logger\": {\"level\": \"Loud\"}}", {"logger.level: \"Loud\" is not known", "any case"}},
+	{"{\"metrics\": {\"emit_id\": true}}", {"metrics.metrics_path: missing"}},
+	{"{\"metrics\": {\"metrics_path\": \"/m\", \"properties\": {\"a\": 1}}}",
+	 {"metrics.properties.a: expected a string, got a number 1"}},
+	{"{\"pmem\": [{\"id\": \"p\"}]}", {"pmem[0].path_on_host: missing"}},
+	{"{\"mmds-config\": {\"network_interfaces\": [1]}}",
+	 {"mmds-config.network_interfaces[0]: expected a string, got a number 1"}},
+	{"{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128, \"cpu_template\": \"X9\"}}",
+	 {"machine-config.cpu_template: \"X9\" is not known"}},
+	{"{\"machine-config\": {\"vcpu_count\": null, \"mem_size_mib\": 128, \"smt\": null}}",
+	 {"machine-config.vcpu_count: missing"}},
 	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": \"tap0\", "
 	 "\"guest_mac\": \"zz:00:00:00:00:00\"}]}",
 	 {"network-interfaces[0].guest_mac: \"zz:00:00:00:00:00\" is not a MAC address"}},
@@ -259,10 +283,17 @@ static void firecracker_schema_accepted(void **state)
 	assert_int_equal(c.regions[0].policy, MEM_POLICY_REQUIRE);
 	/* Ignored Firecracker fields that ask for something are named in a warning;
 	 * inert ones (false, null) are not. */
-	assert_non_null(strstr(warnings, "machine-config.track_dirty_pages: Firecracker field "
-					 "accepted and ignored"));
-	assert_non_null(strstr(warnings, "logger: Firecracker field accepted and ignored"));
-	assert_non_null(strstr(warnings, "drives[0].cache_type"));
+	assert_non_null(strstr(warnings, "machine-config.track_dirty_pages: ignored: not on the "
+					 "roadmap"));
+	assert_non_null(strstr(warnings, "drives: ignored: accepted but not attached to the guest "
+					 "yet: issue 11"));
+	assert_non_null(strstr(warnings, "network-interfaces: ignored"));
+	/* The logger is implemented: parsed, not warned about. */
+	assert_null(strstr(warnings, "logger"));
+	assert_true(c.logger.set);
+	assert_string_equal(c.logger.path, "/tmp/fc.log");
+	assert_int_equal(c.logger.level, LOG_INFO);
+	assert_null(strstr(warnings, "cache_type"));
 	assert_null(strstr(warnings, "smt"));
 	assert_null(strstr(warnings, "metrics"));
 }
@@ -287,8 +318,10 @@ static void huge_pages_mapping(void **state)
 		struct vmm_err e;
 
 		if (m[i].hp)
-			snprintf(json, sizeof(json), "{\"machine-config\": {\"huge_pages\": %s}}",
-				 m[i].hp);
+			snprintf(json, sizeof(json),
+				 "{\"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": %d, "
+				 "\"huge_pages\": %s}}",
+				 CFG_DEFAULT_MEM_MIB, m[i].hp);
 		else
 			snprintf(json, sizeof(json), "{}");
 		assert_int_equal(load(json, &c, &e), 0);
