@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 #include "api/config_json.h"
 #include "api/report_json.h"
 #include "api/server.h"
+#include "api/telemetry.h"
 #include "common/log.h"
 #include "memory/host.h"
 #include "memory/mem.h"
@@ -50,6 +52,19 @@ static const char usage_main[] =
 	"                       config file the VM is configured there and booted by\n"
 	"                       PUT /actions {\"action_type\": \"InstanceStart\"}\n"
 	"  --report json|human  print the memory coverage report when the VM stops\n"
+	"\n"
+	"Firecracker's flags, so hugevmm can stand where an orchestrator runs firecracker:\n"
+	"  --id ID              instance id (GET /, log lines, metrics); [A-Za-z0-9-], 1-64\n"
+	"  --no-api             no control socket (needs --config-file; hugevmm's default too)\n"
+	"  --log-path PATH      log lines to a file or FIFO, in Firecracker's format\n"
+	"  --level LEVEL        Error, Warning, Info, Debug, Trace (= Debug) or Off\n"
+	"  --show-level, --show-log-origin   add the level / file:line to each log line\n"
+	"  --metrics-path PATH  metrics as JSON lines: on FlushMetrics, every 60 s, at exit\n"
+	"  --no-seccomp         accepted: hugevmm installs no seccomp filter yet\n"
+	"  --seccomp-filter F, --boot-timer, --module M, --metadata F, --enable-pci,\n"
+	"  --http-api-max-payload-size N, --mmds-size-limit N, --start-time-us N,\n"
+	"  --start-time-cpu-us N, --parent-cpu-time-us N\n"
+	"                       accepted; a warning says what hugevmm does instead\n"
 	"\n"
 	"commands:\n"
 	"  check --config-file FILE   map, prefault and verify the config's guest memory, print\n"
@@ -158,12 +173,67 @@ enum {
 	OPT_API = 1 << 4,    /* --api-sock PATH */
 	OPT_JSON = 1 << 5,   /* --json */
 	OPT_CONFIG_OPTIONAL = 1 << 6,
+	OPT_FC = 1 << 7, /* Firecracker's flags */
 };
 
 struct cli_opts {
 	const char *config, *report, *api_sock;
 	int human, hold, json;
+	/* Firecracker's */
+	const char *id, *log_path, *level, *metrics_path;
+	int no_api, show_level, show_origin;
 };
+
+/* Firecracker's flags hugevmm takes but does not act on: what it does instead. */
+static const struct {
+	const char *flag;
+	bool arg;
+	const char *instead; /* NULL: accepted silently (hugevmm already behaves so) */
+} fc_flags[] = {
+	{"no-seccomp", false, NULL},
+	{"seccomp-filter", true, "hugevmm installs no seccomp filter yet (issue 15: confinement)"},
+	{"boot-timer", false, "no boot-timer device; bench/ measures launch to first guest line"},
+	{"module", true, "hugevmm's log lines have no module path to filter on"},
+	{"metadata", true, "no MMDS (not on the roadmap)"},
+	{"mmds-size-limit", true, "no MMDS (not on the roadmap)"},
+	{"enable-pci", false, "hugevmm's devices are on the ISA bus and virtio-mmio, not PCI"},
+	{"http-api-max-payload-size", true,
+	 "request bodies are limited to 64 KiB (413 above), whatever the flag says"},
+	{"start-time-us", true, NULL},
+	{"start-time-cpu-us", true, NULL},
+	{"parent-cpu-time-us", true, NULL},
+};
+#define FC_FLAG_BASE 1000
+
+/* Firecracker's instance ids: alphanumerics and '-', 1 to 64 characters. */
+static bool id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+		      (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
+			return false;
+	return true;
+}
+
+/* Firecracker's level names, any case; -2 when unknown. */
+static int level_parse(const char *s)
+{
+	if (!strcasecmp(s, "error"))
+		return LOG_ERR;
+	if (!strcasecmp(s, "warning") || !strcasecmp(s, "warn"))
+		return LOG_WARN;
+	if (!strcasecmp(s, "info"))
+		return LOG_INFO;
+	if (!strcasecmp(s, "debug") || !strcasecmp(s, "trace"))
+		return LOG_DEBUG;
+	if (!strcasecmp(s, "off"))
+		return LOG_OFF;
+	return -2;
+}
 
 /*
  * One parser for every command: the options in @allowed plus -q, -v, -h.
@@ -172,7 +242,7 @@ struct cli_opts {
 static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, const char *usage,
 		      struct cli_opts *o)
 {
-	static const struct option opts[] = {
+	static struct option opts[64] = {
 		{"config-file", required_argument, NULL, 'c'},
 		{"report", required_argument, NULL, 'r'},
 		{"human", no_argument, NULL, 'H'},
@@ -182,10 +252,30 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
-		{0},
+		{"id", required_argument, NULL, 'i'},
+		{"no-api", no_argument, NULL, 'N'},
+		{"log-path", required_argument, NULL, 'L'},
+		{"level", required_argument, NULL, 'l'},
+		{"show-level", no_argument, NULL, 'S'},
+		{"show-log-origin", no_argument, NULL, 'O'},
+		{"metrics-path", required_argument, NULL, 'M'},
+		{"version", no_argument, NULL, 'V'},
+		{"snapshot-version", no_argument, NULL, 'X'},
+		{"describe-snapshot", required_argument, NULL, 'X'},
 	};
+	static size_t nopts;
 	int quiet = 0, verbose = 0, c;
 
+	if (!nopts) {
+		while (opts[nopts].name)
+			nopts++;
+		for (size_t i = 0; i < ARRAY_SIZE(fc_flags); i++)
+			opts[nopts++] = (struct option){fc_flags[i].flag,
+							fc_flags[i].arg ? required_argument
+									: no_argument,
+							NULL, FC_FLAG_BASE + (int)i};
+		opts[nopts] = (struct option){0};
+	}
 	memset(o, 0, sizeof(*o));
 	opterr = 0;
 	optind = 1;
@@ -196,7 +286,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 				: c == 'o' ? OPT_HOLD
 				: c == 'a' ? OPT_API
 				: c == 'j' ? OPT_JSON
-					   : 0;
+				: strchr("iNLlSOMX", c) || c >= FC_FLAG_BASE ? OPT_FC
+									     : 0;
 
 		if (need && !(allowed & need))
 			c = '?';
@@ -228,7 +319,48 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 		case 'h':
 			fputs(usage, stdout);
 			return 0;
+		case 'V':
+			printf("hugevmm %s\n", HUGEVMM_VERSION);
+			return 0;
+		case 'i':
+			if (!id_valid(optarg))
+				return usage_error(usage, "%s--id: \"%s\" is not an instance id; use 1 to 64 "
+						   "letters, digits and '-'", cmd, optarg);
+			o->id = optarg;
+			break;
+		case 'N':
+			o->no_api = 1;
+			break;
+		case 'L':
+			o->log_path = optarg;
+			break;
+		case 'l':
+			if (level_parse(optarg) < -1)
+				return usage_error(usage, "%s--level: \"%s\" is not a level; use Error, "
+						   "Warning, Info, Debug, Trace or Off", cmd, optarg);
+			o->level = optarg;
+			break;
+		case 'S':
+			o->show_level = 1;
+			break;
+		case 'O':
+			o->show_origin = 1;
+			break;
+		case 'M':
+			o->metrics_path = optarg;
+			break;
+		case 'X':
+			return usage_error(usage, "%s%s: hugevmm has no snapshots", cmd,
+					   argv[optind - 1]);
 		default:
+			if (c >= FC_FLAG_BASE && c < FC_FLAG_BASE + (int)ARRAY_SIZE(fc_flags)) {
+				const char *instead = fc_flags[c - FC_FLAG_BASE].instead;
+
+				if (instead)
+					log_warn("--%s: accepted and ignored: %s",
+						 fc_flags[c - FC_FLAG_BASE].flag, instead);
+				break;
+			}
 			return usage_error(usage, "%sunknown option \"%s\"", cmd, argv[optind - 1]);
 		}
 	}
@@ -329,6 +461,42 @@ static void final_report(struct vmm *m, const char *how)
 	vmm_cmd_free(c);
 }
 
+/* --log-path, --level, --show-*, --metrics-path: Firecracker's logger and metrics. */
+static int telemetry_from_flags(const struct cli_opts *o, struct vmm_err *e)
+{
+	struct cfg_logger l = {.set = true};
+	struct cfg_metrics mc = {.set = true};
+	int r = 0;
+
+	if (o->level) {
+		l.has_level = true;
+		l.level = level_parse(o->level);
+	}
+	l.show_level = o->show_level;
+	l.show_origin = o->show_origin;
+	if (o->log_path)
+		snprintf(l.path, sizeof(l.path), "%s", o->log_path);
+	if (o->log_path || o->level)
+		r = api_logger_apply(&l, "--log-path", e);
+	if (!r && o->metrics_path) {
+		snprintf(mc.path, sizeof(mc.path), "%s", o->metrics_path);
+		r = api_metrics_apply(&mc, "--metrics-path", e);
+	}
+	return r;
+}
+
+/* The last metrics line, as the VM stops (Firecracker writes one at exit too). */
+static void final_metrics(struct vmm *m, const struct api_stats *st)
+{
+	struct vmm_cmd *c;
+
+	if (!api_metrics_enabled() || !(c = vmm_cmd_new(VMM_OP_METRICS)))
+		return;
+	vmm_exec(m, c);
+	(void)api_metrics_flush(&c->metrics, st);
+	vmm_cmd_free(c);
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct vmm_opts vo = {.console_input = true, .signals = true};
@@ -339,13 +507,27 @@ static int cmd_run(int argc, char **argv)
 	struct cli_opts o;
 	int rc, status;
 
-	rc = parse_opts(argc, argv, OPT_CONFIG | OPT_CONFIG_OPTIONAL | OPT_REPORT | OPT_API, "",
+	rc = parse_opts(argc, argv,
+			OPT_CONFIG | OPT_CONFIG_OPTIONAL | OPT_REPORT | OPT_API | OPT_FC, "",
 			usage_main, &o);
 	if (rc >= 0)
 		return rc;
+	if (o.no_api && !o.config)
+		return usage_error(usage_main, "%s%s", "--no-api needs --config-file FILE", "");
+	if (o.no_api && o.api_sock)
+		return usage_error(usage_main, "%s%s", "--no-api and --api-sock PATH exclude each other",
+				   "");
 	if (!o.config && !o.api_sock)
 		return usage_error(usage_main, "%s%s",
 				   "--config-file FILE or --api-sock PATH is required", "");
+	vo.id = o.id;
+	if (o.id) {
+		log_set_instance_id(o.id);
+		api_metrics_set_id(o.id);
+	}
+	rc = telemetry_from_flags(&o, &e);
+	if (rc)
+		return fail(&e);
 
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg) {
@@ -353,6 +535,11 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	rc = o.config ? cfg_json_load(o.config, cfg, &e) : 0;
+	/* The config's logger and metrics sections, after (and over) the flags. */
+	if (!rc && cfg->logger.set)
+		rc = api_logger_apply(&cfg->logger, "logger.log_path", &e);
+	if (!rc && cfg->metrics.set)
+		rc = api_metrics_apply(&cfg->metrics, "metrics.metrics_path", &e);
 	rc = rc ? rc : vmm_create(&m, &vo, &e);
 	if (!rc && o.config)
 		vmm_configure(m, cfg);
@@ -380,15 +567,19 @@ static int cmd_run(int argc, char **argv)
 			vmm_shutdown(m);
 		api_server_stop(api);
 		vmm_destroy(m);
+		api_telemetry_close();
 		return fail(&e);
 	}
+	api_metrics_attach(m, api_server_stats(api));
 	/* What building the VM allocated and freed goes back to the kernel now. */
 	malloc_trim(0);
 	status = vmm_run(m);
+	final_metrics(m, api_server_stats(api));
 	api_server_stop(api);
 	if (o.report)
 		final_report(m, o.report);
 	vmm_destroy(m);
+	api_telemetry_close();
 	return status;
 }
 

@@ -22,6 +22,7 @@
  * warning naming the roadmap item that covers them.
  */
 #define U64 .min = 0, .max = INT64_MAX
+#define FC_MAX_VCPUS 32 /* Firecracker's limit; hugevmm itself could run CFG_MAX_VCPUS */
 static const struct jv_field fc_token_bucket[] = {
 	{.name = "size", .kind = JV_INT, .required = true, U64, .hint = "the bucket's capacity in tokens"},
 	{.name = "one_time_burst", .kind = JV_INT, U64},
@@ -44,11 +45,11 @@ static const struct jv_field fc_boot[] = {
 	{0},
 };
 static const struct jv_field fc_machine[] = {
-	{.name = "vcpu_count", .kind = JV_INT, .min = 1, .max = CFG_MAX_VCPUS},
-	{.name = "mem_size_mib", .kind = JV_INT, .min = 1, .max = MEM_MAX_SIZE >> 20},
-	{.name = "smt", .kind = JV_BOOL},
-	{.name = "track_dirty_pages", .kind = JV_BOOL},
-	{.name = "huge_pages", .kind = JV_STR, .enums = fc_huge},
+	{.name = "vcpu_count", .kind = JV_INT, .min = 1, .max = FC_MAX_VCPUS, .no_null = true},
+	{.name = "mem_size_mib", .kind = JV_INT, .min = 1, .max = MEM_MAX_SIZE >> 20, .no_null = true},
+	{.name = "smt", .kind = JV_BOOL, .no_null = true},
+	{.name = "track_dirty_pages", .kind = JV_BOOL, .no_null = true},
+	{.name = "huge_pages", .kind = JV_STR, .enums = fc_huge, .no_null = true},
 	{.name = "cpu_template", .kind = JV_STR, .enums = fc_cpu_template},
 	{0},
 };
@@ -58,7 +59,7 @@ static const struct jv_field fc_drive[] = {
 	{.name = "drive_id", .kind = JV_STR, .required = true, .hint = "give the drive a name"},
 	{.name = "partuuid", .kind = JV_STR},
 	{.name = "is_root_device", .kind = JV_BOOL, .required = true, .hint = "say true or false"},
-	{.name = "cache_type", .kind = JV_STR, .enums = fc_cache},
+	{.name = "cache_type", .kind = JV_STR, .enums = fc_cache, .no_null = true},
 	{.name = "is_read_only", .kind = JV_BOOL},
 	{.name = "path_on_host", .kind = JV_STR},
 	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
@@ -87,16 +88,16 @@ static const struct jv_field fc_logger[] = {
 };
 static const struct jv_field fc_metrics[] = {
 	{.name = "metrics_path", .kind = JV_STR, .required = true, .hint = "give the file or FIFO the metrics go to"},
-	{.name = "emit_id", .kind = JV_BOOL},
+	{.name = "emit_id", .kind = JV_BOOL, .no_null = true},
 	{.name = "properties", .kind = JV_MAP},
 	{0},
 };
 static const struct jv_field fc_balloon[] = {
 	{.name = "amount_mib", .kind = JV_INT, .required = true, U64},
 	{.name = "deflate_on_oom", .kind = JV_BOOL, .required = true},
-	{.name = "stats_polling_interval_s", .kind = JV_INT, U64},
-	{.name = "free_page_hinting", .kind = JV_BOOL},
-	{.name = "free_page_reporting", .kind = JV_BOOL},
+	{.name = "stats_polling_interval_s", .kind = JV_INT, U64, .no_null = true},
+	{.name = "free_page_hinting", .kind = JV_BOOL, .no_null = true},
+	{.name = "free_page_reporting", .kind = JV_BOOL, .no_null = true},
 	{0},
 };
 static const struct jv_field fc_vsock[] = {
@@ -111,17 +112,17 @@ static const struct jv_field fc_entropy[] = {
 };
 static const char *const fc_mmds_versions[] = {"V1", "V2", NULL};
 static const struct jv_field fc_mmds[] = {
-	{.name = "version", .kind = JV_STR, .enums = fc_mmds_versions},
+	{.name = "version", .kind = JV_STR, .enums = fc_mmds_versions, .no_null = true},
 	{.name = "network_interfaces", .kind = JV_ARR, .required = true},
 	{.name = "ipv4_address", .kind = JV_STR},
-	{.name = "imds_compat", .kind = JV_BOOL},
+	{.name = "imds_compat", .kind = JV_BOOL, .no_null = true},
 	{0},
 };
 static const struct jv_field fc_pmem[] = {
 	{.name = "id", .kind = JV_STR, .required = true},
 	{.name = "path_on_host", .kind = JV_STR, .required = true},
-	{.name = "root_device", .kind = JV_BOOL},
-	{.name = "read_only", .kind = JV_BOOL},
+	{.name = "root_device", .kind = JV_BOOL, .no_null = true},
+	{.name = "read_only", .kind = JV_BOOL, .no_null = true},
 	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
 	{0},
 };
@@ -171,15 +172,15 @@ static const struct jv_field fc_serial[] = {
 static const struct jv_field fc_config[] = {
 	{.name = "boot-source", .kind = JV_OBJ, .sub = fc_boot},
 	{.name = "machine-config", .kind = JV_OBJ, .sub = fc_machine},
-	{.name = "drives", .kind = JV_ARR, .sub = fc_drive},
-	{.name = "network-interfaces", .kind = JV_ARR, .sub = fc_net},
+	{.name = "drives", .kind = JV_ARR, .sub = fc_drive, .no_null = true},
+	{.name = "network-interfaces", .kind = JV_ARR, .sub = fc_net, .no_null = true},
 	{.name = "logger", .kind = JV_OBJ, .sub = fc_logger},
 	{.name = "metrics", .kind = JV_OBJ, .sub = fc_metrics},
 	{.name = "balloon", .kind = JV_OBJ, .sub = fc_balloon},
 	{.name = "vsock", .kind = JV_OBJ, .sub = fc_vsock},
 	{.name = "entropy", .kind = JV_OBJ, .sub = fc_entropy},
 	{.name = "mmds-config", .kind = JV_OBJ, .sub = fc_mmds},
-	{.name = "pmem", .kind = JV_ARR, .sub = fc_pmem},
+	{.name = "pmem", .kind = JV_ARR, .sub = fc_pmem, .no_null = true},
 	{.name = "memory-hotplug", .kind = JV_OBJ, .sub = fc_hotplug},
 	{.name = "cpu-config", .kind = JV_OBJ, .sub = fc_cpu_config},
 	{.name = "serial", .kind = JV_OBJ, .sub = fc_serial},
@@ -285,6 +286,19 @@ int cfg_json_machine(const cJSON *o, const char *p, struct vmm_machine *m, struc
 		return r;
 	m->has_vcpus = r;
 	m->vcpus = (unsigned)v;
+	{
+		bool smt = false;
+
+		r = jv_get_bool(o, p, "smt", &smt, e);
+		if (r < 0)
+			return r;
+		/* Firecracker's rule: with SMT, 1 vCPU or an even number (two threads a core). */
+		if (smt && m->has_vcpus && m->vcpus > 1 && m->vcpus % 2)
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s.vcpu_count: %u with smt true; Firecracker needs 1 or an "
+				       "even number of vCPUs with SMT: use %u or %u, or smt false",
+				       p, m->vcpus, m->vcpus - 1, m->vcpus + 1);
+	}
 	r = jv_get_uint(o, p, "mem_size_mib", 1, MEM_MAX_SIZE >> 20, &v, e);
 	if (r < 0)
 		return r;
@@ -560,6 +574,8 @@ int cfg_json_logger(const cJSON *o, const char *p, struct cfg_logger *l, struct 
 	if (r <= 0)
 		return r;
 	/* Firecracker's names, any case; Trace is Debug here (hugevmm has no finer level). */
+	if (!strcasecmp(lv, "Trace"))
+		log_warn("%s.level: \"%s\" is Debug here; hugevmm has no finer level", p, lv);
 	l->has_level = true;
 	l->level = !strcasecmp(lv, "Error")	? LOG_ERR
 		   : !strcasecmp(lv, "Warning") ? LOG_WARN

@@ -57,7 +57,7 @@ int jv_type_err(const char *path, const char *key, const cJSON *v, const char *w
 	bool self = cJSON_IsNull(v) || cJSON_IsBool(v);
 
 	return err_set(e, ERR_CONFIG, -EINVAL, "%s%s%s: expected %s, got %s%s%s",
-		       path[0] ? path : "config", key ? dot(path) : "", key ? key : "", want,
+		       path[0] || key ? path : "config", key ? dot(path) : "", key ? key : "", want,
 		       self ? "" : type_name(v), self ? "" : " ", jv_show(v, b, sizeof(b)));
 }
 
@@ -261,6 +261,26 @@ static const char *enum_list(const char *const *v, char *buf, size_t len)
 static int check_value(const cJSON *v, const char *path, const char *key,
 		       const struct jv_field *f, struct vmm_err *e);
 
+/* What a field of @f's kind must be, for messages. */
+static const char *kind_name(const struct jv_field *f)
+{
+	switch (f->kind) {
+	case JV_STR:
+		return "a string";
+	case JV_BOOL:
+		return "true or false";
+	case JV_INT:
+		return "an integer";
+	case JV_OBJ:
+		return "an object";
+	case JV_ARR:
+		return "an array";
+	case JV_MAP:
+		return "an object of strings";
+	}
+	return "a value";
+}
+
 static int check_object(const cJSON *o, const char *path, const struct jv_field *fields,
 			struct vmm_err *e)
 {
@@ -287,6 +307,8 @@ static int check_object(const cJSON *o, const char *path, const struct jv_field 
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
 		int r;
 
+		if (v && cJSON_IsNull(v) && (f->required || f->no_null))
+			return jv_type_err(path, f->name, v, kind_name(f), e);
 		if (!v || cJSON_IsNull(v)) {
 			if (f->required)
 				return err_set(e, ERR_CONFIG, -EINVAL,

@@ -58,6 +58,7 @@ struct jv_field {
 	const char *name; /* NULL ends a table */
 	enum jv_kind kind;
 	bool required;
+	bool no_null; /* null is a type error (a Firecracker field with a default, not an Option) */
 	const char *const *enums;
 	bool nocase; /* enums compared without case */
 	int64_t min, max;

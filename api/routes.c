@@ -10,6 +10,7 @@
 #include "api/config_json.h"
 #include "api/json_util.h"
 #include "api/report_json.h"
+#include "api/telemetry.h"
 #include "memory/host.h"
 #include "vmm/kvm.h"
 
@@ -18,6 +19,30 @@
 #endif
 
 #define ID_MAX 63
+
+static const char *const metric_names[API_M_MAX] = {
+	[API_M_NONE] = "",
+	[API_M_GET_INSTANCE_INFO] = "get_api_requests.instance_info",
+	[API_M_GET_MACHINE_CFG] = "get_api_requests.machine_cfg",
+	[API_M_GET_VMM_VERSION] = "get_api_requests.vmm_version",
+	[API_M_GET_VM_CONFIG] = "get_api_requests.vm_config",
+	[API_M_PUT_ACTIONS] = "put_api_requests.actions",
+	[API_M_PUT_BOOT_SOURCE] = "put_api_requests.boot_source",
+	[API_M_PUT_DRIVE] = "put_api_requests.drive",
+	[API_M_PUT_LOGGER] = "put_api_requests.logger",
+	[API_M_PUT_MACHINE_CFG] = "put_api_requests.machine_cfg",
+	[API_M_PUT_METRICS] = "put_api_requests.metrics",
+	[API_M_PUT_NETWORK] = "put_api_requests.network",
+	[API_M_PATCH_DRIVE] = "patch_api_requests.drive",
+	[API_M_PATCH_MACHINE_CFG] = "patch_api_requests.machine_cfg",
+	[API_M_PATCH_NETWORK] = "patch_api_requests.network",
+	[API_M_PATCH_VM] = "patch_api_requests.vm",
+};
+
+const char *api_metric_name(enum api_metric m)
+{
+	return (unsigned)m < API_M_MAX ? metric_names[m] : "";
+}
 
 char *api_fault_body(const char *msg)
 {
@@ -166,6 +191,21 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 	*status = 200;
 	*body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
+}
+
+/* FlushMetrics: the line goes to the metrics sink (none configured: nothing to do). */
+static void render_flush(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			 char **body)
+{
+	int r = api_metrics_flush(&c->metrics, st);
+
+	*status = 204;
+	*body = NULL;
+	if (r == -ENOMEM) {
+		*status = 500;
+		*body = api_fault_body("FlushMetrics: out of memory");
+	}
+	/* A sink that cannot take the line (a FIFO nobody reads) is counted, not an error. */
 }
 
 void api_render(const struct vmm_cmd *c, api_render_fn render, const struct api_stats *st,
@@ -358,7 +398,7 @@ static void put_action(const struct http_request *r, struct api_route *out)
 	else if (!strcmp(type, "SendCtrlAltDel"))
 		command(out, VMM_OP_CTRL_ALT_DEL, render_empty);
 	else if (!strcmp(type, "FlushMetrics"))
-		out->status = 204; /* metrics are read with GET /metrics; nothing is buffered */
+		command(out, VMM_OP_METRICS, render_flush);
 	else
 		fault(out, 400,
 		      "actions.action_type: \"%s\" is not known; use InstanceStart, "
@@ -431,6 +471,39 @@ static void put_test_split(const struct http_request *r, struct api_route *out)
 	cJSON_Delete(o);
 }
 
+/* PUT /logger and PUT /metrics: process settings, applied here; nothing of the VM changes. */
+static void put_logger(const struct http_request *r, struct api_route *out)
+{
+	struct cfg_logger *l = calloc(1, sizeof(*l));
+	struct vmm_err e = {0};
+	cJSON *o = l ? body_object(r, out) : NULL;
+
+	if (!l)
+		fault(out, 500, "out of memory");
+	if (o && (cfg_json_logger(o, "logger", l, &e) || api_logger_apply(l, "logger.log_path", &e)))
+		fault(out, 400, "%s", e.msg);
+	else if (o)
+		out->status = 204;
+	cJSON_Delete(o);
+	free(l);
+}
+
+static void put_metrics(const struct http_request *r, struct api_route *out)
+{
+	struct cfg_metrics *m = calloc(1, sizeof(*m));
+	struct vmm_err e = {0};
+	cJSON *o = m ? body_object(r, out) : NULL;
+
+	if (!m)
+		fault(out, 500, "out of memory");
+	if (o && (cfg_json_metrics(o, "metrics", m, &e) || api_metrics_apply(m, "metrics.metrics_path", &e)))
+		fault(out, 400, "%s", e.msg);
+	else if (o)
+		out->status = 204;
+	cJSON_Delete(o);
+	free(m);
+}
+
 static void get_host(struct api_route *out)
 {
 	struct host_mem_caps *mc = malloc(sizeof(*mc));
@@ -478,8 +551,8 @@ static bool take_id(const char *path, const char *prefix, char *id, struct api_r
 
 /* Firecracker routes hugevmm does not implement: a clear "not here", not a generic 400. */
 static const char *const firecracker_only[] = {
-	"/balloon",  "/cpu-config", "/entropy", "/logger",  "/metrics", "/mmds",
-	"/snapshot", "/vsock",      "/pmem",    "/hotplug", "/serial",
+	"/balloon", "/cpu-config", "/entropy", "/mmds",    "/snapshot",
+	"/vsock",   "/pmem",       "/hotplug", "/serial",
 };
 
 void api_route(const struct http_request *r, struct api_route *out)
@@ -497,31 +570,48 @@ void api_route(const struct http_request *r, struct api_route *out)
 	if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
 		path[strlen(path) - 1] = '\0';
 
-	if (!strcmp(path, "/") && m == HTTP_GET)
+	if (!strcmp(path, "/") && m == HTTP_GET) {
+		out->metric = API_M_GET_INSTANCE_INFO;
 		command(out, VMM_OP_INFO, render_info);
-	else if (!strcmp(path, "/version") && m == HTTP_GET)
+	} else if (!strcmp(path, "/version") && m == HTTP_GET) {
+		out->metric = API_M_GET_VMM_VERSION;
 		get_version(out);
-	else if (!strcmp(path, "/vm/config") && m == HTTP_GET)
+	} else if (!strcmp(path, "/vm/config") && m == HTTP_GET) {
+		out->metric = API_M_GET_VM_CONFIG;
 		command(out, VMM_OP_GET_CONFIG, render_config);
-	else if (!strcmp(path, "/machine-config") && m == HTTP_GET)
+	} else if (!strcmp(path, "/machine-config") && m == HTTP_GET) {
+		out->metric = API_M_GET_MACHINE_CFG;
 		command(out, VMM_OP_GET_CONFIG, render_machine);
-	else if (!strcmp(path, "/machine-config") && (m == HTTP_PUT || m == HTTP_PATCH))
+	} else if (!strcmp(path, "/machine-config") && (m == HTTP_PUT || m == HTTP_PATCH)) {
+		out->metric = m == HTTP_PUT ? API_M_PUT_MACHINE_CFG : API_M_PATCH_MACHINE_CFG;
 		put_machine(r, out, m == HTTP_PATCH);
-	else if (!strcmp(path, "/boot-source") && m == HTTP_PUT)
+	} else if (!strcmp(path, "/boot-source") && m == HTTP_PUT) {
+		out->metric = API_M_PUT_BOOT_SOURCE;
 		put_boot(r, out);
-	else if (m == HTTP_PUT && has_prefix(path, "/drives/")) {
+	} else if (!strcmp(path, "/logger") && m == HTTP_PUT) {
+		out->metric = API_M_PUT_LOGGER;
+		put_logger(r, out);
+	} else if (!strcmp(path, "/metrics") && m == HTTP_PUT) {
+		out->metric = API_M_PUT_METRICS;
+		put_metrics(r, out);
+	} else if (m == HTTP_PUT && has_prefix(path, "/drives/")) {
+		out->metric = API_M_PUT_DRIVE;
 		if (take_id(path, "/drives/", id, out))
 			put_drive(r, id, out);
 	} else if (m == HTTP_PUT && has_prefix(path, "/network-interfaces/")) {
+		out->metric = API_M_PUT_NETWORK;
 		if (take_id(path, "/network-interfaces/", id, out))
 			put_net(r, id, out);
 	} else if (m == HTTP_PUT && has_prefix(path, "/memory/regions/")) {
 		if (take_id(path, "/memory/regions/", id, out))
 			put_region(r, id, out);
-	} else if (!strcmp(path, "/actions") && m == HTTP_PUT)
+	} else if (!strcmp(path, "/actions") && m == HTTP_PUT) {
+		out->metric = API_M_PUT_ACTIONS;
 		put_action(r, out);
-	else if (!strcmp(path, "/vm") && m == HTTP_PATCH)
+	} else if (!strcmp(path, "/vm") && m == HTTP_PATCH) {
+		out->metric = API_M_PATCH_VM;
 		patch_vm(r, out);
+	}
 	else if (!strcmp(path, "/memory") && m == HTTP_GET)
 		command(out, VMM_OP_MEMORY, render_memory);
 	else if (!strcmp(path, "/host") && m == HTTP_GET)

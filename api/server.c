@@ -35,6 +35,7 @@ struct pending {
 	unsigned slot;
 	uint32_t gen;
 	api_render_fn render;
+	enum api_metric metric;
 	struct vmm_cmd *cmd;
 	struct pending *next;
 };
@@ -101,6 +102,16 @@ static void count_status(struct api_server *s, int status)
 		s->stats.responses_5xx++;
 }
 
+/* Firecracker's request metrics: a count per route, and its failures. */
+static void count_route(struct api_server *s, enum api_metric m, int status)
+{
+	if (m == API_M_NONE)
+		return;
+	__atomic_add_fetch(&s->stats.route_count[m], 1, __ATOMIC_RELAXED);
+	if (status >= 400)
+		__atomic_add_fetch(&s->stats.route_fails[m], 1, __ATOMIC_RELAXED);
+}
+
 static void respond(struct conn *c, int status, char *body)
 {
 	http_conn_respond(&c->http, status, body);
@@ -130,6 +141,7 @@ static void dispatch(struct conn *c)
 
 	api_route(&c->http.req, &r);
 	if (!r.cmd) {
+		count_route(s, r.metric, r.status);
 		respond(c, r.status, r.body);
 		return;
 	}
@@ -140,7 +152,12 @@ static void dispatch(struct conn *c)
 		return;
 	}
 	*p = (struct pending){
-		.s = s, .slot = c->slot, .gen = c->gen, .render = r.render, .cmd = r.cmd};
+		.s = s,
+		.slot = c->slot,
+		.gen = c->gen,
+		.render = r.render,
+		.metric = r.metric,
+		.cmd = r.cmd};
 	r.cmd->done = done_cb;
 	r.cmd->done_arg = p;
 	if (vmm_submit(s->vmm, r.cmd)) {
@@ -328,6 +345,7 @@ static void on_done(void *arg, int res)
 		list = p->next;
 		if (c && c->gen == p->gen && c->busy) {
 			api_render(p->cmd, p->render, &s->stats, &status, &body);
+			count_route(s, p->metric, status);
 			c->busy = false;
 			c->last = now_ns(); /* a long command is activity, not idleness */
 			respond(c, status, body);
@@ -491,6 +509,11 @@ int api_server_start(struct api_server **out, const char *path, struct vmm *vmm,
 fail:
 	api_server_stop(s);
 	return r;
+}
+
+const struct api_stats *api_server_stats(const struct api_server *s)
+{
+	return s ? &s->stats : NULL;
 }
 
 void api_server_stop(struct api_server *s)

@@ -8,6 +8,7 @@
 #define HUGEVMM_API_SERVER_H
 
 #include "common/err.h"
+struct api_stats;
 #include "common/util.h"
 #include "vmm/vmm.h"
 
@@ -26,5 +27,8 @@ int api_server_start(struct api_server **out, const char *path, struct vmm *vmm,
 
 /* Stop serving, close every connection, remove the socket file. NULL is fine. */
 void api_server_stop(struct api_server *s);
+
+/* The server's counters (the API thread writes them; read them relaxed). NULL for NULL. */
+const struct api_stats *api_server_stats(const struct api_server *s);
 
 #endif

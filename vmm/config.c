@@ -72,6 +72,12 @@ static int ram_from_machine_config(struct vm_config *c, struct vmm_err *e)
 		r->page_size = SZ_2M;
 		break;
 	case CFG_HUGE_TRANSPARENT:
+		/* Firecracker refuses what hugevmm's own thp regions would round up. */
+		if (mib % 2)
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "machine-config.mem_size_mib: %u is not a multiple of the 2M "
+				       "page size that huge_pages \"Transparent\" uses; use %u or %u",
+				       mib, mib - 1, mib + 1);
 		mem_cfg_init(r, MEM_BACKING_THP, "ram0", "machine-config");
 		break;
 	case CFG_HUGE_UNSET:

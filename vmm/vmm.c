@@ -35,6 +35,12 @@ struct vmm {
 	int quit_status;
 
 	uint64_t commands, command_errors, measurements;
+
+	/* vmm_every: one periodic callback (the metrics flush). */
+	struct ev_handle *w_every;
+	uint64_t every_ms;
+	void (*every_fn)(void *arg, int res);
+	void *every_arg;
 };
 
 static const char *const state_names[] = {
@@ -435,6 +441,13 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 		c->metrics.command_errors = m->command_errors;
 		c->metrics.measurements = m->measurements;
 		c->metrics.drift_events = m->vm ? mem_drift_events(vm_memory(m->vm)) : 0;
+		for (unsigned i = 0; m->vm && i < vm_memory(m->vm)->nregions; i++) {
+			const struct mem_region *r = &vm_memory(m->vm)->regions[i];
+
+			c->metrics.ram_bytes += r->size;
+			if (r->host.known)
+				c->metrics.huge_bytes += r->host.bytes_2m + r->host.bytes_1g;
+		}
 		break;
 	}
 	if (c->err.kind != ERR_NONE)
@@ -526,6 +539,25 @@ int vmm_call(struct vmm *m, struct vmm_cmd *c)
 	return 0;
 }
 
+static void on_every(void *arg, int res)
+{
+	struct vmm *m = arg;
+
+	/* Re-armed first: the callback may take a while, the period stays the period. */
+	m->w_every = evloop_after(m->loop, m->every_ms, on_every, m);
+	m->every_fn(m->every_arg, res);
+}
+
+int vmm_every(struct vmm *m, uint64_t ms, void (*fn)(void *arg, int res), void *arg)
+{
+	evloop_unwatch(m->loop, m->w_every);
+	m->every_ms = ms;
+	m->every_fn = fn;
+	m->every_arg = arg;
+	m->w_every = evloop_after(m->loop, ms, on_every, m);
+	return m->w_every ? 0 : -ENOMEM;
+}
+
 void vmm_quit(struct vmm *m, int status)
 {
 	m->quit_status = status;
@@ -584,6 +616,7 @@ void vmm_destroy(struct vmm *m)
 	if (m->loop) {
 		evloop_unwatch(m->loop, m->w_queue);
 		evloop_unwatch(m->loop, m->w_signal);
+		evloop_unwatch(m->loop, m->w_every);
 		evloop_destroy(m->loop);
 	}
 	if (m->sfd >= 0)

@@ -58,6 +58,8 @@ struct vmm_metrics {
 	struct vm_metrics vm; /* zero before boot */
 	uint64_t commands, command_errors;
 	uint64_t measurements, drift_events;
+	/* From the latest measurement (no new one is taken): RAM, and what of it is huge. */
+	uint64_t ram_bytes, huge_bytes;
 };
 
 struct vmm_cmd {
@@ -131,6 +133,12 @@ int vmm_submit(struct vmm *m, struct vmm_cmd *c) must_check;
 
 /* From any other thread: queue @c and wait for it. */
 int vmm_call(struct vmm *m, struct vmm_cmd *c) must_check;
+
+/*
+ * Run @fn(@arg, 0) on the loop's thread every @ms milliseconds while the loop
+ * runs. Call before vmm_run, or from the loop's thread. 0 or -errno.
+ */
+int vmm_every(struct vmm *m, uint64_t ms, void (*fn)(void *arg, int res), void *arg) must_check;
 
 /* End vmm_run from any thread (the VM, if any, is stopped) with @status. */
 void vmm_quit(struct vmm *m, int status);

@@ -400,6 +400,6 @@ def test_command_line_over_the_limit(tmp_path):
 
 def test_boot_source_required(tmp_path):
     p = tmp_path / "vm.json"
-    p.write_text(json.dumps({"machine-config": {"vcpu_count": 1}}))
+    p.write_text(json.dumps({"machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}))
     r = run(["--config-file", str(p)])
     assert r.returncode == 2 and "boot-source: missing" in r.stderr
