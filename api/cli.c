@@ -505,6 +505,7 @@ static int cmd_run(int argc, char **argv)
 	struct vm_config *cfg = NULL;
 	struct vmm *m = NULL;
 	struct cli_opts o;
+	char default_id[32];
 	int rc, status;
 
 	rc = parse_opts(argc, argv,
@@ -520,11 +521,14 @@ static int cmd_run(int argc, char **argv)
 	if (!o.config && !o.api_sock)
 		return usage_error(usage_main, "%s%s",
 				   "--config-file FILE or --api-sock PATH is required", "");
-	vo.id = o.id;
-	if (o.id) {
-		log_set_instance_id(o.id);
-		api_metrics_set_id(o.id);
+	/* One instance id for GET /, log lines and metrics (Firecracker's --id). */
+	if (!o.id) {
+		snprintf(default_id, sizeof(default_id), "hugevmm-%d", (int)getpid());
+		o.id = default_id;
 	}
+	vo.id = o.id;
+	log_set_instance_id(o.id);
+	api_metrics_set_id(o.id);
 	rc = telemetry_from_flags(&o, &e);
 	if (rc)
 		return fail(&e);
