@@ -2,11 +2,14 @@
 #include "hugevmm.h"
 
 #include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/config_json.h"
 #include "api/report_json.h"
@@ -17,8 +20,22 @@ struct hugevmm {
 	pthread_t loop;
 	bool running, waited;
 	int status;
+	/*
+	 * The console's output fd, ours (a duplicate of the embedder's, or the write
+	 * end of the callback's pipe); -1: the default. The VMM reads it at start.
+	 */
+	int console_fd;
+	hugevmm_console_cb cb;
+	void *cb_arg;
+	int cb_rfd;
+	pthread_t cb_thread;
 	char err[512];
 };
+
+const char *hugevmm_version(void)
+{
+	return HUGEVMM_VERSION;
+}
 
 static int fail(struct hugevmm *h, const struct vmm_err *e)
 {
@@ -40,6 +57,9 @@ struct hugevmm *hugevmm_create(const char *json, size_t len, char **err)
 		*err = strdup("out of memory");
 		return NULL;
 	}
+	h->console_fd = -1;
+	h->cb_rfd = -1;
+	o.console_fd = &h->console_fd;
 	if (cfg_json_parse(json, len, cfg, &e) || vmm_create(&h->m, &o, &e)) {
 		*err = strdup(e.msg);
 		free(cfg);
@@ -85,6 +105,93 @@ static int call(struct hugevmm *h, enum vmm_op op, struct vmm_cmd **keep)
 	else
 		vmm_cmd_free(c);
 	return r;
+}
+
+/* Back to the default console: our fd closed, the callback's reader (EOF now) joined. */
+static void console_release(struct hugevmm *h)
+{
+	if (h->console_fd >= 0)
+		close(h->console_fd);
+	h->console_fd = -1;
+	if (h->cb_rfd >= 0) {
+		pthread_join(h->cb_thread, NULL);
+		close(h->cb_rfd);
+		h->cb_rfd = -1;
+	}
+}
+
+static int console_settable(struct hugevmm *h)
+{
+	if (h->running || h->waited) {
+		snprintf(h->err, sizeof(h->err), "console: the VM has already been started");
+		return 2;
+	}
+	return 0;
+}
+
+int hugevmm_set_console_fd(struct hugevmm *h, int fd)
+{
+	int r = console_settable(h), own;
+
+	if (r)
+		return r;
+	if (fd < 0) {
+		console_release(h);
+		return 0;
+	}
+	/* Above 2: never mistaken for stdio, and the caller may close theirs. */
+	own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (own < 0) {
+		snprintf(h->err, sizeof(h->err), "console: fd %d: %s", fd, strerror(errno));
+		return errno == EBADF ? 2 : 1;
+	}
+	console_release(h);
+	h->console_fd = own;
+	return 0;
+}
+
+static void *console_main(void *arg)
+{
+	struct hugevmm *h = arg;
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = read(h->cb_rfd, buf, sizeof(buf))) != 0) {
+		if (n > 0)
+			h->cb(h->cb_arg, buf, (size_t)n);
+		else if (errno != EINTR)
+			break;
+	}
+	return NULL;
+}
+
+int hugevmm_set_console_callback(struct hugevmm *h, hugevmm_console_cb cb, void *arg)
+{
+	int r = console_settable(h), p[2];
+
+	if (r)
+		return r;
+	console_release(h);
+	if (!cb)
+		return 0;
+	if (pipe2(p, O_CLOEXEC)) {
+		snprintf(h->err, sizeof(h->err), "console: pipe: %s", strerror(errno));
+		return 1;
+	}
+	h->cb = cb;
+	h->cb_arg = arg;
+	h->cb_rfd = p[0];
+	r = pthread_create(&h->cb_thread, NULL, console_main, h);
+	if (r) {
+		close(p[0]);
+		close(p[1]);
+		h->cb_rfd = -1;
+		snprintf(h->err, sizeof(h->err), "console: cannot start its thread: %s",
+			 strerror(r));
+		return 1;
+	}
+	h->console_fd = p[1];
+	return 0;
 }
 
 int hugevmm_start(struct hugevmm *h)
@@ -133,6 +240,8 @@ int hugevmm_wait(struct hugevmm *h)
 		pthread_join(h->loop, NULL);
 		h->running = false;
 		h->waited = true;
+		/* Console flushed, vCPUs gone: the callback has its last call now. */
+		console_release(h);
 	}
 	return h->status;
 }
@@ -166,5 +275,6 @@ void hugevmm_destroy(struct hugevmm *h)
 		hugevmm_wait(h);
 	}
 	vmm_destroy(h->m);
+	console_release(h);
 	free(h);
 }

@@ -129,10 +129,14 @@ static int devices_init(struct vm *vm, struct vmm_err *e)
  * Where the console goes. Opened last in vm_create, when nothing else can
  * fail: a failed launch must not leave an emptied or a new log file behind.
  */
-static int serial_output_open(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
+static int serial_output_open(struct vm *vm, const struct vm_config *c, int console_fd,
+			      struct vmm_err *e)
 {
 	vm->serial_fd = STDOUT_FILENO;
-	if (c->serial_out[0]) {
+	if (console_fd >= 0) {
+		/* An embedder's (vm_opts.console_fd): not ours to close. */
+		vm->serial_fd = console_fd;
+	} else if (c->serial_out[0]) {
 		vm->serial_fd = open(c->serial_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (vm->serial_fd < 0)
 			return err_set(e, ERR_CONFIG, -errno,
@@ -288,7 +292,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 		r = err_set(e, ERR_RUNTIME, -errno, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	r = serial_output_open(vm, c, e);
+	r = serial_output_open(vm, c, opts && opts->console_fd ? *opts->console_fd : -1, e);
 	if (r)
 		goto fail;
 	*out = vm;

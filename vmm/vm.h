@@ -28,6 +28,7 @@ enum vm_stop_reason {
 struct vm_opts {
 	const struct hv_ops *hv; /* NULL: KVM */
 	bool console_input;      /* read stdin into the serial port when it is a terminal */
+	const int *console_fd;   /* set and >= 0: console output goes there (see vmm_opts) */
 };
 
 /*

@@ -288,7 +288,8 @@ static void change_region(struct vm_config *t, struct vmm_cmd *c)
 
 static void do_start(struct vmm *m, struct vmm_cmd *c)
 {
-	struct vm_opts vo = {.console_input = m->opts.console_input};
+	struct vm_opts vo = {.console_input = m->opts.console_input,
+			     .console_fd = m->opts.console_fd};
 	struct vm_config *v;
 
 	if (m->state != VMM_NOT_STARTED) {

@@ -98,6 +98,9 @@ struct vmm_opts {
 	bool console_input; /* stdin to the guest's console when it is a terminal */
 	bool signals;       /* SIGINT/SIGTERM stop the VM (a CLI; not for embedders) */
 	const char *id;     /* instance id; NULL: "hugevmm-<pid>" */
+	/* Read when the VM starts: an fd >= 0 there takes the console's output instead of
+	 * serial_out_path or stdout, and is never closed by hugevmm. NULL: not set. */
+	const int *console_fd;
 };
 
 struct vmm;
