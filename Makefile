@@ -149,10 +149,9 @@ test-unit test-int test-l1: deps-test all tests-bin
 	$(Q)scripts/run-tests.sh $(BUILD) $(@:test-%=%)
 
 # The README's first command: boot the bundled default VM (the test guest on THP
-# memory) and print its console and the memory coverage report. Without a usable
-# /dev/kvm scripts/run.sh runs the same command inside L1 (tests/l1/vm.py) and says so.
+# memory) and print its console and the memory coverage report.
 run: all
-	$(Q)scripts/run.sh $(BUILD)
+	$(Q)$(BUILD)/hugevmm --config-file configs/default.json --report human
 
 # Native baselines: the same memory kinds and, for randread, the test guest's own loop.
 BENCH_BINS := $(BUILD)/bench/memset $(BUILD)/bench/randread
