@@ -37,7 +37,7 @@ LIBS = $(PKG_LIBS) -lpthread -lm
 
 Q := $(if $(filter 1,$(V)),,@)
 
-LIB_SRCS := $(wildcard common/*.c memory/*.c vmm/*.c devices/*.c api/*.c)
+LIB_SRCS := $(wildcard common/*.c memory/*.c vmm/*.c devices/*.c devices/virtio/*.c api/*.c)
 LIB_SRCS := $(filter-out api/cli.c,$(LIB_SRCS))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 # The library's objects export only what include/hugevmm.h marks HUGEVMM_API. The binary,
@@ -50,8 +50,8 @@ LIB_SO_LINKS := $(BUILD)/libhugevmm.so.$(VERSION_MAJOR) $(BUILD)/libhugevmm.so
 LIB_FLAGS_STAMP := $(BUILD)/.lib-cflags
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-FUZZ_BIN := $(BUILD)/tests/fuzz_config
-FUZZ_HTTP_BIN := $(BUILD)/tests/fuzz_http
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/%)
 DEPS_STAMP := build/.deps-build
 
 .SECONDARY:
@@ -129,12 +129,10 @@ $(EMBED_BIN): tests/embed/embed_test.c include/hugevmm.h $(BUILD)/libhugevmm.a
 	$(Q)$(CC) -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -Iinclude -o $@ $< \
 		$(ALL_LDFLAGS) $(BUILD)/libhugevmm.a $(LIBS)
 
-$(FUZZ_BIN): $(BUILD)/tests/fuzz/fuzz_config.o $(LIB_INTERNAL)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
-$(FUZZ_HTTP_BIN): $(BUILD)/tests/fuzz/fuzz_http.o $(LIB_INTERNAL)
+$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(LIB_INTERNAL)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-tests-bin: $(UNIT_BINS) $(FUZZ_BIN) $(FUZZ_HTTP_BIN) $(EMBED_BIN)
+tests-bin: $(UNIT_BINS) $(FUZZ_BINS) $(EMBED_BIN)
 	@:
 
 # The full suite: unit + integration + L1 (real TDP KVM in emulated L1 guests), then all
@@ -200,4 +198,4 @@ format:
 clean:
 	$(Q)rm -rf build build-san
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/api/cli.d $(GUEST_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d) $(BUILD)/tests/fuzz/fuzz_config.d $(BUILD)/tests/fuzz/fuzz_http.d
+-include $(LIB_OBJS:.o=.d) $(BUILD)/api/cli.d $(GUEST_OBJS:.o=.d) $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%.d) $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%.d)

@@ -297,6 +297,18 @@ static const struct mem_slot *slot_of(const struct guest_mem *gm, uint64_t gpa)
 	return NULL;
 }
 
+uint64_t mem_gpa_piece(const struct guest_mem *gm, uint64_t gpa, uint64_t len, uint8_t **hva)
+{
+	const struct mem_slot *s = slot_of(gm, gpa);
+	uint64_t left;
+
+	if (!s)
+		return 0;
+	left = s->size - (gpa - s->gpa);
+	*hva = s->hva + (gpa - s->gpa);
+	return len < left ? len : left;
+}
+
 bool mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
 	if (gpa + len < gpa)

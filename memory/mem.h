@@ -119,6 +119,12 @@ double mem_host_coverage(const struct guest_mem *gm);
 /* Host address of [gpa, gpa+len) when it lies inside one slot, else NULL. */
 void *mem_gpa_to_hva(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
+/*
+ * The start of [gpa, gpa+len) that lies in one slot: its host address in
+ * *@hva and its length (at most @len), or 0 when @gpa is not guest RAM.
+ */
+uint64_t mem_gpa_piece(const struct guest_mem *gm, uint64_t gpa, uint64_t len, uint8_t **hva);
+
 /* True when every byte of [gpa, gpa+len) is guest RAM (it may span slots). */
 bool mem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 

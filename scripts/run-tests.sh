@@ -32,8 +32,10 @@ if [ "$only" = all ] || [ "$only" = unit ]; then
 	for t in "$build"/tests/test_*; do
 		suite "unit/$(basename "$t")$flavour" "$logs/$(basename "$t").log" "$t"
 	done
-	suite "fuzz/config$flavour" "$logs/fuzz_config.log" "$build/tests/fuzz_config" 100000
-	suite "fuzz/http$flavour" "$logs/fuzz_http.log" "$build/tests/fuzz_http" 100000
+	for f in "$build"/tests/fuzz_*; do
+		n=$(basename "$f")
+		suite "fuzz/${n#fuzz_}$flavour" "$logs/$n.log" "$f" 100000
+	done
 fi
 # A pytest tier: one line with its summary, its skips with their reasons; all of it on failure.
 pytest_tier() { # name dir

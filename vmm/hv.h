@@ -135,11 +135,12 @@ struct hv_ops {
 	/* In-kernel interrupt controllers and timer (x86: PIC, IOAPIC, LAPICs, PIT). */
 	int (*create_irqchip)(struct hv_vm *vm, struct vmm_err *e);
 	int (*irq_line)(struct hv_vm *vm, unsigned gsi, int level);
-	/* Signal-free notification: writes to @fd raise @gsi; writes by the guest to
-	 * [addr, addr+len) (PIO when @pio) signal @fd without an exit to userspace. */
+	/* Signal-free notification: writes to @fd raise @gsi (an edge); writes by the guest to
+	 * [addr, addr+len) (PIO when @pio), of the value *@match when @match is not NULL,
+	 * signal @fd without an exit to userspace. */
 	int (*irqfd)(struct hv_vm *vm, int fd, unsigned gsi, bool assign);
 	int (*ioeventfd)(struct hv_vm *vm, int fd, uint64_t addr, unsigned len, bool pio,
-			 bool assign);
+			 const uint64_t *match, bool assign);
 	/* Secondary-MMU page counts from the VM's stats. */
 	void (*mmu_stats)(struct hv_vm *vm, struct hv_mmu_stats *out);
 	/* CPUID leaves the hypervisor can expose. */

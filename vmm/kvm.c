@@ -200,13 +200,15 @@ static int kvm_irqfd(struct hv_vm *vm, int fd, unsigned gsi, bool assign)
 }
 
 static int kvm_ioeventfd(struct hv_vm *vm, int fd, uint64_t addr, unsigned len, bool pio,
-			 bool assign)
+			 const uint64_t *match, bool assign)
 {
 	struct kvm_ioeventfd r = {
+		.datamatch = match ? *match : 0,
 		.addr = addr,
 		.len = len,
 		.fd = fd,
 		.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+			 (match ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
 			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
 

@@ -30,14 +30,14 @@ static unsigned long long next(void)
 }
 
 /* Flip one random bit of byte @at. */
-static void fuzz_flip(char *d, size_t n, size_t at)
+static __attribute__((unused)) void fuzz_flip(char *d, size_t n, size_t at)
 {
 	if (n)
 		d[at] ^= (char)(1u << (next() % 8));
 }
 
 /* Delete @len bytes at @at (fewer at the end); the new length. */
-static size_t fuzz_delete(char *d, size_t n, size_t at, size_t len)
+static __attribute__((unused)) size_t fuzz_delete(char *d, size_t n, size_t at, size_t len)
 {
 	if (at + len > n)
 		len = n - at;
@@ -46,7 +46,7 @@ static size_t fuzz_delete(char *d, size_t n, size_t at, size_t len)
 }
 
 /* Insert @t at @at unless the result would not fit in @cap; the new length. */
-static size_t fuzz_insert(char *d, size_t n, size_t cap, size_t at, const char *t)
+static __attribute__((unused)) size_t fuzz_insert(char *d, size_t n, size_t cap, size_t at, const char *t)
 {
 	size_t len = strlen(t);
 
