@@ -35,6 +35,7 @@ static const struct jv_field fc_rate_limiter[] = {
 	{0},
 };
 static const char *const fc_huge[] = {"None", "Transparent", "2M", NULL};
+static const char *const fc_virtio_cmdline[] = {"auto", "never", NULL};
 static const char *const fc_cpu_template[] = {"C3", "T2", "T2S", "T2CL", "T2A", "V1N1", "None",
 					      NULL};
 static const struct jv_field fc_boot[] = {
@@ -51,6 +52,7 @@ static const struct jv_field fc_machine[] = {
 	{.name = "track_dirty_pages", .kind = JV_BOOL, .no_null = true},
 	{.name = "huge_pages", .kind = JV_STR, .enums = fc_huge, .no_null = true},
 	{.name = "cpu_template", .kind = JV_STR, .enums = fc_cpu_template},
+	{.name = "virtio_cmdline", .kind = JV_STR, .enums = fc_virtio_cmdline}, /* hugevmm's */
 	{0},
 };
 static const char *const fc_cache[] = {"Unsafe", "Writeback", NULL};
@@ -198,7 +200,6 @@ static const struct fc_missing fc_missing[] = {
 	{"network-interfaces", "accepted but not attached to the guest yet: issue 12 (virtio-net)"},
 	{"balloon", "not implemented yet: issue 13 (virtio-balloon)"},
 	{"vsock", "not implemented yet: issue 14 (virtio-vsock)"},
-	{"entropy", "not implemented yet: issue 9 (virtio-mmio and the entropy device)"},
 	{"mmds-config", "not on the roadmap (no MMDS)"},
 	{"pmem", "not on the roadmap; a memory region with backing \"file\" maps a file as RAM"},
 	{"memory-hotplug", "not on the roadmap (no virtio-mem)"},
@@ -304,6 +305,12 @@ int cfg_json_machine(const cJSON *o, const char *p, struct vmm_machine *m, struc
 		return r;
 	m->has_mem = r;
 	m->mem_mib = (unsigned)v;
+	r = jv_get_str(o, p, "virtio_cmdline", hp, sizeof(hp), e);
+	if (r < 0)
+		return r;
+	m->has_virtio_cmdline = r;
+	m->virtio_cmdline = r && !strcmp(hp, "never") ? CFG_VIRTIO_CMDLINE_NEVER
+						       : CFG_VIRTIO_CMDLINE_AUTO;
 	r = jv_get_str(o, p, "huge_pages", hp, sizeof(hp), e);
 	if (r < 0)
 		return r;
@@ -338,6 +345,8 @@ static int parse_machine(const cJSON *o, struct vm_config *c, struct vmm_machine
 		c->mem_size_mib = m->mem_mib;
 	if (m->has_huge)
 		c->huge_pages = m->huge;
+	if (m->has_virtio_cmdline)
+		c->virtio_cmdline = m->virtio_cmdline;
 	return 0;
 }
 
@@ -558,6 +567,66 @@ static int parse_serial(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 	return r < 0 ? r : 0;
 }
 
+/* Firecracker's RateLimiter into @rl (already checked against fc_rate_limiter). */
+static void rate_limiter(const cJSON *o, struct rl_cfg *rl)
+{
+	static const char *const names[] = {"bandwidth", "ops"};
+
+	memset(rl, 0, sizeof(*rl));
+	if (!cJSON_IsObject(o))
+		return;
+	rl->set = true;
+	for (unsigned i = 0; i < 2; i++) {
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, names[i]);
+		struct rl_bucket_cfg *bc = i ? &rl->ops : &rl->bandwidth;
+		const cJSON *v;
+
+		if (!cJSON_IsObject(b))
+			continue;
+		*(i ? &rl->has_ops : &rl->has_bandwidth) = true;
+		if ((v = cJSON_GetObjectItemCaseSensitive(b, "size")) && cJSON_IsNumber(v))
+			bc->size = (uint64_t)v->valuedouble;
+		if ((v = cJSON_GetObjectItemCaseSensitive(b, "one_time_burst")) && cJSON_IsNumber(v))
+			bc->one_time_burst = (uint64_t)v->valuedouble;
+		if ((v = cJSON_GetObjectItemCaseSensitive(b, "refill_time")) && cJSON_IsNumber(v))
+			bc->refill_time_ms = (uint64_t)v->valuedouble;
+	}
+}
+
+int cfg_json_entropy(const cJSON *o, const char *p, struct cfg_entropy *en, struct vmm_err *e)
+{
+	int r = jv_validate(o, p, fc_entropy, e);
+
+	if (r)
+		return r;
+	memset(en, 0, sizeof(*en));
+	en->set = true;
+	rate_limiter(cJSON_GetObjectItemCaseSensitive(o, "rate_limiter"), &en->rate_limiter);
+	return 0;
+}
+
+cJSON *cfg_json_render_rate_limiter(const struct rl_cfg *rl)
+{
+	cJSON *o;
+
+	if (!rl->set)
+		return NULL;
+	o = cJSON_CreateObject();
+	for (unsigned i = 0; i < 2; i++) {
+		const struct rl_bucket_cfg *bc = i ? &rl->ops : &rl->bandwidth;
+		cJSON *b;
+
+		if (!(i ? rl->has_ops : rl->has_bandwidth))
+			continue;
+		b = cJSON_AddObjectToObject(o, i ? "ops" : "bandwidth");
+		cJSON_AddNumberToObject(b, "size", (double)bc->size);
+		if (bc->one_time_burst)
+			cJSON_AddNumberToObject(b, "one_time_burst", (double)bc->one_time_burst);
+		cJSON_AddNumberToObject(b, "refill_time", (double)bc->refill_time_ms);
+	}
+	return o;
+}
+
 int cfg_json_logger(const cJSON *o, const char *p, struct cfg_logger *l, struct vmm_err *e)
 {
 	char lv[16];
@@ -676,6 +745,8 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 		goto out;
 	if ((o = section(root, "metrics")) && (rc = cfg_json_metrics(o, "metrics", &c->metrics, e)))
 		goto out;
+	if ((o = section(root, "entropy")) && (rc = cfg_json_entropy(o, "entropy", &c->entropy, e)))
+		goto out;
 	if ((o = section(root, "drives")) &&
 	    (rc = parse_list(o, "drives", CFG_MAX_DRIVES, &c->ndrives, drive_fn, c->drives,
 			     sizeof(c->drives[0]), e)))
@@ -778,6 +849,8 @@ cJSON *cfg_json_render_machine(const struct vm_config *c)
 	cJSON_AddBoolToObject(m, "track_dirty_pages", false);
 	if (hp)
 		cJSON_AddStringToObject(m, "huge_pages", hp);
+	if (c->virtio_cmdline == CFG_VIRTIO_CMDLINE_NEVER)
+		cJSON_AddStringToObject(m, "virtio_cmdline", "never");
 	return m;
 }
 
@@ -846,6 +919,13 @@ cJSON *cfg_json_render(const struct vm_config *c)
 	if (c->serial_out[0])
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "serial"), "serial_out_path",
 					c->serial_out);
+	if (c->entropy.set) {
+		cJSON *en = cJSON_AddObjectToObject(o, "entropy");
+		cJSON *rl = cfg_json_render_rate_limiter(&c->entropy.rate_limiter);
+
+		if (rl)
+			cJSON_AddItemToObject(en, "rate_limiter", rl);
+	}
 	if (c->nregions) {
 		a = cJSON_AddArrayToObject(cJSON_AddObjectToObject(o, "memory"), "regions");
 		for (unsigned i = 0; i < c->nregions; i++)

@@ -36,11 +36,16 @@ int cfg_json_logger(const struct cJSON *o, const char *path, struct cfg_logger *
 		    struct vmm_err *e) must_check;
 int cfg_json_metrics(const struct cJSON *o, const char *path, struct cfg_metrics *m,
 		     struct vmm_err *e) must_check;
+int cfg_json_entropy(const struct cJSON *o, const char *path, struct cfg_entropy *en,
+		     struct vmm_err *e) must_check;
 int cfg_json_region(const struct cJSON *o, const char *path, unsigned index,
 		    struct mem_region_cfg *r, struct vmm_err *e) must_check;
 
 /* The configuration as JSON, in the config file's shape (GET /vm/config). */
 struct cJSON *cfg_json_render(const struct vm_config *c);
+
+/* Firecracker's RateLimiter object for @rl (NULL when none is set). */
+struct cJSON *cfg_json_render_rate_limiter(const struct rl_cfg *rl);
 
 /* machine-config alone (GET /machine-config). */
 struct cJSON *cfg_json_render_machine(const struct vm_config *c);

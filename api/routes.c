@@ -29,6 +29,7 @@ static const char *const metric_names[API_M_MAX] = {
 	[API_M_PUT_ACTIONS] = "put_api_requests.actions",
 	[API_M_PUT_BOOT_SOURCE] = "put_api_requests.boot_source",
 	[API_M_PUT_DRIVE] = "put_api_requests.drive",
+	[API_M_PUT_ENTROPY] = "put_api_requests.entropy",
 	[API_M_PUT_LOGGER] = "put_api_requests.logger",
 	[API_M_PUT_MACHINE_CFG] = "put_api_requests.machine_cfg",
 	[API_M_PUT_METRICS] = "put_api_requests.metrics",
@@ -343,6 +344,21 @@ static void put_net(const struct http_request *r, const char *id, struct api_rou
 	cJSON_Delete(o);
 }
 
+static void put_entropy(const struct http_request *r, struct api_route *out)
+{
+	struct cfg_entropy en;
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+
+	if (!o)
+		return;
+	if (cfg_json_entropy(o, "entropy", &en, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (command(out, VMM_OP_PUT_ENTROPY, render_empty))
+		out->cmd->in.entropy = en;
+	cJSON_Delete(o);
+}
+
 static void put_region(const struct http_request *r, const char *id, struct api_route *out)
 {
 	struct mem_region_cfg *g = calloc(1, sizeof(*g));
@@ -551,7 +567,7 @@ static bool take_id(const char *path, const char *prefix, char *id, struct api_r
 
 /* Firecracker routes hugevmm does not implement: a clear "not here", not a generic 400. */
 static const char *const firecracker_only[] = {
-	"/balloon", "/cpu-config", "/entropy", "/mmds",    "/snapshot",
+	"/balloon", "/cpu-config", "/mmds", "/snapshot",
 	"/vsock",   "/pmem",       "/hotplug", "/serial",
 };
 
@@ -594,6 +610,9 @@ void api_route(const struct http_request *r, struct api_route *out)
 	} else if (!strcmp(path, "/metrics") && m == HTTP_PUT) {
 		out->metric = API_M_PUT_METRICS;
 		put_metrics(r, out);
+	} else if (!strcmp(path, "/entropy") && m == HTTP_PUT) {
+		out->metric = API_M_PUT_ENTROPY;
+		put_entropy(r, out);
 	} else if (m == HTTP_PUT && has_prefix(path, "/drives/")) {
 		out->metric = API_M_PUT_DRIVE;
 		if (take_id(path, "/drives/", id, out))

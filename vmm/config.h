@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "common/err.h"
+#include "common/ratelimit.h"
 #include "memory/mem_cfg.h"
 #include "vmm/loader.h"
 
@@ -56,6 +57,18 @@ struct cfg_metrics {
 	char properties[1024]; /* a JSON object of strings, as text; "" for none */
 };
 
+/* Firecracker's entropy device (virtio-rng). */
+struct cfg_entropy {
+	bool set;
+	struct rl_cfg rate_limiter;
+};
+
+/* Whether the kernel command line gets virtio_mmio.device= entries (hugevmm's). */
+enum cfg_virtio_cmdline {
+	CFG_VIRTIO_CMDLINE_AUTO,  /* yes, unless the boot args already name virtio-mmio devices */
+	CFG_VIRTIO_CMDLINE_NEVER, /* only ACPI (the DSDT) describes them */
+};
+
 struct vm_config {
 	/* boot-source */
 	bool has_boot;
@@ -68,6 +81,7 @@ struct vm_config {
 	unsigned vcpus;
 	unsigned mem_size_mib; /* 0 = not given */
 	enum cfg_huge_pages huge_pages;
+	enum cfg_virtio_cmdline virtio_cmdline;
 
 	/* memory: when has_memory, regions[] define guest RAM */
 	bool has_memory;
@@ -78,6 +92,8 @@ struct vm_config {
 	unsigned ndrives;
 	struct cfg_net nets[CFG_MAX_NETS];
 	unsigned nnets;
+
+	struct cfg_entropy entropy;
 
 	/* serial: guest console output to this file instead of stdout */
 	char serial_out[PATH_MAX];

@@ -226,6 +226,13 @@ static void change_machine(struct vm_config *t, struct vmm_cmd *c)
 		t->mem_size_mib = in->mem_mib;
 	if (in->has_huge)
 		t->huge_pages = in->huge;
+	if (in->has_virtio_cmdline)
+		t->virtio_cmdline = in->virtio_cmdline;
+}
+
+static void change_entropy(struct vm_config *t, struct vmm_cmd *c)
+{
+	t->entropy = c->in.entropy;
 }
 
 static void change_boot(struct vm_config *t, struct vmm_cmd *c)
@@ -385,6 +392,10 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 	case VMM_OP_PUT_REGION:
 		if (!pre_boot(m, c, "memory.regions"))
 			apply(m, c, change_region);
+		break;
+	case VMM_OP_PUT_ENTROPY:
+		if (!pre_boot(m, c, "entropy"))
+			apply(m, c, change_entropy);
 		break;
 	case VMM_OP_START:
 		do_start(m, c);

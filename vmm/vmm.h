@@ -30,6 +30,7 @@ enum vmm_op {
 	VMM_OP_PUT_DRIVE,     /* in.drive: add, or replace the drive of that id */
 	VMM_OP_PUT_NET,       /* in.net: add, or replace the interface of that id */
 	VMM_OP_PUT_REGION,    /* in.region: add, or replace the region of that id */
+	VMM_OP_PUT_ENTROPY,   /* in.entropy: the entropy device */
 	VMM_OP_START,         /* build and boot the VM */
 	VMM_OP_CTRL_ALT_DEL,  /* press Ctrl-Alt-Del on the guest keyboard */
 	VMM_OP_PAUSE,
@@ -41,9 +42,10 @@ enum vmm_op {
 };
 
 struct vmm_machine {
-	bool has_vcpus, has_mem, has_huge;
+	bool has_vcpus, has_mem, has_huge, has_virtio_cmdline;
 	unsigned vcpus, mem_mib;
 	enum cfg_huge_pages huge;
+	enum cfg_virtio_cmdline virtio_cmdline;
 };
 
 /* A coverage snapshot: guest memory as measured now, and KVM's own counts. */
@@ -74,6 +76,7 @@ struct vmm_cmd {
 		struct cfg_drive drive;
 		struct cfg_net net;
 		struct mem_region_cfg region;
+		struct cfg_entropy entropy;
 		struct {
 			char region[MEM_ID_MAX + 1];
 			uint64_t offset;
