@@ -14,6 +14,9 @@ initramfs; the cases (tests/l1/cases.py) and the init that runs them
 (tests/l1/init.sh). With --bench the cases are the launch benchmark's
 (cases.bench_cases) and Debian's QEMU goes in too, with its shared libraries
 and the microvm firmware; that image lives in OUT/<kernel>-bench.
+With a run (tests/l1/vm.py: `make run` without /dev/kvm) the image is smaller: one
+case of kind run (the user's own hugevmm command line), the repository files it names
+under /repo, only kvm-amd, no L2 and no tools; it lives in OUT/<kernel>-run.
 Downloads are cached under OUT/cache; nothing is committed.
 Prints the paths of the kernel and the initramfs."""
 import argparse
@@ -187,36 +190,43 @@ def busybox_root(root):
     shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
 
 
-def build(flavour, out, hugevmm, guest, bench=False, tag=""):
+def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
+    """run: (argv, {path in /repo: host file}) for the one-command image (tests/l1/vm.py)."""
     cache = os.path.join(out, "cache")
     pkg = resolve(flavour)
     tree = fetch(pkg, cache)
     kver = os.listdir(os.path.join(tree, "lib", "modules"))[0]
     vmlinuz = os.path.join(tree, "boot", f"vmlinuz-{kver}")
-    work = os.path.join(out, flavour + ("-bench" if bench else "") + tag)
+    work = os.path.join(out, flavour + ("-bench" if bench else "-run" if run else "") + tag)
     root = os.path.join(work, "root")
     shutil.rmtree(work, ignore_errors=True)
     busybox_root(root)
 
-    # L2: the same kernel, as a bzImage and as the ELF vmlinux inside it, and its initramfs.
-    l2 = os.path.join(work, "l2root")
-    busybox_root(l2)
-    shutil.copy(os.path.join(HERE, "l2init.sh"), os.path.join(l2, "init"))
-    os.chmod(os.path.join(l2, "init"), 0o755)
-    os.makedirs(os.path.join(root, "guest"))
-    cpio(l2, os.path.join(root, "guest", "initrd.cpio"))
-    shutil.copy(vmlinuz, os.path.join(root, "guest", "bzImage"))
-    extract_vmlinux(vmlinuz, os.path.join(root, "guest", "vmlinux"))
-    shutil.copy(guest, os.path.join(root, "guest", "testguest.elf"))
+    if run:
+        os.makedirs(os.path.join(root, "repo"))
+        for rel, src in run[1].items():
+            copy_into(root, src, os.path.join("/repo", rel))
+    else:
+        # L2: the same kernel, as a bzImage and as the ELF vmlinux inside it, and its initramfs.
+        l2 = os.path.join(work, "l2root")
+        busybox_root(l2)
+        shutil.copy(os.path.join(HERE, "l2init.sh"), os.path.join(l2, "init"))
+        os.chmod(os.path.join(l2, "init"), 0o755)
+        os.makedirs(os.path.join(root, "guest"))
+        cpio(l2, os.path.join(root, "guest", "initrd.cpio"))
+        shutil.copy(vmlinuz, os.path.join(root, "guest", "bzImage"))
+        extract_vmlinux(vmlinuz, os.path.join(root, "guest", "vmlinux"))
+        shutil.copy(guest, os.path.join(root, "guest", "testguest.elf"))
 
     mods = os.path.join(root, "lib", "l1-modules")
     os.makedirs(mods)
-    order = [install_module(p, mods) for p in module_closure(module_index(tree), MODULES)]
+    order = [install_module(p, mods)
+             for p in module_closure(module_index(tree), ["kvm-amd"] if run else MODULES)]
     with open(os.path.join(mods, "order"), "w") as f:
         f.write("\n".join(order) + "\n")
 
     copy_with_libs(root, hugevmm, "/bin/hugevmm")
-    for t in TOOLS:
+    for t in [] if run else TOOLS:
         copy_with_libs(root, t)
     for lib in DLOPENED:
         copy_with_libs(root, find_lib(lib))
@@ -229,7 +239,10 @@ def build(flavour, out, hugevmm, guest, bench=False, tag=""):
     os.makedirs(os.path.join(root, "etc"), exist_ok=True)
     open(os.path.join(root, "etc", "passwd"), "w").write("root:x:0:0:root:/:/bin/sh\n")
 
-    cases.write(os.path.join(root, "cases"), flavour, bench)
+    if run:
+        cases.write_run(os.path.join(root, "cases"), run[0])
+    else:
+        cases.write(os.path.join(root, "cases"), flavour, bench)
     shutil.copy(os.path.join(HERE, "init.sh"), os.path.join(root, "init"))
     os.chmod(os.path.join(root, "init"), 0o755)
     with open(os.path.join(root, "etc", "l1-kernel"), "w") as f:

@@ -1,6 +1,7 @@
 """The cases the L1 init runs, written into the image as one directory each:
 
-    cases/NN-name/kind         boot | cover | refuse | drift | bench
+    cases/NN-name/kind         boot | cover | refuse | drift | bench | run
+    cases/NN-name/args         run only: hugevmm's arguments, one a line, run in /repo
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
     cases/NN-name/setup        what the host must offer first (thp, nothp, shmem-thp,
@@ -112,3 +113,14 @@ def write(dest, flavour, bench=False):
             f.write(setup + "\n")
         with open(os.path.join(d, "env"), "w") as f:
             f.write("".join(f"{k}={v}\n" for k, v in env.items()))
+
+
+def write_run(dest, argv, setup="thp"):
+    """The one case of tests/l1/vm.py's image: hugevmm ARGV in /repo (where the repository
+    files the command names are), its output on the console as it comes."""
+    d = os.path.join(dest, "00-run")
+    os.makedirs(d)
+    for name, text in (("kind", "run\n"), ("setup", setup + "\n"), ("env", ""),
+                       ("args", "".join(a + "\n" for a in argv))):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(text)

@@ -241,6 +241,32 @@ bench_once() { # $1 case dir, $2 run number
 	[ $rc -eq 0 ] || emit "stderr$bn" /tmp/berr
 }
 
+# The user's own command (tests/l1/vm.py: `make run` without /dev/kvm): hugevmm with the
+# case's arguments, in /repo, live on the console between @@FILE console and @@ENDFILE --
+# stdout as it is, each stderr line as "@@ERR line" -- then its exit code. A sleeping
+# killer, not supervise(), for the same reason as bench_once.
+run_run() {
+	rd=$1
+	set --
+	while IFS= read -r a; do set -- "$@" "$a"; done <"$rd/args"
+	rm -f /tmp/efifo
+	mkfifo /tmp/efifo
+	echo "@@FILE console"
+	sed 's/^/@@ERR /' </tmp/efifo &
+	errpid=$!
+	(exec 2>/tmp/efifo </dev/null; cd /repo && exec hugevmm "$@") &
+	pid=$!
+	(sleep 1200; kill -KILL $pid 2>/dev/null) &
+	killer=$!
+	wait $pid
+	rc=$?
+	kill $killer 2>/dev/null
+	wait $errpid
+	echo
+	echo "@@ENDFILE"
+	attr rc $rc
+}
+
 run_bench() {
 	for i in $(seq "$RUNS"); do bench_once "$1" "$i"; done
 }

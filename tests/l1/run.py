@@ -22,7 +22,7 @@ import build  # noqa: E402
 NVDIMM_MIB = 1024
 
 
-def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1, runs=None):
+def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1, runs=None, nvdimms=True):
     cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "EPYC,+svm,+npt",
            "-M", "pc,nvdimm=on", "-m", "2048,slots=2,maxmem=8G", "-smp", "1",
            "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
@@ -30,7 +30,7 @@ def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1, runs=None):
            "-append", "console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off rdinit=/init"
            + (f" l1.only={only}" if only else "") + (f" l1.repeat={repeat}" if repeat > 1 else "")
            + (f" l1.runs={runs}" if runs else "")]
-    for i in range(2):
+    for i in range(2 if nvdimms else 0):
         img = os.path.join(work, f"nvdimm{i}.img")
         with open(img, "wb") as f:  # sparse, fresh each run: no state between runs
             f.truncate(NVDIMM_MIB << 20)
