@@ -199,7 +199,7 @@ exc_common:
 	hlt
 	jmp 1b
 
-/* Device interrupts (idle workload): save what C may clobber, call the handler, return. */
+/* Device interrupts (idle and virtio workloads): save what C may clobber, call the handler, return. */
 .macro IRQ_STUB name, handler
 	.globl \name
 \name:
@@ -226,6 +226,10 @@ exc_common:
 .endm
 	IRQ_STUB irq_timer, irq_timer_c
 	IRQ_STUB irq_keyboard, irq_keyboard_c
+	/* virtio (irq=1): the device's interrupt, the LAPIC timer's wake-up, spurious ones */
+	IRQ_STUB irq_virtio, irq_virtio_c
+	IRQ_STUB irq_wake, irq_wake_c
+	IRQ_STUB irq_spurious, irq_spurious_c
 
 /* APs arrive here in long mode from the trampoline. */
 	.globl ap_entry64

@@ -16,18 +16,23 @@
  *   test=crash                        triple fault (the VMM must report it, not hang)
  *   test=spam                         print numbered lines until stopped (console backpressure)
  *   test=rtc                          read the CMOS clock (ports 0x70/0x71) and its NVRAM
+ *   test=rng [bytes=N]                read N bytes from the virtio entropy device (rng.c)
+ *   test=virtio-rt [n=N]              N one-byte round trips on the entropy queue, TSC cycles
+ *   test=virtio-bad [bad=KIND]        give the entropy device a bad descriptor, report
+ *                                     DEVICE_NEEDS_RESET, then idle as test=idle does
+ *   The virtio workloads find devices from virtio_mmio.device= entries (virtio.c) and take
+ *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c).
  */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "chase.h"
+#include "guest.h"
 
 #define COM1          0x3f8
 #define EXIT_PORT     0xf4
-#define LAPIC         0xfee00000ul
 #define AP_TRAMPOLINE 0x9000ul
-#define MAX_RANGES    128
 #define MAX_CPUS      64
 #define GIB           (1ul << 30)
 #define MAP_LIMIT     (64 * GIB) /* RAM is identity mapped up to here */
@@ -43,12 +48,7 @@ struct hvm_memmap_entry {
 	uint32_t type, reserved;
 };
 
-struct range {
-	uint64_t start, end;
-};
-
-extern char _image_start[], _image_end[];
-extern uint64_t boot_pml4[], boot_pdpt[], boot_pd[], gdt[];
+extern uint64_t boot_pml4[], boot_pdpt[], gdt[];
 extern char ap_tramp_start[], ap_tramp_end[], ap_stacks[];
 extern struct {
 	uint16_t limit;
@@ -80,9 +80,6 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
-void *memset(void *d, int c, size_t n);
-void *memcpy(void *d, const void *s, size_t n);
-
 void *memset(void *d, int c, size_t n)
 {
 	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
@@ -97,7 +94,7 @@ void *memcpy(void *d, const void *s, size_t n)
 	return r;
 }
 
-static size_t slen(const char *s)
+size_t slen(const char *s)
 {
 	size_t n = 0;
 
@@ -106,7 +103,7 @@ static size_t slen(const char *s)
 	return n;
 }
 
-static bool mem_eq(const void *a, const void *b, size_t n)
+bool mem_eq(const void *a, const void *b, size_t n)
 {
 	const uint8_t *x = a, *y = b;
 
@@ -116,12 +113,12 @@ static bool mem_eq(const void *a, const void *b, size_t n)
 	return true;
 }
 
-static bool str_eq(const char *a, const char *b)
+bool str_eq(const char *a, const char *b)
 {
 	return slen(a) == slen(b) && mem_eq(a, b, slen(a));
 }
 
-static void putc_(char c)
+void putc_(char c)
 {
 	/* Wait for the transmitter (QEMU and hugevmm report it empty at once). */
 	for (int i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++)
@@ -129,7 +126,7 @@ static void putc_(char c)
 	outb(COM1, (uint8_t)c);
 }
 
-static void puts_(const char *s)
+void puts_(const char *s)
 {
 	while (*s) {
 		if (*s == '\n')
@@ -138,7 +135,7 @@ static void puts_(const char *s)
 	}
 }
 
-static void putu(uint64_t v)
+void putu(uint64_t v)
 {
 	char b[24];
 	int i = 23;
@@ -151,7 +148,7 @@ static void putu(uint64_t v)
 	puts_(b + i);
 }
 
-static void putx(uint64_t v)
+void putx(uint64_t v)
 {
 	static const char hex[] = "0123456789abcdef";
 	char b[19];
@@ -164,14 +161,14 @@ static void putx(uint64_t v)
 	puts_(b);
 }
 
-static __attribute__((noreturn)) void guest_exit(uint8_t code)
+__attribute__((noreturn)) void guest_exit(uint8_t code)
 {
 	outb(EXIT_PORT, code);
 	for (;;)
 		__asm__ volatile("cli; hlt");
 }
 
-static __attribute__((noreturn)) void fail(const char *why)
+__attribute__((noreturn)) void fail(const char *why)
 {
 	puts_("testguest: FAIL ");
 	puts_(why);
@@ -179,7 +176,7 @@ static __attribute__((noreturn)) void fail(const char *why)
 	guest_exit(1);
 }
 
-static __attribute__((noreturn)) void pass(uint8_t code)
+__attribute__((noreturn)) void pass(uint8_t code)
 {
 	puts_("testguest: PASS\n");
 	guest_exit(code);
@@ -187,10 +184,10 @@ static __attribute__((noreturn)) void pass(uint8_t code)
 
 /* ---- command line ---- */
 
-static char cmdline[4096];
+char cmdline[4096];
 
 /* Value of key=... on the command line into @out; false when absent. */
-static bool arg(const char *key, char *out, size_t len)
+bool arg(const char *key, char *out, size_t len)
 {
 	size_t kl = slen(key);
 
@@ -214,7 +211,7 @@ static bool arg(const char *key, char *out, size_t len)
 	return false;
 }
 
-static uint64_t arg_u64(const char *key, uint64_t def)
+uint64_t arg_u64(const char *key, uint64_t def)
 {
 	char v[32];
 	uint64_t n = 0;
@@ -231,9 +228,10 @@ static uint64_t arg_u64(const char *key, uint64_t def)
 
 /* ---- memory map and page tables ---- */
 
-static struct range ram[MAX_RANGES];
-static unsigned nram;
-static uint64_t ram_top;
+struct range ram[MAX_RANGES];
+unsigned nram;
+uint64_t ram_top;
+uint64_t rsdp_paddr;
 static uint64_t extra_pd[60][512] __attribute__((aligned(4096)));
 
 static void read_memmap(const struct hvm_start_info *si)
@@ -285,7 +283,7 @@ static uint8_t exc_stack[16384] __attribute__((aligned(16)));
 static uint8_t user_stack[65536] __attribute__((aligned(16)));
 uint64_t user_stack_top;
 
-static void gate(unsigned v, void (*fn)(void), unsigned dpl)
+void gate(unsigned v, void (*fn)(void), unsigned dpl)
 {
 	uint64_t a = (uint64_t)(uintptr_t)fn;
 
@@ -395,8 +393,6 @@ out:
 	return (long)bad;
 }
 
-static void do_idle(void);
-
 static void do_memcheck(void)
 {
 	uint64_t bytes = 0;
@@ -489,33 +485,41 @@ static bool sum_ok(const uint8_t *p, size_t n)
 	return s == 0;
 }
 
-/* CPUs from an Intel MP table in the BIOS area. */
-static bool cpus_from_mptable(void)
+/* The Intel MP configuration table (PCMP) in the BIOS area; NULL when there is none. */
+const uint8_t *mp_table(void)
 {
 	for (uintptr_t a = 0xf0000; a < 0x100000; a += 16) {
 		const uint8_t *p = (const uint8_t *)a;
-		const uint8_t *t, *e;
 		uint32_t table;
 
 		if (!mem_eq(p, "_MP_", 4) || !sum_ok(p, 16))
 			continue;
 		memcpy(&table, p + 4, 4);
-		t = (const uint8_t *)(uintptr_t)table;
-		if (!table || !mem_eq(t, "PCMP", 4))
-			return false;
-		e = t + *(const uint16_t *)(t + 4);
-		for (const uint8_t *q = t + 44; q < e;) {
-			if (*q == 0) {
-				if ((q[3] & 1) && ncpus < MAX_CPUS)
-					apic_ids[ncpus++] = q[1];
-				q += 20;
-			} else {
-				q += 8;
-			}
-		}
-		return ncpus > 0;
+		if (!table || !mem_eq((const void *)(uintptr_t)table, "PCMP", 4))
+			return NULL;
+		return (const uint8_t *)(uintptr_t)table;
 	}
-	return false;
+	return NULL;
+}
+
+/* CPUs from an Intel MP table in the BIOS area. */
+static bool cpus_from_mptable(void)
+{
+	const uint8_t *t = mp_table(), *e;
+
+	if (!t)
+		return false;
+	e = t + *(const uint16_t *)(t + 4);
+	for (const uint8_t *q = t + 44; q < e;) {
+		if (*q == 0) {
+			if ((q[3] & 1) && ncpus < MAX_CPUS)
+				apic_ids[ncpus++] = q[1];
+			q += 20;
+		} else {
+			q += 8;
+		}
+	}
+	return ncpus > 0;
 }
 
 /* Count enabled local APICs in one MADT. */
@@ -529,21 +533,21 @@ static bool madt_cpus(const uint8_t *t)
 	return ncpus > 0;
 }
 
-/* CPUs from the ACPI MADT (as QEMU gives them), through the XSDT or the RSDT. */
-static bool cpus_from_acpi(uint64_t rsdp_hint)
+/* An ACPI table by signature (as QEMU gives them), through the XSDT or the RSDT. */
+const uint8_t *acpi_table(const char *sig)
 {
 	const uint8_t *rsdp = NULL, *sdt;
 	unsigned width;
 	uint64_t root = 0;
 	uint32_t len;
 
-	if (rsdp_hint)
-		rsdp = (const uint8_t *)(uintptr_t)rsdp_hint;
+	if (rsdp_paddr)
+		rsdp = (const uint8_t *)(uintptr_t)rsdp_paddr;
 	for (uintptr_t a = 0xe0000; !rsdp && a < 0x100000; a += 16)
 		if (mem_eq((const void *)a, "RSD PTR ", 8) && sum_ok((const void *)a, 20))
 			rsdp = (const uint8_t *)a;
 	if (!rsdp)
-		return false;
+		return NULL;
 	if (rsdp[15] >= 2)
 		memcpy(&root, rsdp + 24, 8); /* XSDT */
 	width = root ? 8 : 4;
@@ -551,29 +555,27 @@ static bool cpus_from_acpi(uint64_t rsdp_hint)
 		memcpy(&root, rsdp + 16, 4); /* RSDT */
 	sdt = (const uint8_t *)(uintptr_t)root;
 	if (!root || !(mem_eq(sdt, "XSDT", 4) || mem_eq(sdt, "RSDT", 4)))
-		return false;
+		return NULL;
 	memcpy(&len, sdt + 4, 4);
 	for (uint32_t off = 36; off + width <= len; off += width) {
 		uint64_t ta = 0;
 
 		memcpy(&ta, sdt + off, width);
-		if (ta && mem_eq((const void *)(uintptr_t)ta, "APIC", 4))
-			return madt_cpus((const uint8_t *)(uintptr_t)ta);
+		if (ta && mem_eq((const void *)(uintptr_t)ta, sig, 4))
+			return (const uint8_t *)(uintptr_t)ta;
 	}
-	return false;
+	return NULL;
 }
 
-static inline void lapic_write(unsigned reg, uint32_t v)
+/* CPUs from the ACPI MADT. */
+static bool cpus_from_acpi(void)
 {
-	*(volatile uint32_t *)(LAPIC + reg) = v;
+	const uint8_t *madt = acpi_table("APIC");
+
+	return madt && madt_cpus(madt);
 }
 
-static inline uint32_t lapic_read(unsigned reg)
-{
-	return *(volatile uint32_t *)(LAPIC + reg);
-}
-
-static void wait_cycles(uint64_t c)
+void wait_cycles(uint64_t c)
 {
 	uint64_t t = chase_rdtsc();
 
@@ -587,12 +589,12 @@ void ap_main(uint32_t index)
 	__atomic_add_fetch(&checked_in, 1, __ATOMIC_SEQ_CST);
 }
 
-static void do_smp(uint64_t rsdp)
+static void do_smp(void)
 {
 	uint32_t self;
 	uint64_t t0;
 
-	if (!cpus_from_mptable() && !cpus_from_acpi(rsdp))
+	if (!cpus_from_mptable() && !cpus_from_acpi())
 		fail("smp: no MP table and no ACPI MADT lists the CPUs");
 	memcpy((void *)AP_TRAMPOLINE, ap_tramp_start, (size_t)(ap_tramp_end - ap_tramp_start));
 	lapic_write(0xf0, 0x1ff); /* software-enable the local APIC */
@@ -661,7 +663,7 @@ void irq_keyboard_c(void)
 	outb(PIC1, 0x20);
 }
 
-static void do_idle(void)
+void do_idle(void)
 {
 	uint64_t tick_ms = arg_u64("tick_ms", 0);
 
@@ -761,6 +763,7 @@ void guest_main(uint32_t start_info)
 		cmdline[n] = 0;
 	}
 	read_memmap(si);
+	rsdp_paddr = si->rsdp_paddr;
 	map_high_ram();
 	setup_cpu_tables();
 	puts_("testguest: booted, ");
@@ -776,7 +779,7 @@ void guest_main(uint32_t start_info)
 	if (str_eq(test, "randread"))
 		do_randread();
 	if (str_eq(test, "smp"))
-		do_smp(si->rsdp_paddr);
+		do_smp();
 	if (str_eq(test, "exit"))
 		pass((uint8_t)arg_u64("code", 0));
 	if (str_eq(test, "spam")) {
@@ -801,5 +804,13 @@ void guest_main(uint32_t start_info)
 		do_idle();
 	if (str_eq(test, "rtc"))
 		do_rtc();
-	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam, rtc)");
+	if (str_eq(test, "rng"))
+		do_rng();
+	if (str_eq(test, "virtio-rt"))
+		do_virtio_rt();
+	if (str_eq(test, "virtio-bad"))
+		do_virtio_bad();
+	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam, rtc, rng, "
+	     "virtio-rt, "
+	     "virtio-bad)");
 }
