@@ -24,10 +24,13 @@
 #include "common/log.h"
 #include "memory/host.h"
 #include "memory/mem.h"
+#include "vmm/acpi.h"
 #include "vmm/config.h"
 #include "vmm/kvm.h"
+#include "vmm/machine_cfg.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
+#include "vmm/x86_boot.h"
 
 #ifndef HUGEVMM_VERSION
 #define HUGEVMM_VERSION "0.0.0"
@@ -71,6 +74,9 @@ static const char usage_main[] =
 	"                             the coverage report; no VM is created\n"
 	"  status --api-sock PATH     the coverage of a running VM, one bar per region\n"
 	"  host                       print what this host offers guest memory\n"
+	"  acpi --config-file FILE --out DIR\n"
+	"                             write the ACPI tables the config's guest gets, one\n"
+	"                             file each, as acpidump -b names them\n"
 	"\n"
 	"options for every command:\n"
 	"  -q, --quiet                errors only\n"
@@ -112,6 +118,19 @@ static const char usage_host[] =
 	"Prints, as JSON, what this host offers guest memory: kernel, THP and shmem THP\n"
 	"settings, hugetlb pools per size, PAGEMAP_SCAN and madvise support, DAX devices, and\n"
 	"/dev/kvm (API version, module, memslots, stats fd).\n";
+
+static const char usage_acpi[] =
+	"usage: hugevmm acpi --config-file FILE --out DIR\n"
+	"\n"
+	"Writes the ACPI tables a guest of this config gets (RSDP, XSDT, FADT, MADT, DSDT) into\n"
+	"DIR, one file each, named as `acpidump -b` names them: rsdp.dat, xsdt.dat, facp.dat,\n"
+	"apic.dat, dsdt.dat. `iasl -d dsdt.dat` decompiles one. No VM is created and no memory\n"
+	"is mapped. DIR is created when only its parent exists; existing files are replaced.\n"
+	"\n"
+	"  --config-file FILE   Firecracker-style JSON config\n"
+	"  --out DIR            where the files go\n"
+	"\n"
+	"exit codes: 0 written, 2 config error or unusable DIR (nothing is written), 1 other\n";
 
 static int fail(const struct vmm_err *e)
 {
@@ -174,10 +193,11 @@ enum {
 	OPT_JSON = 1 << 5,   /* --json */
 	OPT_CONFIG_OPTIONAL = 1 << 6,
 	OPT_FC = 1 << 7, /* Firecracker's flags */
+	OPT_OUT = 1 << 8, /* --out DIR */
 };
 
 struct cli_opts {
-	const char *config, *report, *api_sock;
+	const char *config, *report, *api_sock, *out;
 	int human, hold, json;
 	/* Firecracker's */
 	const char *id, *log_path, *level, *metrics_path;
@@ -262,6 +282,7 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 		{"version", no_argument, NULL, 'V'},
 		{"snapshot-version", no_argument, NULL, 'X'},
 		{"describe-snapshot", required_argument, NULL, 'X'},
+		{"out", required_argument, NULL, 'u'},
 	};
 	static size_t nopts;
 	int quiet = 0, verbose = 0, c;
@@ -286,6 +307,7 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 				: c == 'o' ? OPT_HOLD
 				: c == 'a' ? OPT_API
 				: c == 'j' ? OPT_JSON
+				: c == 'u' ? OPT_OUT
 				: strchr("iNLlSOMX", c) || c >= FC_FLAG_BASE ? OPT_FC
 									     : 0;
 
@@ -309,6 +331,9 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 			break;
 		case 'j':
 			o->json = 1;
+			break;
+		case 'u':
+			o->out = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -423,6 +448,43 @@ static int cmd_check(int argc, char **argv)
 out:
 	free(cfg);
 	free(gm);
+	return rc ? fail(&e) : 0;
+}
+
+/* The tables a guest of the config gets, as files: for tests and for debugging discovery. */
+static int cmd_acpi(int argc, char **argv)
+{
+	struct acpi_tables t = {0};
+	struct vmm_err e = {0};
+	struct vm_config *cfg;
+	struct machine m;
+	struct cli_opts o;
+	int rc;
+
+	rc = parse_opts(argc, argv, OPT_CONFIG | OPT_OUT, "acpi: ", usage_acpi, &o);
+	if (rc >= 0)
+		return rc;
+	if (!o.out || !o.out[0])
+		return usage_error(usage_acpi, "%s%s", "acpi: --out DIR is required", "");
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg) {
+		log_err("out of memory");
+		return EXIT_RUNTIME;
+	}
+	rc = cfg_json_load(o.config, cfg, &e);
+	rc = rc ? rc : vm_config_finalize(cfg, false, &e);
+	rc = rc ? rc : machine_from_config(cfg, &m, &e);
+	if (!rc) {
+		/* At the address a guest gets them, so the pointers between them are the same. */
+		rc = acpi_build(&m, BOOT_ACPI_ADDR, &t);
+		if (rc)
+			err_set(&e, rc == -EINVAL ? ERR_CONFIG : ERR_RUNTIME, rc,
+				"building the ACPI tables of %u vCPUs and %u virtio devices: %s",
+				m.vcpus, m.nvirtio, strerror(-rc));
+	}
+	rc = rc ? rc : acpi_write_dir(&t, o.out, &e);
+	acpi_tables_free(&t);
+	free(cfg);
 	return rc ? fail(&e) : 0;
 }
 
@@ -646,6 +708,8 @@ int main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "host"))
 		return cmd_host(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "acpi"))
+		return cmd_acpi(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
 	if (argv[1][0] == '-')

@@ -28,6 +28,7 @@ struct dev {
 enum dev_stop {
 	DEV_STOP_RESET,     /* guest reboot (i8042 reset line): exit 0 */
 	DEV_STOP_EXIT_CODE, /* debug-exit port: exit with the written status */
+	DEV_STOP_POWER_OFF, /* ACPI S5 (the sleep control register): exit 0 */
 };
 
 /* What a device may ask of the VMM. */

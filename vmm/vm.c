@@ -1,5 +1,6 @@
 #include "vmm/vm.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "vmm/loader.h"
+#include "vmm/machine_cfg.h"
 #include "vmm/vm_priv.h"
 #include "vmm/x86_boot.h"
 #include "vmm/x86_cpu.h"
@@ -30,10 +32,15 @@ static void dev_request_stop(void *opaque, enum dev_stop why, int status)
 {
 	struct vm *vm = opaque;
 
-	if (why == DEV_STOP_RESET)
+	if (why == DEV_STOP_RESET) {
 		vm_request_stop(vm, VM_STOP_GUEST_RESET, 0);
-	else
+	} else if (why == DEV_STOP_POWER_OFF) {
+		if (!atomic_load(&vm->stopping))
+			log_info("guest powered off (ACPI S5)");
+		vm_request_stop(vm, VM_STOP_POWER_OFF, 0);
+	} else {
 		vm_request_stop(vm, VM_STOP_GUEST_EXIT, status);
+	}
 }
 
 static void dev_tx_ready(void *opaque)
@@ -116,10 +123,18 @@ static int devices_init(struct vm *vm, struct vmm_err *e)
 	debug_exit_init(&vm->debug_exit, &vm->devhost);
 	i8042_init(&vm->i8042, &vm->devhost);
 	rtc_init(&vm->rtc);
+	acpi_pm_init(&vm->acpi_pm, &vm->devhost, MACHINE_S5_TYPE);
 	r = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NREGS, &vm->serial.dev);
 	r = r ? r : bus_register(&vm->pio, DEBUG_EXIT_PORT, 1, &vm->debug_exit.dev);
 	r = r ? r : bus_register(&vm->pio, I8042_DATA_PORT, I8042_LEN, &vm->i8042.dev);
 	r = r ? r : bus_register(&vm->pio, RTC_PORT, RTC_LEN, &vm->rtc.dev);
+	/* The FADT's sleep control and status registers: the port pair the DSDT's \_S5 uses. */
+	static_assert(MACHINE_SLEEP_STATUS_PORT == MACHINE_SLEEP_CONTROL_PORT + ACPI_PM_STATUS &&
+			      MACHINE_SLP_EN == ACPI_PM_SLP_EN &&
+			      MACHINE_SLP_TYP_SHIFT == ACPI_PM_SLP_TYP_SHIFT,
+		      "ACPI sleep registers");
+	r = r ? r : bus_register(&vm->pio, MACHINE_SLEEP_CONTROL_PORT, ACPI_PM_LEN,
+				 &vm->acpi_pm.dev);
 	if (r)
 		return err_set(e, ERR_RUNTIME, r, "registering devices: %s", strerror(-r));
 	return 0;
@@ -226,6 +241,9 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	r = kernel_open_as(c->kernel, c->boot_protocol, &k, e);
 	if (r)
 		goto fail;
+	r = machine_from_config(c, &vm->machine, e);
+	if (r)
+		goto fail;
 	r = mem_map(&vm->mem, c->regions, c->nregions, e);
 	r = r ? r : mem_verify(&vm->mem, e);
 	if (r)
@@ -237,6 +255,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 			.cmdline = c->cmdline,
 			.initrd_path = c->initrd,
 			.vcpus = c->vcpus,
+			.machine = &vm->machine,
 		};
 
 		r = x86_boot_load(&vm->mem, &bc, &bsp, &info, e);

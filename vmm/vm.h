@@ -23,6 +23,7 @@ enum vm_stop_reason {
 	VM_STOP_ESCAPE,      /* Ctrl-A x on the console */
 	VM_STOP_FATAL,       /* a vCPU hit something unrecoverable */
 	VM_STOP_REQUEST,     /* vm_stop() from an embedder */
+	VM_STOP_POWER_OFF,   /* ACPI S5: the guest powered off */
 };
 
 struct vm_opts {

@@ -6,10 +6,12 @@
 #include <stdatomic.h>
 #include <termios.h>
 
+#include "devices/acpi_pm.h"
 #include "devices/bus.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/sysctl_ports.h"
+#include "vmm/machine.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -24,6 +26,8 @@ struct vm {
 	struct debug_exit debug_exit;
 	struct i8042 i8042;
 	struct rtc rtc;
+	struct acpi_pm acpi_pm;
+	struct machine machine; /* what the guest is told it has (the ACPI tables) */
 	int serial_fd;     /* where guest serial output goes */
 	bool serial_owned; /* serial_fd is ours to close */
 	bool serial_tty;   /* serial_fd is a terminal: write in small pieces */

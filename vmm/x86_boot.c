@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vmm/acpi.h"
+
 #define FIELD_KERNEL  "boot-source.kernel_image_path"
 #define FIELD_INITRD  "boot-source.initrd_path"
 #define FIELD_CMDLINE "boot-source.boot_args"
@@ -23,6 +25,8 @@
 #define PTE_P    (1ull << 0)
 #define PTE_RW   (1ull << 1)
 #define PTE_PS   (1ull << 7)
+
+#define MPTABLE_MAX 4096 /* the MP table is built in a buffer this size */
 
 unsigned x86_e820(const struct guest_mem *gm, struct linux_e820_entry *out, unsigned max)
 {
@@ -145,88 +149,6 @@ size_t x86_mptable(void *dst, uint32_t gpa, unsigned ncpus, uint32_t cpu_sig, ui
 	mpc->length = (uint16_t)(p - (uint8_t *)mpc);
 	mpc->checksum = checksum(mpc, mpc->length);
 	mpf->checksum = checksum(mpf, sizeof(*mpf));
-	return (size_t)(p - base);
-}
-
-#define ACPI_ALIGN(x) (((x) + 15) & ~(size_t)15)
-
-size_t x86_acpi_size(unsigned ncpus)
-{
-	return ACPI_ALIGN(sizeof(struct acpi_rsdp)) + ACPI_ALIGN(sizeof(struct acpi_header) + 8) +
-	       sizeof(struct acpi_madt) + ncpus * sizeof(struct acpi_madt_lapic) +
-	       sizeof(struct acpi_madt_ioapic) + sizeof(struct acpi_madt_lapic_nmi);
-}
-
-static void acpi_header(struct acpi_header *h, const char *sig, uint32_t len, uint8_t rev)
-{
-	memcpy(h->signature, sig, 4);
-	h->length = len;
-	h->revision = rev;
-	memcpy(h->oem_id, "HUGVMM", 6);
-	memcpy(h->oem_table_id, "HUGEVMM ", 8);
-	h->oem_revision = 1;
-	memcpy(h->creator_id, "HVMM", 4);
-	h->creator_revision = 1;
-	h->checksum = 0;
-	h->checksum = checksum(h, len); /* the body is filled by now */
-}
-
-size_t x86_acpi(void *dst, uint32_t gpa, unsigned ncpus)
-{
-	uint8_t *base = dst, *p;
-	struct acpi_rsdp *rsdp = dst;
-	size_t xsdt_off = ACPI_ALIGN(sizeof(*rsdp)), madt_off = xsdt_off +
-							    ACPI_ALIGN(sizeof(struct acpi_header) + 8);
-	struct acpi_header *xsdt = (void *)(base + xsdt_off);
-	struct acpi_madt *madt = (void *)(base + madt_off);
-	uint64_t madt_gpa = gpa + madt_off;
-
-	memset(dst, 0, x86_acpi_size(ncpus));
-	p = (uint8_t *)(madt + 1);
-	madt->lapic_address = X86_LAPIC_ADDR;
-	madt->flags = ACPI_MADT_PCAT_COMPAT; /* the in-kernel irqchip has the two 8259s */
-	for (unsigned i = 0; i < ncpus; i++) {
-		struct acpi_madt_lapic *l = (void *)p;
-
-		l->type = ACPI_MADT_LAPIC;
-		l->length = sizeof(*l);
-		l->processor_id = (uint8_t)i;
-		l->apic_id = (uint8_t)i;
-		l->flags = ACPI_MADT_LAPIC_ENABLED;
-		p += sizeof(*l);
-	}
-	{
-		struct acpi_madt_ioapic *io = (void *)p;
-
-		/* ISA IRQs map to GSIs 1:1 (no overrides): KVM's default routing, as in the MP table. */
-		io->type = ACPI_MADT_IOAPIC;
-		io->length = sizeof(*io);
-		io->id = (uint8_t)ncpus;
-		io->address = X86_IOAPIC_ADDR;
-		io->gsi_base = 0;
-		p += sizeof(*io);
-	}
-	{
-		struct acpi_madt_lapic_nmi *n = (void *)p;
-
-		n->type = ACPI_MADT_LAPIC_NMI;
-		n->length = sizeof(*n);
-		n->processor_id = 0xff;
-		n->lint = 1;
-		p += sizeof(*n);
-	}
-	acpi_header(&madt->h, "APIC", (uint32_t)(p - (uint8_t *)madt), 4);
-
-	memcpy((uint8_t *)(xsdt + 1), &madt_gpa, 8);
-	acpi_header(xsdt, "XSDT", sizeof(*xsdt) + 8, 1);
-
-	memcpy(rsdp->signature, "RSD PTR ", 8);
-	memcpy(rsdp->oem_id, "HUGVMM", 6);
-	rsdp->revision = 2;
-	rsdp->length = sizeof(*rsdp);
-	rsdp->xsdt_address = gpa + xsdt_off;
-	rsdp->checksum = checksum(rsdp, 20);
-	rsdp->ext_checksum = checksum(rsdp, sizeof(*rsdp));
 	return (size_t)(p - base);
 }
 
@@ -468,7 +390,7 @@ static int pvh_start_info(const struct guest_mem *gm, const struct x86_boot_info
 int x86_boot_mptable(const struct guest_mem *gm, unsigned vcpus, uint32_t cpu_signature,
 		     uint32_t cpu_features, struct vmm_err *e)
 {
-	uint8_t mp[4096];
+	uint8_t mp[MPTABLE_MAX];
 	int r;
 
 	if (x86_mptable_size(vcpus) > sizeof(mp))
@@ -481,13 +403,43 @@ int x86_boot_mptable(const struct guest_mem *gm, unsigned vcpus, uint32_t cpu_si
 	return 0;
 }
 
+/* The tables of @c->machine (or of @c->vcpus alone), checked against their area. */
+static int acpi_tables(const struct x86_boot_cfg *c, struct acpi_tables *t, struct vmm_err *e)
+{
+	struct machine local;
+	const struct machine *m = c->machine;
+	int r;
+
+	if (!m) {
+		machine_init(&local, c->vcpus);
+		m = &local;
+	}
+	r = acpi_build(m, BOOT_ACPI_ADDR, t);
+	if (r == -EINVAL)
+		return err_set(e, ERR_CONFIG, r,
+			       "machine-config.vcpu_count: %u vCPUs and %u virtio devices cannot "
+			       "be described in ACPI tables; use 1 to 255 vCPUs",
+			       m->vcpus, m->nvirtio);
+	if (r)
+		return err_set(e, ERR_RUNTIME, r, "building the ACPI tables: %s", strerror(-r));
+	if (t->len > BOOT_ACPI_SIZE) {
+		acpi_tables_free(t);
+		return err_set(e, ERR_CONFIG, -E2BIG,
+			       "machine-config.vcpu_count: the ACPI tables of %u vCPUs and %u "
+			       "virtio devices take %zu bytes, over the %u reserved for them; use "
+			       "fewer vCPUs or devices",
+			       m->vcpus, m->nvirtio, t->len, (unsigned)BOOT_ACPI_SIZE);
+	}
+	return 0;
+}
+
 int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 		  struct x86_boot_cpu *bsp, struct x86_boot_info *info, struct vmm_err *e)
 {
 	const struct kernel_image *k = c->kernel;
 	struct linux_e820_entry e820[LINUX_E820_MAX];
 	size_t cmdlen = strlen(c->cmdline);
-	uint8_t mp[4096];
+	struct acpi_tables acpi;
 	unsigned n;
 	int r;
 
@@ -502,21 +454,20 @@ int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 			       ": %zu bytes, over the %u this kernel accepts; shorten "
 			       "it",
 			       cmdlen, k->cmdline_max);
-	if (x86_mptable_size(c->vcpus) > sizeof(mp) || x86_acpi_size(c->vcpus) > sizeof(mp) ||
-	    BOOT_ACPI_ADDR + x86_acpi_size(c->vcpus) > BOOT_MPTABLE_ADDR)
+	if (x86_mptable_size(c->vcpus) > MPTABLE_MAX)
 		return err_set(e, ERR_CONFIG, -E2BIG,
 			       "machine-config.vcpu_count: %u is too many "
 			       "for an MP table",
 			       c->vcpus);
-
-	r = load_kernel(gm, k, e);
+	r = acpi_tables(c, &acpi, e);
 	if (r)
 		return r;
-	if (c->initrd_path && c->initrd_path[0]) {
+
+	r = load_kernel(gm, k, e);
+	if (!r && c->initrd_path && c->initrd_path[0])
 		r = load_initrd(gm, c, k->hi, info, e);
-		if (r)
-			return r;
-	}
+	if (r)
+		goto out;
 	info->cmdline_gpa = BOOT_CMDLINE_ADDR;
 	n = x86_e820(gm, e820, LINUX_E820_MAX);
 	info->e820_entries = n;
@@ -525,8 +476,7 @@ int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 	r = r ? r : gdt(gm);
 	r = r ? r : mem_zero(gm, BOOT_IDT_ADDR, 8);
 	/* Both: MP tables for kernels built with MPPARSE, ACPI for those without (Debian's). */
-	x86_acpi(mp, BOOT_ACPI_ADDR, c->vcpus);
-	r = r ? r : mem_write(gm, BOOT_ACPI_ADDR, mp, x86_acpi_size(c->vcpus));
+	r = r ? r : mem_write(gm, BOOT_ACPI_ADDR, acpi.buf, acpi.len);
 	if (!r && k->kind == KERNEL_ELF_PVH) {
 		r = pvh_start_info(gm, info, e820, n);
 	} else if (!r) {
@@ -537,8 +487,12 @@ int x86_boot_load(const struct guest_mem *gm, const struct x86_boot_cfg *c,
 		r = mem_write(gm, BOOT_ZERO_PAGE_ADDR, &bp, sizeof(bp));
 		r = r ? r : page_tables(gm);
 	}
-	if (r)
-		return err_set(e, ERR_RUNTIME, r, "writing boot structures: %s", strerror(-r));
+	if (r) {
+		err_set(e, ERR_RUNTIME, r, "writing boot structures: %s", strerror(-r));
+		goto out;
+	}
 	cpu_state(c, bsp);
-	return 0;
+out:
+	acpi_tables_free(&acpi);
+	return r;
 }

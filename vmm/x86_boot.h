@@ -11,6 +11,7 @@
 #include "memory/mem.h"
 #include "vmm/hv.h"
 #include "vmm/loader.h"
+#include "vmm/machine.h"
 #include "vmm/x86_abi.h"
 
 /* Guest-physical layout of the boot structures (all in the first RAM slot). */
@@ -28,6 +29,7 @@
 #define BOOT_EBDA_START      0x9fc00 /* [EBDA, 1 MiB) is reserved, as on a PC */
 #define BOOT_ACPI_ADDR       0xe0000 /* RSDP first: Linux scans [0xe0000, 1 MiB) */
 #define BOOT_MPTABLE_ADDR    0xf0000
+#define BOOT_ACPI_SIZE       (BOOT_MPTABLE_ADDR - BOOT_ACPI_ADDR) /* 64 KiB, e820-reserved */
 #define BOOT_HIGH_MEM        0x100000
 #define BOOT_LOW_NEEDED      0x100000 /* RAM must cover [0, 1 MiB) */
 
@@ -45,6 +47,8 @@ struct x86_boot_cfg {
 	const char *cmdline;
 	const char *initrd_path; /* NULL or "" for none */
 	unsigned vcpus;
+	/* What the ACPI tables describe; NULL: @vcpus and no virtio devices. */
+	const struct machine *machine;
 };
 
 /* The boot vCPU's starting state. */
@@ -63,7 +67,8 @@ struct x86_boot_info {
 /*
  * Load the kernel, initrd and command line into @gm, build every boot
  * structure the kernel's protocol needs but the MP table (x86_boot_mptable,
- * once the hypervisor's CPUID is known), and fill @bsp. It needs no
+ * once the hypervisor's CPUID is known), the ACPI tables of @c->machine
+ * (vmm/acpi.h) at BOOT_ACPI_ADDR among them, and fill @bsp. It needs no
  * hypervisor, so bad inputs fail before one is opened. Errors are
  * ERR_CONFIG when the inputs do not fit (kernel or initrd larger than RAM,
  * command line over the kernel's limit), naming the config field.
@@ -88,14 +93,6 @@ size_t x86_mptable(void *dst, uint32_t gpa, unsigned ncpus, uint32_t cpu_sig, ui
 
 /* The MP table's size for @ncpus. */
 size_t x86_mptable_size(unsigned ncpus);
-
-/*
- * ACPI tables for @ncpus at @dst, which sits at guest @gpa: RSDP (first, 16-byte
- * aligned), XSDT, MADT (a local APIC per vCPU with APIC id = index, the IOAPIC,
- * LINT1 as NMI). Returns their size; x86_acpi_size() bounds it.
- */
-size_t x86_acpi(void *dst, uint32_t gpa, unsigned ncpus);
-size_t x86_acpi_size(unsigned ncpus);
 
 /* Fill the Linux zero page. */
 void x86_linux_zero_page(struct linux_boot_params *bp, const struct kernel_image *k,

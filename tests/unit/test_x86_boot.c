@@ -229,63 +229,6 @@ static void mptable_follows_the_spec(void **state)
 	assert_int_equal(*(const uint16_t *)(mpc + 34), 3 + 1 + 1 + 16 + 2); /* entry count */
 }
 
-/* RSDP (ACPI 2.0) -> XSDT -> MADT: what a kernel without MPPARSE uses to find CPUs. */
-static void acpi_tables_follow_the_spec(void **state)
-{
-	uint8_t buf[4096];
-	size_t len = x86_acpi(buf, 0xe0000, 3);
-	const uint8_t *xsdt, *madt, *p;
-	unsigned lapics = 0, ioapics = 0, nmis = 0;
-
-	(void)state;
-	assert_true(len <= x86_acpi_size(3));
-	assert_memory_equal(buf, "RSD PTR ", 8);
-	assert_int_equal(buf[15], 2);          /* revision: XSDT present */
-	assert_int_equal(sum(buf, 20), 0);     /* ACPI 1.0 checksum */
-	assert_int_equal(sum(buf, 36), 0);     /* extended checksum */
-	assert_int_equal(get32(buf, 20), 36);  /* length */
-	xsdt = buf + (get64(buf, 24) - 0xe0000);
-	assert_memory_equal(xsdt, "XSDT", 4);
-	assert_int_equal(get32(xsdt, 4), 36 + 8); /* header + one entry */
-	assert_int_equal(sum(xsdt, 44), 0);
-	madt = buf + (get64(xsdt, 36) - 0xe0000);
-	assert_memory_equal(madt, "APIC", 4);
-	assert_int_equal(sum(madt, get32(madt, 4)), 0);
-	assert_int_equal(get32(madt, 36), 0xfee00000); /* local APIC address */
-	assert_int_equal(get32(madt, 40) & 1, 1);      /* PC-AT compatible 8259s */
-	assert_ptr_equal(madt + get32(madt, 4), buf + len);
-	for (p = madt + 44; p < madt + get32(madt, 4); p += p[1]) {
-		assert_true(p[1] > 0);
-		switch (p[0]) {
-		case 0: /* processor local APIC: ACPI id = APIC id, enabled */
-			assert_int_equal(p[1], 8);
-			assert_int_equal(p[2], lapics);
-			assert_int_equal(p[3], lapics);
-			assert_int_equal(get32(p, 4) & 1, 1);
-			lapics++;
-			break;
-		case 1: /* I/O APIC after the CPUs' ids, GSI base 0 */
-			assert_int_equal(p[1], 12);
-			assert_int_equal(p[2], 3);
-			assert_int_equal(get32(p, 4), 0xfec00000);
-			assert_int_equal(get32(p, 8), 0);
-			ioapics++;
-			break;
-		case 4: /* LINT1 of every CPU is NMI */
-			assert_int_equal(p[1], 6);
-			assert_int_equal(p[2], 0xff);
-			assert_int_equal(p[5], 1);
-			nmis++;
-			break;
-		default:
-			fail_msg("unexpected MADT entry type %u", p[0]);
-		}
-	}
-	assert_int_equal(lapics, 3);
-	assert_int_equal(ioapics, 1);
-	assert_int_equal(nmis, 1);
-}
-
 static void loader_recognizes_bzimage(void **state)
 {
 	struct kernel_image k;
@@ -666,7 +609,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(e820_of_plain_and_hole_layouts),
 		cmocka_unit_test(mptable_follows_the_spec),
-		cmocka_unit_test(acpi_tables_follow_the_spec),
 		cmocka_unit_test(loader_recognizes_bzimage),
 		cmocka_unit_test(loader_recognizes_elf_kinds),
 		cmocka_unit_test(loader_rejects_what_is_not_a_kernel),
