@@ -176,6 +176,15 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 	cJSON_AddNumberToObject(x, "tx_bytes", (double)m->vm.serial_tx_bytes);
 	cJSON_AddNumberToObject(x, "rx_bytes", (double)m->vm.serial_rx_bytes);
 	cJSON_AddNumberToObject(x, "tx_dropped", (double)m->vm.serial_tx_dropped);
+	x = cJSON_AddObjectToObject(o, "virtio");
+	cJSON_AddNumberToObject(x, "notifications", (double)m->vm.virtio_notifies);
+	cJSON_AddNumberToObject(x, "interrupts", (double)m->vm.virtio_interrupts);
+	cJSON_AddNumberToObject(x, "needs_reset", (double)m->vm.virtio_needs_reset);
+	x = cJSON_AddObjectToObject(o, "entropy");
+	cJSON_AddNumberToObject(x, "requests", (double)m->vm.entropy_requests);
+	cJSON_AddNumberToObject(x, "bytes", (double)m->vm.entropy_bytes);
+	cJSON_AddNumberToObject(x, "throttled", (double)m->vm.entropy_throttled);
+	cJSON_AddNumberToObject(x, "host_rng_fails", (double)m->vm.entropy_errors);
 	x = cJSON_AddObjectToObject(o, "memory");
 	cJSON_AddNumberToObject(x, "measurements", (double)m->measurements);
 	cJSON_AddNumberToObject(x, "coverage_drift_events", (double)m->drift_events);

@@ -144,6 +144,11 @@ static char *metrics_line(const struct vmm_metrics *m, const struct api_stats *s
 	add(g, "write_count", m->vm.serial_tx_bytes);
 	add(g, "read_count", m->vm.serial_rx_bytes);
 	add(g, "missed_write_count", m->vm.serial_tx_dropped);
+	g = cJSON_AddObjectToObject(o, "entropy");
+	add(g, "entropy_event_count", m->vm.entropy_requests);
+	add(g, "entropy_bytes", m->vm.entropy_bytes);
+	add(g, "entropy_rate_limiter_throttled", m->vm.entropy_throttled);
+	add(g, "host_rng_fails", m->vm.entropy_errors);
 	/* hugevmm's own: what Firecracker has no word for. */
 	h = cJSON_AddObjectToObject(o, "hugevmm");
 	cJSON_AddStringToObject(h, "state", vmm_state_name(m->state));
@@ -153,6 +158,10 @@ static char *metrics_line(const struct vmm_metrics *m, const struct api_stats *s
 	add(g, "coverage_drift_events", m->drift_events);
 	add(g, "huge_bytes", m->huge_bytes);
 	add(g, "ram_bytes", m->ram_bytes);
+	g = cJSON_AddObjectToObject(h, "virtio");
+	add(g, "notifications", m->vm.virtio_notifies);
+	add(g, "interrupts", m->vm.virtio_interrupts);
+	add(g, "needs_reset", m->vm.virtio_needs_reset);
 	g = cJSON_AddObjectToObject(h, "vmm");
 	add(g, "commands", m->commands);
 	add(g, "command_errors", m->command_errors);

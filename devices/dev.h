@@ -41,11 +41,11 @@ struct dev_host {
 	/* Output is waiting to be drained (called from a vCPU thread, may be often). */
 	void (*tx_ready)(void *opaque);
 	/*
-	 * Call @fn(@arg) once on the VMM loop after @ms milliseconds (a throttled device
+	 * Call @fn(@arg, 0) once on the VMM loop after @ms milliseconds (a throttled device
 	 * resumes). A handle for timer_cancel, NULL on failure. From the loop's thread,
 	 * or (timer_cancel) once the loop no longer runs.
 	 */
-	void *(*timer)(void *opaque, uint64_t ms, void (*fn)(void *arg), void *arg);
+	void *(*timer)(void *opaque, uint64_t ms, void (*fn)(void *arg, int res), void *arg);
 	void (*timer_cancel)(void *opaque, void *timer);
 };
 

@@ -16,6 +16,7 @@
 #include "vmm/loader.h"
 #include "vmm/machine_cfg.h"
 #include "vmm/vm_priv.h"
+#include "vmm/vm_virtio.h"
 #include "vmm/x86_boot.h"
 #include "vmm/x86_cpu.h"
 
@@ -104,6 +105,21 @@ const struct hv_mmu_stats *vm_final_mmu_stats(const struct vm *vm)
 	return &vm->final_stats;
 }
 
+static void *dev_timer(void *opaque, uint64_t ms, void (*fn)(void *arg, int res), void *arg)
+{
+	struct vm *vm = opaque;
+
+	return vm->loop ? evloop_after(vm->loop, ms, fn, arg) : NULL;
+}
+
+static void dev_timer_cancel(void *opaque, void *t)
+{
+	struct vm *vm = opaque;
+
+	if (vm->loop)
+		evloop_unwatch(vm->loop, t);
+}
+
 static int devices_init(struct vm *vm, struct vmm_err *e)
 {
 	int r;
@@ -113,6 +129,8 @@ static int devices_init(struct vm *vm, struct vmm_err *e)
 		.irq_line = dev_irq_line,
 		.request_stop = dev_request_stop,
 		.tx_ready = dev_tx_ready,
+		.timer = dev_timer,
+		.timer_cancel = dev_timer_cancel,
 	};
 	vm->pio.name = "pio";
 	vm->mmio.name = "mmio";
@@ -215,6 +233,30 @@ static int vcpus_init(struct vm *vm, const struct vm_config *c, const struct x86
 	return r;
 }
 
+/*
+ * The command line the guest gets: the config's, and the virtio-mmio devices
+ * as virtio_mmio.device= entries for kernels that find them there (the DSDT
+ * names them for the rest), unless the config says never or names some itself.
+ */
+static int boot_cmdline(struct vm *vm, const struct vm_config *c, char **out, struct vmm_err *e)
+{
+	char *s = malloc(CFG_CMDLINE_MAX);
+
+	*out = s;
+	if (!s)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	snprintf(s, CFG_CMDLINE_MAX, "%s", c->cmdline);
+	if (c->virtio_cmdline == CFG_VIRTIO_CMDLINE_NEVER || strstr(s, "virtio_mmio.device="))
+		return 0;
+	if (machine_virtio_cmdline(&vm->machine, s, CFG_CMDLINE_MAX))
+		return err_set(e, ERR_CONFIG, -E2BIG,
+			       "boot-source.boot_args: no room for the virtio_mmio.device= entries "
+			       "of %u devices; shorten it, or set machine-config.virtio_cmdline "
+			       "\"never\" (ACPI still describes them)",
+			       vm->machine.nvirtio);
+	return 0;
+}
+
 int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *opts,
 	      struct vmm_err *e)
 {
@@ -222,6 +264,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	struct x86_boot_cpu bsp;
 	struct kernel_image k;
 	struct hv_cpuid *sup = NULL;
+	char *cmdline = NULL;
 	struct vm *vm;
 	int r;
 
@@ -248,11 +291,14 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	r = r ? r : mem_verify(&vm->mem, e);
 	if (r)
 		goto fail;
+	r = boot_cmdline(vm, c, &cmdline, e);
+	if (r)
+		goto fail;
 	/* The kernel and initrd must fit guest RAM: bad input, known before any hypervisor. */
 	{
 		struct x86_boot_cfg bc = {
 			.kernel = &k,
-			.cmdline = c->cmdline,
+			.cmdline = cmdline,
 			.initrd_path = c->initrd,
 			.vcpus = c->vcpus,
 			.machine = &vm->machine,
@@ -280,6 +326,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	}
 	r = r ? r : vm->ops->create_irqchip(vm->hvm, e);
 	r = r ? r : devices_init(vm, e);
+	r = r ? r : vm_virtio_init(vm, c, e);
 	if (r)
 		goto fail;
 
@@ -314,10 +361,12 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	r = serial_output_open(vm, c, opts && opts->console_fd ? *opts->console_fd : -1, e);
 	if (r)
 		goto fail;
+	free(cmdline);
 	*out = vm;
 	return 0;
 fail:
 	free(sup);
+	free(cmdline);
 	kernel_close(&k);
 	vm_destroy(vm);
 	return r;
@@ -503,7 +552,7 @@ int vm_attach(struct vm *vm, struct evloop *loop, void (*on_stop)(void *arg), vo
 		vm->w_in = evloop_watch(loop, STDIN_FILENO, POLLIN, on_stdin, vm);
 	/* Output may already wait (written before the loop ran). */
 	want_output(vm, serial_tx_pending(&vm->serial) > 0);
-	return 0;
+	return vm_virtio_attach(vm, e);
 }
 
 /* At stop: write what is left, but never wait long for a stuck reader. */
@@ -550,6 +599,7 @@ static void detach(struct vm *vm)
 {
 	if (!vm->loop)
 		return;
+	vm_virtio_detach(vm);
 	evloop_unwatch(vm->loop, vm->w_stop);
 	evloop_unwatch(vm->loop, vm->w_tx);
 	evloop_unwatch(vm->loop, vm->w_out);
@@ -649,6 +699,7 @@ void vm_metrics(struct vm *vm, struct vm_metrics *m)
 	m->serial_tx_dropped = vm->serial.tx_dropped;
 	m->serial_rx_bytes = vm->serial.rx_bytes;
 	pthread_mutex_unlock(&vm->serial.lock);
+	vm_virtio_metrics(vm, m);
 }
 
 void vm_destroy(struct vm *vm)
@@ -667,10 +718,12 @@ void vm_destroy(struct vm *vm)
 	vm->nvcpus = 0;
 	bus_exit(&vm->pio);
 	bus_exit(&vm->mmio);
-	mem_unmap(&vm->mem);
 	if (vm->hvm)
 		vm->ops->destroy_vm(vm->hvm);
 	vm->hvm = NULL;
+	/* After the VM: its ioeventfds and irqfds went with it. */
+	vm_virtio_destroy(vm);
+	mem_unmap(&vm->mem);
 	if (vm->hv)
 		vm->ops->close(vm->hv);
 	vm->hv = NULL;

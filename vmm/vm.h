@@ -72,6 +72,8 @@ struct vm_metrics {
 	uint64_t exits_io, exits_mmio, exits_intr, exits_other;
 	uint64_t run_ns; /* summed over vCPUs: time inside KVM_RUN */
 	uint64_t serial_tx_bytes, serial_tx_dropped, serial_rx_bytes;
+	uint64_t virtio_notifies, virtio_interrupts, virtio_needs_reset;
+	uint64_t entropy_requests, entropy_bytes, entropy_throttled, entropy_errors;
 };
 
 void vm_metrics(struct vm *vm, struct vm_metrics *out);

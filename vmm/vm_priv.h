@@ -28,6 +28,8 @@ struct vm {
 	struct rtc rtc;
 	struct acpi_pm acpi_pm;
 	struct machine machine; /* what the guest is told it has (the ACPI tables) */
+	struct vm_vdev *vdevs;  /* its virtio devices, in machine.virtio's order */
+	unsigned nvdevs;
 	int serial_fd;     /* where guest serial output goes */
 	bool serial_owned; /* serial_fd is ours to close */
 	bool serial_tty;   /* serial_fd is a terminal: write in small pieces */

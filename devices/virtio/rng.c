@@ -17,9 +17,11 @@ static struct virtio_rng *of(struct virtio_mmio *t)
 
 static void process(struct virtio_mmio *t, unsigned qi);
 
-static void resume(void *arg)
+static void resume(void *arg, int res)
 {
 	struct virtio_rng *r = arg;
+
+	(void)res;
 
 	pthread_mutex_lock(&r->t.lock);
 	r->timer = NULL;
@@ -121,12 +123,17 @@ int virtio_rng_init(struct virtio_rng *r, const struct dev_host *host,
 	return virtio_mmio_init(&r->t, &rng_ops, r, host, mem, "entropy", base, gsi);
 }
 
-void virtio_rng_destroy(struct virtio_rng *r)
+void virtio_rng_stop(struct virtio_rng *r)
 {
-	/* The loop no longer runs: cancelling from here is safe. */
+	pthread_mutex_lock(&r->t.lock);
 	if (r->timer)
 		r->t.host->timer_cancel(r->t.host->opaque, r->timer);
 	r->timer = NULL;
+	pthread_mutex_unlock(&r->t.lock);
+}
+
+void virtio_rng_destroy(struct virtio_rng *r)
+{
 	virtio_mmio_destroy(&r->t);
 }
 

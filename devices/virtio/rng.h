@@ -25,6 +25,10 @@ int virtio_rng_init(struct virtio_rng *r, const struct dev_host *host,
 		    const struct guest_mem *mem, uint64_t base, unsigned gsi,
 		    const struct rl_cfg *rl) must_check;
 
+/* Cancel a pending resume (the loop's thread, or once the loop no longer runs). */
+void virtio_rng_stop(struct virtio_rng *r);
+
+/* Release the device's eventfds (after virtio_rng_stop). */
 void virtio_rng_destroy(struct virtio_rng *r);
 
 /* A consistent copy of the counters (any thread). */

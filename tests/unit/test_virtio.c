@@ -380,7 +380,7 @@ static void broken_chains_are_refused(void **state)
 
 static unsigned notified, irq_pulses;
 static void *timer_arg;
-static void (*timer_fn)(void *);
+static void (*timer_fn)(void *, int);
 static uint64_t timer_ms;
 
 static void fake_irq(void *o, unsigned gsi, int level)
@@ -390,7 +390,7 @@ static void fake_irq(void *o, unsigned gsi, int level)
 	irq_pulses += level == 1;
 }
 
-static void *fake_timer(void *o, uint64_t ms, void (*fn)(void *), void *arg)
+static void *fake_timer(void *o, uint64_t ms, void (*fn)(void *, int), void *arg)
 {
 	(void)o;
 	timer_ms = ms;
@@ -594,6 +594,7 @@ static void entropy_fills_buffers(void **state)
 	virtio_mmio_kick(&r.t, 0);
 	memcpy(&len, g(USED + 16), 4);
 	assert_int_equal(len, 0);
+	virtio_rng_stop(&r);
 	virtio_rng_destroy(&r);
 }
 
@@ -618,8 +619,9 @@ static void entropy_rate_limited(void **state)
 	assert_true(timer_ms >= 1 && timer_ms <= 20);
 	assert_int_equal(r.st.throttled, 1);
 	usleep(25 * 1000);
-	timer_fn(timer_arg);
+	timer_fn(timer_arg, 0);
 	assert_int_equal(used_idx(), 2);
+	virtio_rng_stop(&r);
 	virtio_rng_destroy(&r);
 }
 
