@@ -138,6 +138,7 @@ for c in "${cmds[@]}"; do
 		status=FAIL
 		summary+=("$(printf '%-10s FAIL (%s) in %d s' "$c" "$why" "$secs")")
 		say "\`$c\` FAILED: $why"
+		grep -E '^[^ ].* FAILED' "$log" | sed 's/^/fresh-check:   failed: /' || true
 		break # the README's order: a failed first command fails the check
 	fi
 	summary+=("$(printf '%-10s ok in %d s' "$c" "$secs")")
