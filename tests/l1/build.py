@@ -37,6 +37,7 @@ PACKAGES = {
     "6.12": r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
 }
 MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax"]
+L2_MODULES = ["virtio_mmio", "virtio_rng"]
 TOOLS = ["/usr/bin/ndctl", "/usr/bin/daxctl", "/usr/sbin/mkfs.ext4", "/usr/bin/curl"]
 DLOPENED = ["libdaxctl.so.1"]  # hugevmm dlopen()s it: ldd does not list it
 QEMU = "/usr/bin/qemu-system-x86_64"
@@ -212,6 +213,13 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
         busybox_root(l2)
         shutil.copy(os.path.join(HERE, "l2init.sh"), os.path.join(l2, "init"))
         os.chmod(os.path.join(l2, "init"), 0o755)
+        # The L2's own virtio drivers, loaded by its init when a case asks (l2.devices=1):
+        # a stock kernel finds hugevmm's devices with them, through ACPI alone.
+        l2mods = os.path.join(l2, "lib", "l2-modules")
+        os.makedirs(l2mods)
+        l2order = [install_module(p, l2mods) for p in module_closure(module_index(tree), L2_MODULES)]
+        with open(os.path.join(l2mods, "order"), "w") as f:
+            f.write("\n".join(l2order) + "\n")
         os.makedirs(os.path.join(root, "guest"))
         cpio(l2, os.path.join(root, "guest", "initrd.cpio"))
         shutil.copy(vmlinuz, os.path.join(root, "guest", "bzImage"))

@@ -34,6 +34,26 @@ def guest(region, args="test=memcheck then=idle"):
             "memory": {"regions": [dict({"id": "ram0", "size_mib": COVER_MIB}, **region)]}}
 
 
+def entropy(cfg, rate_limiter=None, virtio_cmdline=None):
+    """@cfg with Firecracker's entropy device (and hugevmm's virtio_cmdline choice)."""
+    cfg = json.loads(json.dumps(cfg))
+    cfg["entropy"] = {"rate_limiter": rate_limiter} if rate_limiter else {}
+    if virtio_cmdline:
+        cfg["machine-config"]["virtio_cmdline"] = virtio_cmdline
+    return cfg
+
+
+def linux_devices(vcpus):
+    """A Debian L2 with hugevmm's devices, told of them by ACPI only, that powers off."""
+    cfg = entropy(boot("bzImage", vcpus), virtio_cmdline="never")
+    cfg["boot-source"]["boot_args"] = (L2_ARGS.replace("nomodules ", "") +
+                                       " l2.devices=1 l2.end=poweroff")
+    return cfg
+
+
+RNG_LIMIT = {"bandwidth": {"size": 8192, "refill_time": 100}}  # 80 KiB/s, no burst
+
+
 def all_cases():
     """(name, kind, config, setup, env) in run order."""
     return [
@@ -61,6 +81,20 @@ def all_cases():
          "dax-dev", {}),
         ("refuse-hugetlb-pool", "refuse", guest({"backing": "hugetlb", "page_size": "2M"}),
          "hugetlb-2m 8", {}),
+        # 5. Devices: the entropy device (virtio-mmio) found by a Debian kernel through ACPI
+        #    alone and read through /dev/hwrng, then `poweroff` (ACPI S5); the test guest's
+        #    own driver with interrupts and polling, EVENT_IDX and indirect tables on and
+        #    off, 1 and 2 vCPUs; the rate limiter; a guest that breaks the ring rules.
+        ("linux-entropy-acpi-poweroff", "boot", linux_devices(2), "thp", {}),
+        ("rng-irq-1cpu", "boot", entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1")),
+         "thp", {}),
+        ("rng-poll-2cpu", "boot",
+         entropy(dict(guest({"backing": "thp"}, "test=rng bytes=65536 irq=0 event_idx=0 indirect=1"),
+                      **{"machine-config": {"vcpu_count": 2}})), "thp", {}),
+        ("rng-rate-limited", "boot",
+         entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1"), RNG_LIMIT), "thp", {}),
+        ("rng-bad-ring", "badring",
+         entropy(guest({"backing": "thp"}, "test=virtio-bad bad=addr tick_ms=200")), "thp", {}),
         # Coverage drift: split one huge page of a running guest (test hook), re-measure.
         ("drift-thp-split", "drift", guest({"backing": "thp"}), "thp",
          {"HUGEVMM_TEST_HOOKS": "1"}),

@@ -187,6 +187,22 @@ run_drift() {
 	stop_vmm
 }
 
+# A guest that breaks the virtio rules: the device is marked DEVICE_NEEDS_RESET, and the
+# VMM and its API go on answering.
+run_badring() {
+	start_vmm "$1"
+	if wait_line $OUT '^virtio needs_reset' $PID && wait_line $OUT 'tick' $PID; then
+		attr ready yes
+		curl -s --unix-socket $SOCK http://localhost/ >/tmp/info 2>&1
+		emit info /tmp/info
+		curl -s --unix-socket $SOCK http://localhost/metrics >/tmp/metrics 2>&1
+		emit metrics /tmp/metrics
+	else
+		attr ready no
+	fi
+	stop_vmm
+}
+
 run_refuse() {
 	grep -i huge /proc/meminfo >/tmp/before
 	ls /dev/hugepages /mnt/pmem >>/tmp/before 2>&1

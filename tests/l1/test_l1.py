@@ -235,3 +235,67 @@ def test_drift_after_a_split(l1, kernel):
     assert sm.get("AnonHugePages") == COVER - 2 * MiB, sm
     assert json.loads(c["files"]["metrics"])["memory"]["coverage_drift_events"] == 1
     assert "coverage drift: 126 MiB mapped huge, down from 128 MiB" in c["files"]["stderr"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_linux_finds_the_entropy_device_through_acpi_and_powers_off(l1, kernel):
+    """A stock Debian kernel, told of no device on its command line, finds hugevmm's
+    entropy device through the DSDT, reads /dev/hwrng with its own virtio_rng driver,
+    runs with ACPI enabled on both vCPUs, and its `poweroff` (ACPI S5) ends hugevmm with 0."""
+    res, c = get_case(l1, kernel, "linux-entropy-acpi-poweroff")
+    out, err = c["files"]["stdout"], c["files"]["stderr"]
+    assert c["attrs"]["rc"] == "0", context(res, c)
+    assert "L2: cpus=2" in out and "L2: done" in out, context(res, c)
+    cmdline = re.search(r"L2: cmdline=(.*)", out).group(1)
+    assert "virtio_mmio.device" not in cmdline, context(res, c)
+    assert "L2: acpi=on" in out and "L2: dsdt=yes" in out, context(res, c)
+    assert "LNRO0005:00" in re.search(r"L2: acpi_devices=(.*)", out).group(1), context(res, c)
+    assert "virtio0" in re.search(r"L2: virtio_devices=(.*)", out).group(1), context(res, c)
+    assert "virtio_rng" in re.search(r"L2: rng_current=(.*)", out).group(1), context(res, c)
+    m = re.search(r"L2: hwrng bytes=(\d+) distinct=(\d+)", out)
+    assert m and int(m.group(1)) == 4096 and int(m.group(2)) > 200, context(res, c)
+    assert "guest powered off (ACPI S5)" in err, context(res, c)
+    assert "reboot: Restarting" not in out, context(res, c)
+
+
+def rng_case(l1, kernel, name, nbytes):
+    res, c = get_case(l1, kernel, name)
+    out = c["files"]["stdout"]
+    assert c["attrs"]["rc"] == "0", context(res, c)
+    assert "testguest: PASS" in out and f"rng bytes={nbytes}" in out, context(res, c)
+    return res, c, int(c["attrs"]["ms"])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_test_guest_reads_the_entropy_device(l1, kernel):
+    """The test guest's own driver: interrupts through the IOAPIC (irqfd) with EVENT_IDX on
+    one vCPU, and polling without EVENT_IDX, through indirect tables, on two."""
+    rng_case(l1, kernel, "rng-irq-1cpu", 262144)
+    res, c, _ = rng_case(l1, kernel, "rng-poll-2cpu", 65536)
+    assert "event_idx=0" in c["files"]["stdout"] and "indirect=1" in c["files"]["stdout"], \
+        context(res, c)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_rate_limiter_limits_the_entropy_device(l1, kernel):
+    """8 KiB per 100 ms, no burst: 256 KiB cannot take less than 3.1 s (the bucket starts
+    full with 8 KiB), and it takes about that much longer than without the limit."""
+    _, _, free_ms = rng_case(l1, kernel, "rng-irq-1cpu", 262144)
+    res, c, limited_ms = rng_case(l1, kernel, "rng-rate-limited", 262144)
+    assert limited_ms >= 3100, f"{limited_ms} ms\n" + context(res, c)
+    assert limited_ms - free_ms >= 2000, f"{limited_ms} vs {free_ms} ms\n" + context(res, c)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_guest_that_breaks_the_ring_rules_gets_needs_reset(l1, kernel):
+    """A descriptor pointing outside guest RAM: DEVICE_NEEDS_RESET for the guest, a count in
+    /metrics, and the VMM and its API go on."""
+    res, c = get_case(l1, kernel, "rng-bad-ring")
+    assert c["attrs"].get("ready") == "yes", context(res, c)
+    assert "virtio needs_reset=1" in c["files"]["stdout"], context(res, c)
+    info = json.loads(c["files"]["info"])
+    assert info["state"] == "Running", context(res, c)
+    metrics = json.loads(c["files"]["metrics"])
+    assert metrics["virtio"]["needs_reset"] >= 1, context(res, c)
+    assert "broke a virtio rule" in c["files"]["stderr"], context(res, c)
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", context(res, c)
