@@ -39,6 +39,13 @@ static const char *const seeds[] = {
 	"PUT /memory/regions/ram0 HTTP/1.1\r\nContent-Length: 64\r\n\r\n{\"backing\": \"thp\", "
 	"\"size_mib\": 128, \"page_size\": \"2M\", \"prefault\": false}",
 	"PUT /actions HTTP/1.1\r\nContent-Length: 33\r\n\r\n{\"action_type\": \"InstanceStart\"}",
+	"PUT /logger HTTP/1.1\r\nContent-Length: 60\r\n\r\n{\"level\": \"Debug\", \"show_level\": true, "
+	"\"show_log_origin\": null}",
+	"PUT /metrics HTTP/1.1\r\nContent-Length: 73\r\n\r\n{\"metrics_path\": \"/nonexistent/m\", "
+	"\"emit_id\": true, \"properties\": {\"a\": \"b\"}}",
+	"PUT /entropy HTTP/1.1\r\nContent-Length: 70\r\n\r\n{\"rate_limiter\": {\"bandwidth\": "
+	"{\"size\": 1000, \"refill_time\": 100}}}",
+	"PUT /actions HTTP/1.1\r\nContent-Length: 32\r\n\r\n{\"action_type\": \"FlushMetrics\"}",
 	"PUT /actions HTTP/1.1\r\nContent-Length: 34\r\n\r\n{\"action_type\": \"SendCtrlAltDel\"}",
 	"PATCH /vm HTTP/1.1\r\nContent-Length: 19\r\n\r\n{\"state\": \"Paused\"}",
 	"GET /memory HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",

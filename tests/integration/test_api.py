@@ -1,6 +1,5 @@
 """The control socket: HTTP/1.1 + JSON over a Unix socket, Firecracker's routes and
 hugevmm's own, driven with a Python client and with curl against a running VM."""
-import http.client
 import json
 import os
 import re
@@ -16,129 +15,13 @@ import time
 import pytest
 
 from conftest import BIN, MiB, region_span, smaps
+from fcapi import Vmm, api
 
 GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
 EMBED = os.path.join(os.path.dirname(BIN), "tests", "embed_test")
 
 pytestmark = pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK),
                                 reason="/dev/kvm is absent or not accessible")
-
-# ---- Firecracker's shapes (swagger: src/firecracker/swagger/firecracker.yaml), for the
-# routes hugevmm shares with it. Each is {"required": [...], "props": {name: type}},
-# a type being a Python type, a tuple of allowed strings (an enum), or a nested shape.
-INT, STR, BOOL = int, str, bool
-RATE_LIMITER = {"required": [], "props": {"bandwidth": dict, "ops": dict}}
-FC = {
-    "InstanceInfo": {"required": ["app_name", "id", "state", "vmm_version"],
-                     "props": {"app_name": STR, "id": STR, "vmm_version": STR,
-                               "state": ("Not started", "Running", "Paused")}},
-    "MachineConfiguration": {"required": ["vcpu_count", "mem_size_mib"],
-                             "props": {"vcpu_count": INT, "mem_size_mib": INT, "smt": BOOL,
-                                       "track_dirty_pages": BOOL,
-                                       "huge_pages": ("None", "Transparent", "2M"),
-                                       "cpu_template": STR}},
-    "BootSource": {"required": ["kernel_image_path"],
-                   "props": {"kernel_image_path": STR, "boot_args": STR, "initrd_path": STR}},
-    "Drive": {"required": ["drive_id", "is_root_device"],
-              "props": {"drive_id": STR, "is_root_device": BOOL, "is_read_only": BOOL,
-                        "path_on_host": STR, "partuuid": STR, "cache_type": ("Unsafe", "Writeback"),
-                        "io_engine": ("Sync", "Async"), "rate_limiter": RATE_LIMITER, "socket": STR}},
-    "NetworkInterface": {"required": ["host_dev_name", "iface_id"],
-                         "props": {"host_dev_name": STR, "iface_id": STR, "guest_mac": STR,
-                                   "mtu": INT, "rx_rate_limiter": RATE_LIMITER,
-                                   "tx_rate_limiter": RATE_LIMITER}},
-    "InstanceActionInfo": {"required": ["action_type"],
-                           "props": {"action_type": ("FlushMetrics", "InstanceStart", "SendCtrlAltDel")}},
-    "Vm": {"required": ["state"], "props": {"state": ("Paused", "Resumed")}},
-    "Error": {"required": [], "props": {"fault_message": STR}},
-    "FirecrackerVersion": {"required": ["firecracker_version"], "props": {"firecracker_version": STR}},
-}
-FC["FullVmConfiguration"] = {"required": [], "props": {
-    "boot-source": FC["BootSource"], "machine-config": FC["MachineConfiguration"],
-    "drives": [FC["Drive"]], "network-interfaces": [FC["NetworkInterface"]]}}
-
-# (method, path pattern) -> (request shape, response shape) for the routes shared with Firecracker
-ROUTES = [
-    ("GET", r"/", None, "InstanceInfo"),
-    ("GET", r"/version", None, "FirecrackerVersion"),
-    ("GET", r"/vm/config", None, "FullVmConfiguration"),
-    ("GET", r"/machine-config", None, "MachineConfiguration"),
-    ("PUT", r"/machine-config", "MachineConfiguration", None),
-    ("PATCH", r"/machine-config", "MachineConfiguration-partial", None),
-    ("PUT", r"/boot-source", "BootSource", None),
-    ("PUT", r"/drives/[^/]+", "Drive", None),
-    ("PUT", r"/network-interfaces/[^/]+", "NetworkInterface", None),
-    ("PUT", r"/actions", "InstanceActionInfo", None),
-    ("PATCH", r"/vm", "Vm", None),
-]
-
-
-def conforms(value, shape, where="body"):
-    """Raise AssertionError unless @value fits Firecracker's @shape."""
-    if isinstance(shape, list):
-        assert isinstance(value, list), f"{where}: expected an array"
-        for i, v in enumerate(value):
-            conforms(v, shape[0], f"{where}[{i}]")
-        return
-    if isinstance(shape, tuple):
-        assert value in shape, f"{where}: {value!r} is not one of {shape}"
-        return
-    if isinstance(shape, type):
-        ok = isinstance(value, shape) and not (shape is int and isinstance(value, bool))
-        assert ok, f"{where}: {value!r} is not {shape.__name__}"
-        return
-    assert isinstance(value, dict), f"{where}: expected an object"
-    for k in shape["required"]:
-        assert k in value, f"{where}: required {k!r} is missing"
-    for k, v in value.items():
-        if k in shape["props"]:
-            conforms(v, shape["props"][k], f"{where}.{k}")
-
-
-def check_shapes(method, path, body, status, reply):
-    for m, pat, req, resp in ROUTES:
-        if m != method or not re.fullmatch(pat, path):
-            continue
-        if body is not None and req:
-            name = req.replace("-partial", "")
-            shape = dict(FC[name], required=[] if req.endswith("-partial") else FC[name]["required"])
-            conforms(body, shape, f"{method} {path} request")
-        if status >= 300:
-            conforms(reply, FC["Error"], f"{method} {path} fault")
-            assert reply.get("fault_message")
-        elif resp:
-            conforms(reply, FC[resp], f"{method} {path} response")
-        else:
-            assert status == 204 and reply is None, f"{method} {path}: {status} {reply}"
-    if status >= 300:
-        assert isinstance(reply, dict) and isinstance(reply.get("fault_message"), str)
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=30):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-def api(sock, method, path, body=None, check=True):
-    """One request; returns (status, parsed JSON or None). Checks Firecracker's shapes."""
-    c = UnixHTTPConnection(sock)
-    data = json.dumps(body) if body is not None else None
-    c.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
-    r = c.getresponse()
-    raw = r.read()
-    c.close()
-    reply = json.loads(raw) if raw else None
-    if check:
-        check_shapes(method, path, body, r.status, reply)
-    return r.status, reply
-
 
 def raw_request(sock, data, shutdown=False, timeout=10):
     """Send raw bytes; read one response (to its Content-Length) or until the server closes."""
@@ -191,57 +74,6 @@ def status_of(raw):
     # The header must tell the truth: a client frames the body by it.
     assert cl is None or int(cl.group(1)) == len(body), (head, body)
     return int(m.group(1)), (json.loads(body) if body else None)
-
-
-class Vmm:
-    def __init__(self, tmp_path, args=(), env=None):
-        self.sock = str(tmp_path / "api.sock")
-        self.console = tmp_path / "console.log"
-        self.err = open(tmp_path / "hugevmm.err", "w+")
-        self.proc = subprocess.Popen([BIN, "--api-sock", self.sock, *args],
-                                     stdout=open(self.console, "w"), stderr=self.err,
-                                     stdin=subprocess.DEVNULL, env=dict(os.environ, **(env or {})))
-        # Up when it answers (a stale socket file may be there before hugevmm replaces it).
-        deadline = time.time() + 30
-        while True:
-            assert self.proc.poll() is None and time.time() < deadline, self.stderr()
-            try:
-                if api(self.sock, "GET", "/version", check=False)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.01)
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read()
-
-    def ticks(self):
-        return len(re.findall(r"tick \d+", self.console.read_text()))
-
-    def wait_console(self, text, timeout=30):
-        deadline = time.time() + timeout
-        while text not in self.console.read_text():
-            assert time.time() < deadline and self.proc.poll() is None, \
-                f"no {text!r}: {self.console.read_text()[-500:]} {self.stderr()}"
-            time.sleep(0.02)
-
-    def configure(self, args="test=idle tick_ms=50", vcpus=1, mib=128):
-        assert api(self.sock, "PUT", "/boot-source",
-                   {"kernel_image_path": GUEST, "boot_args": args})[0] == 204
-        assert api(self.sock, "PUT", "/machine-config", {"vcpu_count": vcpus, "mem_size_mib": mib})[0] == 204
-        assert api(self.sock, "PUT", "/memory/regions/ram0",
-                   {"backing": "thp", "size_mib": mib, "policy": "prefer"}, check=False)[0] == 204
-
-    def boot(self, **kw):
-        self.configure(**kw)
-        assert api(self.sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (204, None)
-        self.wait_console("idle")
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        self.err.close()
 
 
 @pytest.fixture

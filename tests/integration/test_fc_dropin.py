@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from conftest import BIN, ROOT
-from test_api import Vmm, api
+from conftest import BIN
+from fcapi import Vmm, api
 
 GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
 HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)

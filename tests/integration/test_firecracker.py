@@ -4,49 +4,24 @@ documentation and test framework (firecracker/configs/, with cases.json saying w
 to each), `hugevmm check` on each of them, and the pre-boot API routes checked against the
 schema. Nothing here needs /dev/kvm."""
 import copy
-import http.client
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
 from conftest import BIN, run
+from fcapi import PATCH_SCHEMA, SCHEMA, api, conforms, errors
 
-jsonschema = pytest.importorskip("jsonschema", reason="python3-jsonschema is not installed")
+import jsonschema  # noqa: E402 (python3-jsonschema, installed by scripts/deps.sh test)
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "firecracker")
 CONFIGS = os.path.join(HERE, "configs")
-SCHEMA = json.load(open(os.path.join(HERE, "schema.json")))
 CASES = {k: v for k, v in json.load(open(os.path.join(CONFIGS, "cases.json"))).items()
          if not k.startswith("$")}
-
-
-def validator(definition, schema=SCHEMA):
-    return jsonschema.Draft7Validator({"$ref": f"#/definitions/{definition}",
-                                       "definitions": schema["definitions"]})
-
-
-def errors(value, definition, schema=SCHEMA):
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}"
-            for e in validator(definition, schema).iter_errors(value)]
-
-
-def conforms(value, definition, schema=SCHEMA):
-    errs = errors(value, definition, schema)
-    assert not errs, f"not a {definition}: {errs}\n{json.dumps(value)}"
-
-
-# PATCH /machine-config takes any subset of MachineConfiguration's fields.
-PATCH_SCHEMA = copy.deepcopy(SCHEMA)
-PATCH_SCHEMA["definitions"]["MachineConfiguration"].pop("required")
-PATCH_SCHEMA["definitions"]["MachineConfigurationUpdate"] = PATCH_SCHEMA["definitions"].pop(
-    "MachineConfiguration")
-PATCH_SCHEMA["definitions"]["MachineConfigurationUpdate"]["minProperties"] = 1
 
 
 def load(name):
@@ -172,40 +147,10 @@ def test_check_example(name, tmp_path):
 
 # ---------------------------------------------------------------- c. the API, pre-boot, no KVM
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=30):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
-RESPONSES = {("GET", "/"): "InstanceInfo", ("GET", "/version"): "FirecrackerVersion",
-             ("GET", "/machine-config"): "MachineConfiguration",
-             ("GET", "/vm/config"): "FullVmConfiguration"}
-
-
 def request(sock, method, path, body=None):
-    """One request; returns (status, parsed body). Every 2xx body of a route shared with
-    Firecracker is checked against its definition and every error body against Error."""
-    c = UnixHTTPConnection(sock)
-    data = json.dumps(body) if body is not None else None
-    c.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
-    r = c.getresponse()
-    raw = r.read()
-    c.close()
-    reply = json.loads(raw) if raw else None
-    if r.status >= 400:
-        conforms(reply, "Error")
-        assert reply["fault_message"], reply
-    elif (method, path) in RESPONSES:
-        assert r.status == 200, (method, path, r.status)
-        conforms(reply, RESPONSES[(method, path)])
-    return r.status, reply
+    """One request; every body sent and answer got on a route shared with Firecracker is
+    held against its definitions (fcapi.check_shapes)."""
+    return api(sock, method, path, body)
 
 
 def send(sock, method, path, body, definition, schema=SCHEMA):
