@@ -18,7 +18,8 @@
 # and the ones the commands install). Made new every run: the root (build/fresh/root),
 # and with it apt's lists and the L1 kernels the test tier downloads, so those download
 # paths are exercised too. Logs: build/fresh/<command>.log. Mounts are undone on any exit.
-# FRESH_MIRROR=URL picks another Debian mirror (default http://deb.debian.org).
+# FRESH_MIRROR=URL picks another Debian mirror (default http://deb.debian.org);
+# FRESH_SOURCE=REPO clones another repository (path or URL) instead of this one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 fresh=$here/build/fresh
@@ -32,7 +33,8 @@ now() { date +%s; }
 elapsed() { echo $(($(now) - $1)); }
 
 [ "$(id -u)" = 0 ] || { say "needs root (mmdebstrap, chroot, bind mounts)"; exit 2; }
-[ -z "$(git -C "$here" status --porcelain --untracked-files=no)" ] ||
+source=${FRESH_SOURCE:-$here}
+[ -n "${FRESH_SOURCE:-}" ] || [ -z "$(git -C "$here" status --porcelain --untracked-files=no)" ] ||
 	say "note: uncommitted changes in $here are not part of the check (it clones HEAD)"
 
 # Every mount under the root, deepest first.
@@ -103,9 +105,9 @@ mount --bind "$cache" "$root/var/cache/apt/archives"
 [ -c /dev/kvm ] && say "this host has /dev/kvm: it is in the root too" ||
 	say "this host has no /dev/kvm: make run must take its L1 path"
 
-rev=$(git -C "$here" rev-parse --short HEAD)
-git clone -q "$here" "$root/root/hugevmm"
-say "cloned HEAD $rev into /root/hugevmm"
+git clone -q "$source" "$root/root/hugevmm"
+rev=$(git -C "$root/root/hugevmm" rev-parse --short HEAD)
+say "cloned $source (HEAD $rev) into /root/hugevmm"
 
 # The README's commands, as written: the first sh block after "## The two commands".
 mapfile -t cmds < <(awk '/^## The two commands/ { s = 1 } s && /^```sh/ { b = 1; next }
