@@ -26,22 +26,7 @@
 #include "vmm/machine.h"
 #include "vmm/x86_boot.h"
 
-static char tmpdir[] = "/tmp/hugevmm-acpi-XXXXXX";
-
-static int setup(void **state)
-{
-	(void)state;
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[64];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	return system(cmd);
-}
+#include "tmpdir.h"
 
 static uint16_t get16(const uint8_t *b, size_t off)
 {

@@ -22,22 +22,7 @@
 #include "vmm/x86_boot.h"
 #include "vmm/x86_cpu.h"
 
-static char tmpdir[] = "/tmp/hugevmm-x86-XXXXXX";
-
-static int setup(void **state)
-{
-	(void)state;
-	return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[64];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	return system(cmd);
-}
+#include "tmpdir.h"
 
 static const char *write_file(const char *name, const void *data, size_t len)
 {
