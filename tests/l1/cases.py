@@ -95,6 +95,8 @@ def all_cases():
          entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1"), RNG_LIMIT), "thp", {}),
         ("rng-bad-ring", "badring",
          entropy(guest({"backing": "thp"}, "test=virtio-bad bad=addr tick_ms=200")), "thp", {}),
+        # 6. Firecracker's clients: the Go SDK's and Kata's calls, in order, then the boot.
+        ("fc-sdk-sequence", "fcclient", {}, "thp", {}),
         # Coverage drift: split one huge page of a running guest (test hook), re-measure.
         ("drift-thp-split", "drift", guest({"backing": "thp"}), "thp",
          {"HUGEVMM_TEST_HOOKS": "1"}),

@@ -203,6 +203,56 @@ run_badring() {
 	stop_vmm
 }
 
+# A client that drives hugevmm as the Firecracker Go SDK and Kata do: the logger and the
+# metrics first, then the machine, the boot source, a drive, an interface and the entropy
+# device, InstanceStart, FlushMetrics and SendCtrlAltDel, each with their bodies.
+fc_call() { # method path [body]
+	if [ -n "$3" ]; then
+		code=$(curl -s -o /tmp/resp -w '%{http_code}' --unix-socket $SOCK -X "$1" \
+			-H 'Content-Type: application/json' -d "$3" "http://localhost$2")
+	else
+		code=$(curl -s -o /tmp/resp -w '%{http_code}' --unix-socket $SOCK -X "$1" \
+			"http://localhost$2")
+	fi
+	echo "$code $1 $2 $(cat /tmp/resp)" >>/tmp/calls
+}
+
+run_fcclient() {
+	SOCK=/tmp/fc.sock
+	OUT=/tmp/fc.out
+	ERR=/tmp/fc.err
+	rm -f /tmp/calls /tmp/fc.log /tmp/fc.metrics
+	hugevmm --api-sock $SOCK --id sdk-vm >$OUT 2>$ERR </dev/null &
+	PID=$!
+	i=0
+	while [ ! -S $SOCK ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+	fc_call PUT /logger '{"log_path": "/tmp/fc.log", "level": "Debug", "show_level": true, "show_log_origin": true}'
+	fc_call PUT /metrics '{"metrics_path": "/tmp/fc.metrics"}'
+	fc_call PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 128, "smt": false, "track_dirty_pages": false}'
+	fc_call PUT /boot-source '{"kernel_image_path": "/guest/testguest.elf", "boot_args": "test=idle tick_ms=100"}'
+	fc_call PUT /drives/rootfs '{"drive_id": "rootfs", "path_on_host": "/guest/initrd.cpio", "is_root_device": true, "is_read_only": true}'
+	fc_call PUT /network-interfaces/eth0 '{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"}'
+	fc_call PUT /entropy '{}'
+	fc_call PUT /actions '{"action_type": "InstanceStart"}'
+	if wait_line $OUT '^idle' $PID; then
+		attr ready yes
+		fc_call PUT /actions '{"action_type": "FlushMetrics"}'
+		fc_call GET /
+		fc_call PUT /actions '{"action_type": "SendCtrlAltDel"}'
+	else
+		attr ready no
+		kill -TERM $PID
+	fi
+	supervise $PID 60
+	attr rc $?
+	[ -e $SOCK ] && attr socket_left yes || attr socket_left no
+	emit calls /tmp/calls
+	emit log /tmp/fc.log
+	emit metrics /tmp/fc.metrics
+	emit stdout $OUT
+	emit stderr $ERR
+}
+
 run_refuse() {
 	grep -i huge /proc/meminfo >/tmp/before
 	ls /dev/hugepages /mnt/pmem >>/tmp/before 2>&1

@@ -279,11 +279,13 @@ def test_test_guest_reads_the_entropy_device(l1, kernel):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_the_rate_limiter_limits_the_entropy_device(l1, kernel):
     """8 KiB per 100 ms, no burst: 256 KiB cannot take less than 3.1 s (the bucket starts
-    full with 8 KiB), and it takes about that much longer than without the limit."""
+    full with 8 KiB), whatever the emulation's speed; without the limit the same run is
+    clearly faster (the guest's own reading overlaps the limiter's waits, so the gap is
+    3.1 s less that reading time: 1.8-2.4 s seen here)."""
     _, _, free_ms = rng_case(l1, kernel, "rng-irq-1cpu", 262144)
     res, c, limited_ms = rng_case(l1, kernel, "rng-rate-limited", 262144)
     assert limited_ms >= 3100, f"{limited_ms} ms\n" + context(res, c)
-    assert limited_ms - free_ms >= 2000, f"{limited_ms} vs {free_ms} ms\n" + context(res, c)
+    assert limited_ms - free_ms >= 500, f"{limited_ms} vs {free_ms} ms\n" + context(res, c)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
@@ -299,3 +301,35 @@ def test_a_guest_that_breaks_the_ring_rules_gets_needs_reset(l1, kernel):
     assert metrics["virtio"]["needs_reset"] >= 1, context(res, c)
     assert "broke a virtio rule" in c["files"]["stderr"], context(res, c)
     assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", context(res, c)
+
+
+FC_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9} \[sdk-vm:[^:\]]+"
+                         r":(ERROR|WARN|INFO|DEBUG):[^:\]]+:\d+\] .+$")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_firecracker_client_boots_and_stops_a_vm(l1, kernel):
+    """The Firecracker Go SDK's and Kata's calls, in their order and with their bodies, on
+    a real KVM: each answered as Firecracker would, the guest up (2 vCPUs, the entropy
+    device), metrics and Firecracker-format log lines in their files, SendCtrlAltDel ends
+    the VM with 0 and the socket is removed."""
+    res, c = get_case(l1, kernel, "fc-sdk-sequence")
+    assert c["attrs"].get("ready") == "yes", context(res, c)
+    calls = [ln.split(" ", 3) for ln in c["files"]["calls"].splitlines() if ln.strip()]
+    for code, method, path, *body in calls:
+        want = "200" if method == "GET" else "204"
+        assert code == want, f"{method} {path}: {code} {body}\n" + context(res, c)
+    info = json.loads(calls[-2][3])
+    assert info["id"] == "sdk-vm" and info["state"] == "Running", context(res, c)
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", context(res, c)
+    lines = c["files"]["log"].splitlines()
+    assert lines and all(FC_LOG_LINE.match(ln) for ln in lines), context(res, c)
+    metrics = [json.loads(ln) for ln in c["files"]["metrics"].splitlines()]
+    assert len(metrics) >= 2, context(res, c)  # FlushMetrics, and the line at exit
+    flushed = metrics[0]
+    assert flushed["hugevmm"]["state"] == "Running", context(res, c)
+    assert flushed["put_api_requests"]["machine_cfg_count"] == 1, context(res, c)
+    assert flushed["put_api_requests"]["logger_count"] == 1, context(res, c)
+    assert flushed["vcpu"]["exit_io"] > 0, context(res, c)
+    assert flushed["hugevmm"]["memory"]["ram_bytes"] == 128 * MiB, context(res, c)
+    assert "entropy" in flushed, context(res, c)
