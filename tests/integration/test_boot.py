@@ -403,3 +403,32 @@ def test_boot_source_required(tmp_path):
     p.write_text(json.dumps({"machine-config": {"vcpu_count": 1, "mem_size_mib": 128}}))
     r = run(["--config-file", str(p)])
     assert r.returncode == 2 and "boot-source: missing" in r.stderr
+
+
+# ---- devices: the entropy device through virtio-mmio ----
+
+@needs_kvm
+@pytest.mark.parametrize("vcpus,args", [
+    (1, "test=rng bytes=65536 irq=1"),
+    (2, "test=rng bytes=65536 irq=0 event_idx=0 indirect=1"),
+])
+def test_entropy_device(tmp_path, sysfs, vcpus, args):
+    rc, out, err = boot(tmp_path, args, vcpus=vcpus, entropy={})
+    expect_pass(rc, out, err)
+    assert "rng bytes=65536" in out
+
+
+@needs_kvm
+def test_entropy_rate_limited(tmp_path, sysfs):
+    """8 KiB per 100 ms and no burst: 128 KiB cannot come in under 1.5 s."""
+    t0 = time.monotonic()
+    rc, out, err = boot(tmp_path, "test=rng bytes=131072", entropy={
+        "rate_limiter": {"bandwidth": {"size": 8192, "refill_time": 100}}})
+    expect_pass(rc, out, err)
+    assert time.monotonic() - t0 >= 1.5
+
+
+@needs_kvm
+def test_no_entropy_device_without_the_section(tmp_path, sysfs):
+    rc, out, err = boot(tmp_path, "test=rng bytes=4096")
+    assert rc == 1 and "testguest: FAIL" in out, out + err
