@@ -58,6 +58,8 @@ int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 		struct vm_vdev *d = &vm->vdevs[i];
 		int r = -EINVAL;
 
+		/* Counted first: vm_virtio_destroy frees what a failure leaves half made. */
+		vm->nvdevs = i + 1;
 		switch (mv->device_id) {
 		case VIRTIO_ID_RNG:
 			d->rng = calloc(1, sizeof(*d->rng));
@@ -71,7 +73,6 @@ int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 		if (r)
 			return err_set(e, ERR_RUNTIME, r, "%s: cannot create the device: %s",
 				       mv->name, strerror(-r));
-		vm->nvdevs = i + 1;
 		r = bus_register(&vm->mmio, mv->base, VIRTIO_MMIO_WINDOW, &d->t->dev);
 		if (r)
 			return err_set(e, ERR_RUNTIME, r, "%s: MMIO window at 0x%llx: %s", mv->name,
@@ -88,6 +89,8 @@ int vm_virtio_attach(struct vm *vm, struct vmm_err *e)
 	for (unsigned i = 0; i < vm->nvdevs; i++) {
 		struct vm_vdev *d = &vm->vdevs[i];
 
+		if (!d->t)
+			continue;
 		for (unsigned q = 0; q < d->t->ops->nqueues; q++) {
 			d->kick[q] = (struct vm_kick){.t = d->t, .q = q};
 			d->kick[q].w = evloop_watch(vm->loop, d->t->kick_fd[q], POLLIN, on_kick,
@@ -106,6 +109,8 @@ void vm_virtio_detach(struct vm *vm)
 	for (unsigned i = 0; i < vm->nvdevs; i++) {
 		struct vm_vdev *d = &vm->vdevs[i];
 
+		if (!d->t)
+			continue;
 		for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {
 			evloop_unwatch(vm->loop, d->kick[q].w);
 			d->kick[q].w = NULL;
@@ -121,7 +126,8 @@ void vm_virtio_destroy(struct vm *vm)
 		struct vm_vdev *d = &vm->vdevs[i];
 
 		if (d->rng) {
-			virtio_rng_destroy(d->rng);
+			if (d->t)
+				virtio_rng_destroy(d->rng);
 			free(d->rng);
 		}
 	}
@@ -135,7 +141,7 @@ void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 	for (unsigned i = 0; i < vm->nvdevs; i++) {
 		struct vm_vdev *d = &vm->vdevs[i];
 
-		if (d->rng) {
+		if (d->rng && d->t) {
 			struct virtio_rng_stats st;
 
 			virtio_rng_stats(d->rng, &st);
@@ -144,6 +150,8 @@ void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 			m->entropy_throttled += st.throttled;
 			m->entropy_errors += st.errors;
 		}
+		if (!d->t)
+			continue;
 		pthread_mutex_lock(&d->t->lock);
 		m->virtio_notifies += d->t->st.notifies;
 		m->virtio_interrupts += d->t->st.interrupts;
