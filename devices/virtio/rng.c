@@ -4,7 +4,6 @@
 #include <linux/virtio_ids.h>
 #include <linux/virtio_mmio.h>
 #include <string.h>
-#include <stdlib.h>
 #include <sys/random.h>
 
 #include "common/log.h"
@@ -62,18 +61,12 @@ static void process(struct virtio_mmio *t, unsigned qi)
 {
 	struct virtio_rng *r = of(t);
 	struct vq *q = &t->vq[qi];
-	struct vq_chain *c = NULL;
+	struct vq_chain *c = &r->chain;
 	bool pushed = false;
 	char why[VQ_WHY_LEN];
 
 	if (r->timer)
 		return; /* throttled: the timer resumes */
-	/* A chain is ~8 KiB: on the heap, not on the loop's stack. */
-	c = malloc(sizeof(*c));
-	if (!c) {
-		log_warn("entropy: out of memory; the request waits");
-		return;
-	}
 	for (;;) {
 		int got = vq_pop(q, c, why);
 		uint64_t wait;
@@ -99,7 +92,6 @@ static void process(struct virtio_mmio *t, unsigned qi)
 		vq_push(q, c->head, fill(r, c));
 		pushed = true;
 	}
-	free(c);
 	if (pushed && vq_should_notify(q))
 		virtio_mmio_interrupt(t, VIRTIO_MMIO_INT_VRING);
 }

@@ -18,6 +18,7 @@ struct virtio_rng {
 	struct ratelimit rl;
 	void *timer; /* pending resume after throttling */
 	struct virtio_rng_stats st;
+	struct vq_chain chain; /* the request being served (under the transport's lock) */
 };
 
 /* The device at @base/@gsi; @rl may be NULL (no limit). 0 or -errno. */
