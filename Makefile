@@ -160,7 +160,7 @@ fresh-check:
 	$(Q)bash scripts/fresh-check.sh
 
 # Native baselines: the same memory kinds and, for randread, the test guest's own loop.
-BENCH_BINS := $(BUILD)/bench/memset $(BUILD)/bench/randread
+BENCH_BINS := $(BUILD)/bench/memset $(BUILD)/bench/randread $(BUILD)/bench/vmtime $(BUILD)/bench/irqclose
 $(BUILD)/bench/%: bench/%.c bench/native.h tests/guest/chase.h | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) -o $@ $<

@@ -10,8 +10,11 @@ import textwrap
 
 TITLES = {"launch": "Launch (test guest, test=exit code=0)", "overhead": "VMM overhead",
           "prefault": "Prefault (allocate and populate)", "latency": "Guest memory latency",
-          "scan": "Coverage scan cost", "l1": "Linux L2 inside L1 (real TDP KVM, emulated)"}
+          "scan": "Coverage scan cost", "l1": "Linux L2 inside L1 (real TDP KVM, emulated)",
+          "virtio": "Virtio inside L1: launch to exit with an entropy device, notification round trip",
+          "irqchip": "Interrupt controller choice inside L1: VM teardown"}
 COLORS = {"hugevmm": "#1f77b4", "hugevmm 1t": "#9ecae1", "QEMU": "#d62728", "QEMU microvm": "#d62728",
+          "QEMU kernel-irqchip=on": "#ff9896", "QEMU microvm kernel-irqchip=on": "#ff9896", "KVM": "#7f7f7f",
           "native": "#2ca02c",
           "PAGEMAP_SCAN": "#1f77b4", "smaps": "#9467bd"}
 

@@ -3,7 +3,7 @@
 in one run: `make bench` (full) or `make bench-quick` (smaller sizes, fewer
 repeats, under 2 minutes).
 
-    bench/run.py [--quick] [--only launch,prefault,latency,scan,l1] [--prefault-mib N] ...
+    bench/run.py [--quick] [--only launch,prefault,latency,scan,l1,virtio] [--prefault-mib N] ...
 
 Writes bench/results/<date>.json (<date>-quick.json for --quick) with the
 machine it ran on, then the Markdown table (.md) and SVG chart (.svg) beside
@@ -25,21 +25,24 @@ import launch  # noqa: E402
 import prefault  # noqa: E402
 import report  # noqa: E402
 import scan  # noqa: E402
+import virtio  # noqa: E402
 from common import ROOT, Settings, machine  # noqa: E402
 
 REPORTING = "/sys/module/page_reporting/parameters/page_reporting_order"
 
-SECTIONS = {"launch": launch, "prefault": prefault, "latency": latency, "scan": scan, "l1": l1}
+SECTIONS = {"launch": launch, "prefault": prefault, "latency": latency, "scan": scan, "l1": l1,
+            "virtio": virtio}  # virtio also reports the section "irqchip"
+IN_L1 = ("l1", "virtio")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
-    ap.add_argument("--only", help="comma-separated sections (default: all; --quick: all but l1, "
-                    "whose emulated L1 takes minutes)")
+    ap.add_argument("--only", help="comma-separated sections (default: all; --quick: all but l1 "
+                    "and virtio, whose emulated L1 takes minutes)")
     ap.add_argument("--hugevmm", default=os.path.join(ROOT, "build", "hugevmm"))
     ap.add_argument("--guest", default=os.path.join(ROOT, "build", "testguest.elf"))
-    ap.add_argument("--bindir", default=os.path.join(ROOT, "build", "bench"), help="memset, randread")
+    ap.add_argument("--bindir", default=os.path.join(ROOT, "build", "bench"), help="memset, randread, vmtime, irqclose")
     ap.add_argument("--prefault-mib", type=int, help="prefault size (default 8192, quick 1024)")
     ap.add_argument("--randread-mib", type=int, help="randread buffer (default 1024, quick 256)")
     ap.add_argument("--randread-iters", type=int, help="dependent reads (default 10M, quick 2M)")
@@ -50,7 +53,7 @@ def main():
         sys.exit("bench: needs root (it sets THP modes and hugetlb pools, and restores them)")
     if not shutil.which("qemu-system-x86_64"):
         sys.exit("bench: qemu-system-x86_64 not found; `scripts/deps.sh bench` installs it")
-    only = [s for s in (a.only or ",".join(x for x in SECTIONS if not (a.quick and x == "l1")))
+    only = [s for s in (a.only or ",".join(x for x in SECTIONS if not (a.quick and x in IN_L1)))
             .split(",") if s]
     for s in only:
         if s not in SECTIONS:
@@ -59,14 +62,18 @@ def main():
     a.memset, a.randread = (os.path.join(os.path.abspath(a.bindir), b) for b in ("memset", "randread"))
     for p in (a.hugevmm, a.guest, a.memset, a.randread):
         if not os.path.exists(p):
-            sys.exit(f"bench: {p} is missing; `make all build/bench/memset build/bench/randread` builds it")
+            sys.exit(f"bench: {p} is missing; `make all build/bench/memset build/bench/randread` builds it "
+                     "(virtio's vmtime and irqclose the same way)")
     a.prefault_mib = a.prefault_mib or (1024 if a.quick else 8192)
     a.randread_mib = a.randread_mib or (256 if a.quick else 1024)
     a.randread_iters = a.randread_iters or (2_000_000 if a.quick else 10_000_000)
     a.scan_gib = [int(x) for x in (a.scan_gib or ("1,2,4" if a.quick else "1,8,32")).split(",")]
 
     date = datetime.date.today().isoformat()
-    res = {"date": date, "command": "make bench-quick" if a.quick else "make bench",
+    cmd = "make bench-quick" if a.quick else "make bench"
+    if a.only:
+        cmd = f"bench/run.py{' --quick' if a.quick else ''} --only {a.only}"
+    res = {"date": date, "command": cmd,
            "machine": machine(), "params": {}, "metrics": [], "skipped": {}, "seconds": {}}
     with Settings() as s:
         res["machine"]["free_page_reporting"] = pause_page_reporting(s)

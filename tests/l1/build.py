@@ -13,7 +13,8 @@ ndctl, daxctl, mkfs.ext4 and curl with their shared libraries; an L2 Linux
 initramfs; the cases (tests/l1/cases.py) and the init that runs them
 (tests/l1/init.sh). With --bench the cases are the launch benchmark's
 (cases.bench_cases) and Debian's QEMU goes in too, with its shared libraries
-and the microvm firmware; that image lives in OUT/<kernel>-bench.
+and the microvm firmware, and bench/virtio.py's measuring programs (vmtime, irqclose)
+when built; that image lives in OUT/<kernel>-bench.
 With a run (tests/l1/vm.py: `make run` without /dev/kvm) the image is smaller: one
 case of kind run (the user's own hugevmm command line), the repository files it names
 under /repo, only kvm-amd, no L2 and no tools; it lives in OUT/<kernel>-run.
@@ -41,6 +42,8 @@ L2_MODULES = ["virtio_mmio", "virtio_rng"]
 TOOLS = ["/usr/bin/ndctl", "/usr/bin/daxctl", "/usr/sbin/mkfs.ext4", "/usr/bin/curl"]
 DLOPENED = ["libdaxctl.so.1"]  # hugevmm dlopen()s it: ldd does not list it
 QEMU = "/usr/bin/qemu-system-x86_64"
+BENCH_TOOLS = ["vmtime", "irqclose"]
+BENCH_TOOLS_DIR = os.path.join(ROOT, "build", "bench")  # bench/run.py --bindir sets it
 QEMU_FIRMWARE = ["bios-microvm.bin", "qboot.rom", "linuxboot_dma.bin", "pvh.bin", "kvmvapic.bin"]
 
 
@@ -244,6 +247,10 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
         copy_with_libs(root, QEMU)
         for fw in QEMU_FIRMWARE:
             copy_into(root, os.path.join("/usr/share/qemu", fw))
+        # bench/virtio.py's measuring programs, when built (make's BENCH_BINS).
+        for t in BENCH_TOOLS:
+            if os.path.exists(os.path.join(BENCH_TOOLS_DIR, t)):
+                copy_with_libs(root, os.path.join(BENCH_TOOLS_DIR, t), f"/bin/{t}")
     os.makedirs(os.path.join(root, "etc"), exist_ok=True)
     open(os.path.join(root, "etc", "passwd"), "w").write("root:x:0:0:root:/:/bin/sh\n")
 

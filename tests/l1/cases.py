@@ -1,12 +1,14 @@
 """The cases the L1 init runs, written into the image as one directory each:
 
-    cases/NN-name/kind         boot | cover | refuse | drift | bench | run
+    cases/NN-name/kind         boot | cover | refuse | drift | bench | run | vbench | irqclose
     cases/NN-name/args         run only: hugevmm's arguments, one a line, run in /repo
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
     cases/NN-name/setup        what the host must offer first (thp, nothp, shmem-thp,
                                hugetlb-2m N, dax-dev, dax-fs), optional
     cases/NN-name/qemu         bench only: QEMU's arguments instead of a hugevmm config
+    cases/NN-name/contenders   vbench only: contender names, one a line, each with
+                               NAME.json (hugevmm config) or NAME.qemu (QEMU's arguments)
 
 The init (tests/l1/init.sh) runs them in order and prints what it saw; the
 assertions are on the host side (tests/l1/test_l1.py), keyed by case name."""
@@ -129,6 +131,75 @@ def bench_cases():
         ("qemu-thp", "bench", qemu("memory-backend-ram"), "thp", {}),
         ("qemu-hugetlb-2m", "bench", qemu("memory-backend-memfd,hugetlb=on,hugetlbsize=2M"), pool, {}),
         ("qemu-anon-4k", "bench", qemu("memory-backend-ram"), "nothp", {}),
+    ] + virtio_bench_cases()
+
+
+VBENCH_MIB = 128
+
+
+class Files(dict):
+    """A case written as these files ({name: text}) instead of a config.json or qemu file."""
+
+
+def vguest(args, rng):
+    """hugevmm on the test guest: 128 MiB of lazy THP memory, 1 vCPU, the entropy device if
+    @rng (the launch section's lazy case, plus the device)."""
+    cfg = {"boot-source": {"kernel_image_path": "/guest/testguest.elf", "boot_args": args},
+           "machine-config": {"vcpu_count": 1},
+           "memory": {"regions": [{"id": "ram0", "size_mib": VBENCH_MIB, "backing": "thp",
+                                   "prefault": False}]}}
+    if rng:
+        cfg["entropy"] = {}
+    return json.dumps(cfg, indent=1) + "\n"
+
+
+def vqemu(args, rng, kernel_irqchip=False):
+    """Debian's QEMU microvm on the test guest, same memory (lazy, madvised huge by default).
+    QEMU 7.2 puts virtio_mmio.device= on the command line only with acpi=off, and its
+    virtio-mmio is legacy unless force-legacy=false (tests/integration/test_virtio_guest.py);
+    its microvm runs a split irqchip unless kernel-irqchip=on."""
+    argv = ["-accel", "kvm" + (",kernel-irqchip=on" if kernel_irqchip else ""), "-cpu", "host",
+            "-M", "microvm,acpi=off", "-m", f"{VBENCH_MIB}M", "-smp", "1", "-nodefaults",
+            "-nographic", "-no-reboot", "-serial", "stdio",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-global", "virtio-mmio.force-legacy=false"]
+    if rng:
+        argv += ["-device", "virtio-rng-device"]
+    return "".join(a + "\n" for a in argv + ["-kernel", "/guest/testguest.elf", "-append", args])
+
+
+def vbench(contenders, runs=None):
+    """A case of kind vbench: {name: ("hugevmm"|"qemu", file text)}, run interleaved round by
+    round (round 0 unmeasured) under bench/vmtime; @runs overrides l1.runs."""
+    files = {"contenders": "".join(n + "\n" for n in contenders)}
+    for n, (who, text) in contenders.items():
+        files[f"{n}.json" if who == "hugevmm" else f"{n}.qemu"] = text
+    if runs:
+        files["runs"] = f"{runs}\n"
+    return Files(files)
+
+
+def virtio_bench_cases():
+    """bench/virtio.py: launch -> exit of the test guest with and without an entropy device,
+    the virtio notification -> interrupt round trip, and an empty VM's teardown per
+    interrupt controller (bench/irqclose.c)."""
+    ex = "test=exit code=0"
+    exits = {"hugevmm": ("hugevmm", vguest(ex, False)),
+             "qemu": ("qemu", vqemu(ex, False)),
+             "qemu-kirq": ("qemu", vqemu(ex, False, True)),
+             "hugevmm-rng": ("hugevmm", vguest(ex, True)),
+             "qemu-rng": ("qemu", vqemu(ex, True)),
+             "qemu-rng-kirq": ("qemu", vqemu(ex, True, True))}
+    rt = {}
+    for irq in (1, 0):
+        a = f"test=virtio-rt n=10000 irq={irq}"
+        rt[f"hugevmm-irq{irq}"] = ("hugevmm", vguest(a, True))
+        rt[f"qemu-irq{irq}"] = ("qemu", vqemu(a, True))
+        rt[f"qemu-kirq-irq{irq}"] = ("qemu", vqemu(a, True, True))
+    return [
+        ("virtio-exit", "vbench", vbench(exits), "thp", {}),
+        ("virtio-rt", "vbench", vbench(rt, runs=5), "thp", {}),
+        ("irqchip-close", "irqclose", Files({"rounds": "20\n"}), "thp", {}),
     ]
 
 
@@ -139,7 +210,11 @@ def write(dest, flavour, bench=False):
         os.makedirs(d)
         with open(os.path.join(d, "kind"), "w") as f:
             f.write(kind + "\n")
-        if isinstance(cfg, list):
+        if isinstance(cfg, Files):
+            for fname, text in cfg.items():
+                with open(os.path.join(d, fname), "w") as f:
+                    f.write(text)
+        elif isinstance(cfg, list):
             with open(os.path.join(d, "qemu"), "w") as f:
                 f.write("\n".join(cfg) + "\n")  # one argument per line: L2_ARGS has spaces
         else:

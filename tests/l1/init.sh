@@ -333,6 +333,40 @@ run_run() {
 	attr rc $rc
 }
 
+# Contenders run interleaved (bench/virtio.py): each round runs every one of them once,
+# round 0 unmeasured; NAME.json is a hugevmm config, NAME.qemu QEMU's arguments one a line.
+# vmtime (bench/vmtime.c) times each from spawn to exit, with the guest's first and last
+# words and the VMM's CPU time; a virtio-rt run's figures are taken from its output.
+run_vbench() {
+	vd=$1
+	vn=$RUNS
+	[ -f "$vd/runs" ] && vn=$(cat "$vd/runs")
+	for i in $(seq 0 "$vn"); do
+		for c in $(cat "$vd/contenders"); do
+			rm -f /tmp/vres
+			if [ -f "$vd/$c.qemu" ]; then
+				set --
+				while IFS= read -r a; do set -- "$@" "$a"; done <"$vd/$c.qemu"
+				vmtime /tmp/vres 300 qemu-system-x86_64 "$@" >/tmp/vout 2>/tmp/verr </dev/null
+			else
+				vmtime /tmp/vres 300 hugevmm -q --config-file "$vd/$c.json" \
+					>/tmp/vout 2>/tmp/verr </dev/null
+			fi
+			rt=$(grep -o 'cycles_median=[0-9]* cycles_p10=[0-9]* cycles_p90=[0-9]*' /tmp/vout | head -1)
+			grep -q 'testguest: PASS' /tmp/vout && vp=1 || vp=0
+			attr "$c.run$i" "$(cat /tmp/vres 2>/dev/null) pass=$vp $rt"
+			[ $vp = 1 ] || { emit "stdout.$c.$i" /tmp/vout; emit "stderr.$c.$i" /tmp/verr; }
+		done
+	done
+}
+
+# An empty VM's teardown per interrupt controller (bench/irqclose.c).
+run_irqclose() {
+	irqclose "$(cat "$1/rounds")" >/tmp/irq 2>&1
+	attr rc $?
+	emit irqclose /tmp/irq
+}
+
 run_bench() {
 	for i in $(seq "$RUNS"); do bench_once "$1" "$i"; done
 }
