@@ -34,7 +34,8 @@ def parse_runs(attrs):
 
 def run(a):
     runs = 3 if a.quick else 5
-    only = ",".join(f"{w}-{c}" for w in ("hugevmm", "qemu") for c in CASES)  # not virtio's
+    only = ",".join([f"{w}-{c}" for w in ("hugevmm", "qemu") for c in CASES] +
+                    ["qemu-thp-kirq"])  # not virtio's
     res = l1run.run_all([KERNEL], only=only, timeout=1800, bench_runs=runs,
                         hugevmm=a.hugevmm)[KERNEL]
     if not res["done"]:
@@ -54,6 +55,11 @@ def run(a):
         h, q = got[f"hugevmm-{case}"], got[f"qemu-{case}"]
         series = {"hugevmm": [r["up_ms"] for r in h], "QEMU microvm": [r["up_ms"] for r in q]}
         ratios = {"hugevmm / QEMU": ("hugevmm", "QEMU microvm")}
+        if case == "thp":
+            # QEMU's split irqchip (its default) against its in-kernel one, same VMM.
+            series["QEMU microvm kernel-irqchip=on"] = [r["up_ms"] for r in got["qemu-thp-kirq"]]
+            ratios["QEMU split / in-kernel irqchip"] = ("QEMU microvm",
+                                                        "QEMU microvm kernel-irqchip=on")
         out.append(metric("l1", "launch to L2 userspace", "ms", "lower", case, series, ratios))
         out.append(metric("l1", "VMM RSS without guest RAM at L2 userspace", "MiB", "lower", case,
                           {"hugevmm": [r["rss_vmm_kb"] / 1024 for r in h],

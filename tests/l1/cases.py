@@ -108,9 +108,10 @@ def all_cases():
 BENCH_MIB = 256
 
 
-def qemu(backend):
-    """Debian's QEMU inside L1 on the same L2 kernel and initramfs: microvm, KVM, one vCPU."""
-    return ["-accel", "kvm", "-cpu", "host", "-M", "microvm,memory-backend=mem", "-smp", "1",
+def qemu(backend, machine=""):
+    """Debian's QEMU inside L1 on the same L2 kernel and initramfs: microvm, KVM, one vCPU
+    (@machine: more -M options, e.g. ",kernel-irqchip=on")."""
+    return ["-accel", "kvm", "-cpu", "host", "-M", "microvm,memory-backend=mem" + machine, "-smp", "1",
             "-m", f"{BENCH_MIB}M", "-object", f"{backend},id=mem,size={BENCH_MIB}M",
             "-nodefaults", "-nographic", "-no-reboot", "-serial", "stdio",
             "-kernel", "/guest/bzImage", "-initrd", "/guest/initrd.cpio",
@@ -129,6 +130,9 @@ def bench_cases():
          boot("bzImage", 1, backing="hugetlb", mib=BENCH_MIB), pool, {}),
         ("hugevmm-anon-4k", "bench", boot("bzImage", 1, backing="anon", mib=BENCH_MIB), "nothp", {}),
         ("qemu-thp", "bench", qemu("memory-backend-ram"), "thp", {}),
+        # The same with QEMU's in-kernel irqchip (PIC, IOAPIC, PIT) instead of its default
+        # split one: the interrupt controller's own effect on a Linux boot, one VMM.
+        ("qemu-thp-kirq", "bench", qemu("memory-backend-ram", ",kernel-irqchip=on"), "thp", {}),
         ("qemu-hugetlb-2m", "bench", qemu("memory-backend-memfd,hugetlb=on,hugetlbsize=2M"), pool, {}),
         ("qemu-anon-4k", "bench", qemu("memory-backend-ram"), "nothp", {}),
     ] + virtio_bench_cases()
