@@ -26,31 +26,8 @@
 #include "vmm/machine.h"
 #include "vmm/x86_boot.h"
 
+#include "bytes.h"
 #include "tmpdir.h"
-
-static uint16_t get16(const uint8_t *b, size_t off)
-{
-	uint16_t v;
-
-	memcpy(&v, b + off, 2);
-	return v;
-}
-
-static uint32_t get32(const uint8_t *b, size_t off)
-{
-	uint32_t v;
-
-	memcpy(&v, b + off, 4);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *b, size_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, b + off, 8);
-	return v;
-}
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {

@@ -22,6 +22,7 @@
 #include "vmm/x86_boot.h"
 #include "vmm/x86_cpu.h"
 
+#include "bytes.h"
 #include "tmpdir.h"
 
 static const char *write_file(const char *name, const void *data, size_t len)
@@ -35,32 +36,6 @@ static const char *write_file(const char *name, const void *data, size_t len)
 	assert_int_equal(write(fd, data, len), (ssize_t)len);
 	close(fd);
 	return path;
-}
-
-static void put16(uint8_t *b, size_t off, uint16_t v)
-{
-	memcpy(b + off, &v, 2);
-}
-
-static void put32(uint8_t *b, size_t off, uint32_t v)
-{
-	memcpy(b + off, &v, 4);
-}
-
-static uint32_t get32(const uint8_t *b, size_t off)
-{
-	uint32_t v;
-
-	memcpy(&v, b + off, 4);
-	return v;
-}
-
-static uint64_t get64(const uint8_t *b, size_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, b + off, 8);
-	return v;
 }
 
 #define FAKE_PAYLOAD     (64 * 1024)
