@@ -239,21 +239,6 @@ static bool id_valid(const char *id)
 	return true;
 }
 
-/* Firecracker's level names, any case; -2 when unknown. */
-static int level_parse(const char *s)
-{
-	if (!strcasecmp(s, "error"))
-		return LOG_ERR;
-	if (!strcasecmp(s, "warning") || !strcasecmp(s, "warn"))
-		return LOG_WARN;
-	if (!strcasecmp(s, "info"))
-		return LOG_INFO;
-	if (!strcasecmp(s, "debug") || !strcasecmp(s, "trace"))
-		return LOG_DEBUG;
-	if (!strcasecmp(s, "off"))
-		return LOG_OFF;
-	return -2;
-}
 
 /*
  * One parser for every command: the options in @allowed plus -q, -v, -h.
@@ -286,6 +271,7 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 	};
 	static size_t nopts;
 	int quiet = 0, verbose = 0, c;
+	enum log_level lvl;
 
 	if (!nopts) {
 		while (opts[nopts].name)
@@ -360,7 +346,7 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 			o->log_path = optarg;
 			break;
 		case 'l':
-			if (level_parse(optarg) < -1)
+			if (log_level_from_name(optarg, &lvl))
 				return usage_error(usage, "%s--level: \"%s\" is not a level; use Error, "
 						   "Warning, Info, Debug, Trace or Off", cmd, optarg);
 			o->level = optarg;
@@ -532,7 +518,10 @@ static int telemetry_from_flags(const struct cli_opts *o, struct vmm_err *e)
 
 	if (o->level) {
 		l.has_level = true;
-		l.level = level_parse(o->level);
+		enum log_level lvl = LOG_INFO;
+
+		(void)log_level_from_name(o->level, &lvl); /* parse_opts checked the name */
+		l.level = (int)lvl;
 	}
 	l.show_level = o->show_level;
 	l.show_origin = o->show_origin;

@@ -629,6 +629,7 @@ cJSON *cfg_json_render_rate_limiter(const struct rl_cfg *rl)
 
 int cfg_json_logger(const cJSON *o, const char *p, struct cfg_logger *l, struct vmm_err *e)
 {
+	enum log_level level = LOG_INFO;
 	char lv[16];
 	int r = jv_validate(o, p, fc_logger, e);
 
@@ -645,13 +646,8 @@ int cfg_json_logger(const cJSON *o, const char *p, struct cfg_logger *l, struct 
 	/* Firecracker's names, any case; Trace is Debug here (hugevmm has no finer level). */
 	if (!strcasecmp(lv, "Trace"))
 		log_warn("%s.level: \"%s\" is Debug here; hugevmm has no finer level", p, lv);
-	l->has_level = true;
-	l->level = !strcasecmp(lv, "Error")	? LOG_ERR
-		   : !strcasecmp(lv, "Warning") ? LOG_WARN
-		   : !strcasecmp(lv, "Warn")	? LOG_WARN
-		   : !strcasecmp(lv, "Info")	? LOG_INFO
-		   : !strcasecmp(lv, "Off")	? LOG_OFF
-						: LOG_DEBUG;
+	l->has_level = !log_level_from_name(lv, &level); /* the table checked the name */
+	l->level = (int)level;
 	return 0;
 }
 

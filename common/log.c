@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +47,24 @@ static void level_from_env(void)
 	for (unsigned i = 0; i <= LOG_DEBUG; i++)
 		if (!strcmp(e, prefix[i]) || (i == LOG_ERR && !strcmp(e, "err")))
 			level = (enum log_level)i;
+}
+
+int log_level_from_name(const char *name, enum log_level *out)
+{
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} names[] = {
+		{"error", LOG_ERR}, {"warning", LOG_WARN}, {"warn", LOG_WARN}, {"info", LOG_INFO},
+		{"debug", LOG_DEBUG}, {"trace", LOG_DEBUG}, {"off", LOG_OFF},
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcasecmp(name, names[i].name)) {
+			*out = names[i].level;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 void log_set_level(enum log_level lvl)

@@ -17,6 +17,12 @@ enum log_level {
 };
 
 void log_set_level(enum log_level lvl);
+
+/*
+ * A level by Firecracker's names, in any case (Error, Warning or Warn, Info, Debug,
+ * Trace, Off; Trace is Debug here): 0 with *@out set, or -EINVAL.
+ */
+int log_level_from_name(const char *name, enum log_level *out);
 enum log_level log_get_level(void);
 
 /* Redirect messages (tests capture warnings); NULL restores stderr. */
