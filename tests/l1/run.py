@@ -65,6 +65,39 @@ def parse(text):
     return l1, cases
 
 
+# L1 itself (QEMU's software emulator running a nested-SVM guest) has been seen to freeze,
+# rarely: the serial line goes silent, its userspace stops (the init's heartbeat every 30 s
+# while a VMM runs stops too), and QEMU spins. That is not hugevmm -- a hung VMM is caught
+# inside L1 in 120 s and shown -- so after STALL_S seconds of silence the L1 is killed and
+# the cases it had not finished run again in a new L1, once; the stall is reported.
+STALL_S = int(os.environ.get("HUGEVMM_L1_STALL", "240"))
+
+
+def boot(image, work, only, repeat, bench_runs, suffix=""):
+    vmlinuz, initramfs, _ = image
+    log = open(os.path.join(work, f"serial{suffix}.log"), "wb")
+    return subprocess.Popen(qemu_cmd(vmlinuz, initramfs, work, only, repeat, bench_runs),
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log
+
+
+def wait(p, log, deadline):
+    """The exit status, "timeout", or "stalled" (no output for STALL_S seconds)."""
+    size, since = -1, time.time()
+    while True:
+        try:
+            return p.wait(timeout=min(1, max(0.1, deadline - time.time())))
+        except subprocess.TimeoutExpired:
+            pass
+        now, cur = time.time(), os.path.getsize(log.name)
+        if cur != size:
+            size, since = cur, now
+        why = "timeout" if now >= deadline else "stalled" if now - since >= STALL_S else None
+        if why:
+            p.kill()
+            p.wait()
+            return why
+
+
 def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None,
             hugevmm=None):
     """Build every kernel's image, then boot them all at once (TCG runs one core each);
@@ -76,26 +109,35 @@ def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None
     images = {k: build.build(k, out, hugevmm, os.path.join(build.ROOT, "build", "testguest.elf"),
                              bench=bool(bench_runs), tag=tag) for k in kernels}
     procs, t0 = {}, time.time()
-    for k, (vmlinuz, initramfs, pkg) in images.items():
-        work = os.path.dirname(initramfs)
-        log = open(os.path.join(work, "serial.log"), "wb")
-        procs[k] = (subprocess.Popen(qemu_cmd(vmlinuz, initramfs, work, only, repeat, bench_runs),
-                                     stdout=log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log)
+    for k, image in images.items():
+        procs[k] = boot(image, os.path.dirname(image[1]), only, repeat, bench_runs)
     results = {}
     for k, (p, log) in procs.items():
-        try:
-            rc = p.wait(timeout=max(1, timeout - (time.time() - t0)))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            rc = "timeout"
+        rc = wait(p, log, t0 + timeout)
         log.close()
-        text = open(log.name, errors="replace").read()
-        l1, cases = parse(text)
+        l1, cases = parse(open(log.name, errors="replace").read())
+        stalls = []
+        if rc == "stalled":
+            work = os.path.dirname(images[k][1])
+            names = [n[3:] for n in sorted(os.listdir(os.path.join(work, "root", "cases")))]
+            wanted = [n for n in names if not only or n in only.split(",")]
+            left = [n for n in wanted if not cases.get(n, {}).get("ended")]
+            started = [n for n in wanted if n in cases and not cases[n]["ended"]]
+            stalls.append({"after_s": round(time.time() - t0, 1), "during": started[:1],
+                           "log": log.name})
+            print(f"l1: {k}: L1 stalled (serial line silent {STALL_S} s, during "
+                  f"{started[:1] or 'no case'}); log {log.name}; running {len(left)} "
+                  f"unfinished cases again in a new L1", file=sys.stderr)
+            if left:
+                p2, log2 = boot(images[k], work, ",".join(left), repeat, bench_runs, ".retry")
+                rc = wait(p2, log2, time.time() + timeout)
+                log2.close()
+                l1b, cases2 = parse(open(log2.name, errors="replace").read())
+                l1 += l1b
+                cases.update(cases2)
         results[k] = {"kernel": k, "package": images[k][2], "log": log.name, "rc": rc,
                       "seconds": round(time.time() - t0, 1), "l1": l1, "cases": cases,
-                      "done": any(x.startswith("done") for x in l1)}
+                      "stalls": stalls, "done": any(x.startswith("done") for x in l1)}
     return results
 
 

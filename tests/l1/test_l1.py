@@ -99,6 +99,18 @@ def test_l1_runs_a_real_tdp_kvm(l1, kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+def test_l1_did_not_stall(l1, kernel):
+    """An L1 that froze (run.py: its serial line silent for STALL_S s) had its unfinished
+    cases run again once; that is said here, in the suite's summary, not hidden. Twice is
+    a failure: the cases that did not end fail on their own."""
+    stalls = l1[kernel].get("stalls", [])
+    if stalls:
+        pytest.skip(f"L1 {kernel} stalled once during {stalls[0]['during'] or 'no case'} "
+                    f"after {stalls[0]['after_s']} s (log {stalls[0]['log']}); its unfinished "
+                    "cases ran again in a new L1")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("name", sorted(BOOTS))
 def test_linux_l2_boots_and_reboots(l1, kernel, name):
     """A Debian kernel reaches its initramfs under hugevmm, prints on the serial line,
