@@ -212,15 +212,6 @@ static const struct fc_missing fc_missing[] = {
 	{NULL, NULL},
 };
 
-/* A value that asks for nothing: false, null, "None", 0, {} or []. */
-static bool inert(const cJSON *v)
-{
-	return !v || cJSON_IsFalse(v) || cJSON_IsNull(v) ||
-	       (cJSON_IsString(v) && !strcmp(v->valuestring, "None")) ||
-	       (cJSON_IsNumber(v) && v->valuedouble == 0) ||
-	       ((cJSON_IsObject(v) || cJSON_IsArray(v)) && !v->child);
-}
-
 /* One warning per Firecracker section or field that asks for what hugevmm lacks. */
 static void warn_missing(const cJSON *root)
 {
@@ -236,7 +227,7 @@ static void warn_missing(const cJSON *root)
 			v = cJSON_GetObjectItemCaseSensitive(v, dot + 1);
 		else if (dot)
 			v = NULL;
-		if (!inert(v))
+		if (!jv_inert(v))
 			log_warn("%s: ignored: %s", m->path, m->why);
 	}
 }
@@ -439,7 +430,7 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 	char id[MEM_ID_MAX + 1] = "", s[32], b[64];
 	enum mem_backing backing;
 	uint64_t v;
-	int rc = jv_check_keys(o, p, known, NULL, e);
+	int rc = jv_check_keys(o, p, known, e);
 	const cJSON *mc;
 
 	if (rc)
@@ -534,7 +525,7 @@ static int parse_memory(const cJSON *o, struct vm_config *c, struct vmm_err *e)
 	static const char *const known[] = {"regions", NULL};
 	const cJSON *regs;
 	char p[48];
-	int i = 0, rc = jv_check_keys(o, "memory", known, NULL, e);
+	int i = 0, rc = jv_check_keys(o, "memory", known, e);
 
 	if (rc)
 		return rc;

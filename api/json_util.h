@@ -26,12 +26,12 @@ const char *jv_show(const cJSON *v, char *buf, size_t len);
 int jv_type_err(const char *path, const char *key, const cJSON *v, const char *want,
 		struct vmm_err *e);
 
-/*
- * Every key of @o must be in @known; keys in @ignored (Firecracker's) are
- * accepted with a warning when they ask for something. Duplicates are errors.
- */
+/* Every key of @o must be in @known (NULL-ended); duplicate keys are errors. */
 int jv_check_keys(const cJSON *o, const char *path, const char *const *known,
-		  const char *const *ignored, struct vmm_err *e);
+		  struct vmm_err *e);
+
+/* A value that asks for nothing: absent (NULL), false, null, "None", 0, {} or []. */
+bool jv_inert(const cJSON *v);
 
 /* Field getters: 1 when present and valid, 0 when absent, or -errno with @e set. */
 int jv_get_str(const cJSON *o, const char *path, const char *key, char *out, size_t len,
@@ -53,6 +53,8 @@ enum jv_kind {
 	JV_ARR,  /* an array of @sub objects, or of strings when @sub is NULL */
 	JV_MAP,  /* an object whose values are all strings */
 };
+
+#define JV_MAX_FIELDS 32 /* fields of one object in a jv_field table */
 
 struct jv_field {
 	const char *name; /* NULL ends a table */

@@ -409,7 +409,7 @@ static void put_action(const struct http_request *r, struct api_route *out)
 
 	if (!o)
 		return;
-	rc = jv_check_keys(o, "actions", known, NULL, &e);
+	rc = jv_check_keys(o, "actions", known, &e);
 	if (!rc)
 		rc = jv_get_str(o, "actions", "action_type", type, sizeof(type), &e);
 	if (rc < 0 || e.kind != ERR_NONE)
@@ -442,7 +442,7 @@ static void patch_vm(const struct http_request *r, struct api_route *out)
 
 	if (!o)
 		return;
-	rc = jv_check_keys(o, "vm", known, NULL, &e);
+	rc = jv_check_keys(o, "vm", known, &e);
 	if (!rc)
 		rc = jv_get_str(o, "vm", "state", state, sizeof(state), &e);
 	if (rc < 0 || e.kind != ERR_NONE)
@@ -482,7 +482,7 @@ static void put_test_split(const struct http_request *r, struct api_route *out)
 
 	if (!o)
 		return;
-	rc = jv_check_keys(o, "split", known, NULL, &e);
+	rc = jv_check_keys(o, "split", known, &e);
 	if (!rc)
 		rc = jv_get_str(o, "split", "region", region, sizeof(region), &e);
 	if (rc > 0)
