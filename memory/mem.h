@@ -66,6 +66,13 @@ struct mem_region {
 	uint64_t huge_at_start; /* huge bytes at the first known measurement (the check at map) */
 	uint64_t huge_last;     /* at the latest one */
 	unsigned drift_events;  /* measurements that found fewer huge bytes than the one before */
+
+	/*
+	 * Registered (pinned) as fixed buffers with the disks' io_uring, for
+	 * zero-copy I/O: set by the VM, which decides; memory/ only carries it.
+	 */
+	bool uring_registered;
+	char uring_why[192]; /* why not, when not; "" before any drive asked */
 };
 
 /* Drift events of every region, summed. */

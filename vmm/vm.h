@@ -67,6 +67,20 @@ void vm_resume(struct vm *vm);
 /* Press Ctrl-Alt-Del on the guest's keyboard (the i8042). */
 int vm_ctrl_alt_del(struct vm *vm, struct vmm_err *e) must_check;
 
+/* One drive's counters (Firecracker's block_<drive_id> metrics, and hugevmm's own). */
+struct vm_drive_metrics {
+	char id[64];
+	uint64_t read_count, write_count, read_bytes, write_bytes;
+	uint64_t flush_count, discard_count, write_zeroes_count, get_id_count;
+	uint64_t invalid_reqs_count; /* bad type, sector range, status buffer: IOERR/UNSUPP */
+	uint64_t io_errors;          /* the host's I/O failed: IOERR to the guest */
+	uint64_t rate_limiter_throttled_events;
+	uint64_t fixed_count;     /* data moved by READ_FIXED/WRITE_FIXED (no copy) */
+	uint64_t fixed_fallbacks; /* direct drive, but a buffer missed the fixed/O_DIRECT rules */
+	uint64_t update_count;    /* PATCH swaps of the backing file */
+	uint64_t inflight_max;    /* most requests in flight at once */
+};
+
 struct vm_metrics {
 	unsigned vcpus;
 	uint64_t exits_io, exits_mmio, exits_intr, exits_other;
@@ -74,9 +88,21 @@ struct vm_metrics {
 	uint64_t serial_tx_bytes, serial_tx_dropped, serial_rx_bytes;
 	uint64_t virtio_notifies, virtio_interrupts, virtio_needs_reset;
 	uint64_t entropy_requests, entropy_bytes, entropy_throttled, entropy_errors;
+	struct vm_drive_metrics drives[CFG_MAX_DRIVES];
+	unsigned ndrives;
 };
 
 void vm_metrics(struct vm *vm, struct vm_metrics *out);
+
+/*
+ * After boot (the VMM loop's thread): drive @id gets the backing file @path
+ * (NULL: keep it; the guest gets a config-change interrupt and sees the new
+ * capacity) and/or the rate limiter @rl (NULL: keep it). The new file is
+ * checked and locked like one given at start; on any error nothing changes.
+ * ERR_CONFIG for bad input (unknown id, unusable file), 0 on success.
+ */
+int vm_drive_update(struct vm *vm, const char *id, const char *path, const struct rl_cfg *rl,
+		    struct vmm_err *e) must_check;
 
 /* Ask the VM to stop (any thread). */
 void vm_stop(struct vm *vm);
