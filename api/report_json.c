@@ -45,6 +45,18 @@ static cJSON *host_cov(const struct mem_region *r)
 	return h;
 }
 
+/* Whether the region is pinned as io_uring fixed buffers for the drives, and why not. */
+static cJSON *uring_section(const struct mem_region *r)
+{
+	cJSON *u = cJSON_CreateObject();
+
+	cJSON_AddBoolToObject(u, "registered", r->uring_registered);
+	if (!r->uring_registered)
+		cJSON_AddStringToObject(u, "reason",
+					r->uring_why[0] ? r->uring_why : "no drive is direct");
+	return u;
+}
+
 static cJSON *region(const struct guest_mem *gm, const struct mem_region *r)
 {
 	cJSON *o = cJSON_CreateObject(), *slots = cJSON_CreateArray(), *pf, *col;
@@ -94,6 +106,7 @@ static cJSON *region(const struct guest_mem *gm, const struct mem_region *r)
 		cJSON_AddNumberToObject(col, "gained_bytes", (double)r->collapse_gained);
 	}
 	cJSON_AddNumberToObject(o, "measure_ms", ms(r->measure_ns));
+	cJSON_AddItemToObject(o, "io_uring", uring_section(r));
 	return o;
 }
 
@@ -189,6 +202,56 @@ cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv)
 	cJSON_AddBoolToObject(k, "stats_fd", hv->stats_fd);
 	cJSON_AddBoolToObject(k, "irqchip", hv->irqchip);
 	return o;
+}
+
+cJSON *report_drive_metrics(const struct vm_drive_metrics *d, bool fc)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!fc)
+		cJSON_AddStringToObject(o, "drive_id", d->id);
+	/* Firecracker's names */
+	add_u64(o, "read_count", d->read_count);
+	add_u64(o, "write_count", d->write_count);
+	add_u64(o, "read_bytes", d->read_bytes);
+	add_u64(o, "write_bytes", d->write_bytes);
+	add_u64(o, "flush_count", d->flush_count);
+	add_u64(o, "invalid_reqs_count", d->invalid_reqs_count);
+	add_u64(o, fc ? "execute_fails" : "io_errors", d->io_errors);
+	add_u64(o, "rate_limiter_throttled_events", d->rate_limiter_throttled_events);
+	add_u64(o, "update_count", d->update_count);
+	/* hugevmm's */
+	add_u64(o, "discard_count", d->discard_count);
+	add_u64(o, "write_zeroes_count", d->write_zeroes_count);
+	add_u64(o, "get_id_count", d->get_id_count);
+	add_u64(o, "fixed_count", d->fixed_count);
+	add_u64(o, "fixed_fallbacks", d->fixed_fallbacks);
+	add_u64(o, "inflight_max", d->inflight_max);
+	return o;
+}
+
+void report_drive_metrics_sum(const struct vm_metrics *m, struct vm_drive_metrics *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned i = 0; i < m->ndrives && i < ARRAY_SIZE(m->drives); i++) {
+		const struct vm_drive_metrics *d = &m->drives[i];
+
+		s->read_count += d->read_count;
+		s->write_count += d->write_count;
+		s->read_bytes += d->read_bytes;
+		s->write_bytes += d->write_bytes;
+		s->flush_count += d->flush_count;
+		s->discard_count += d->discard_count;
+		s->write_zeroes_count += d->write_zeroes_count;
+		s->get_id_count += d->get_id_count;
+		s->invalid_reqs_count += d->invalid_reqs_count;
+		s->io_errors += d->io_errors;
+		s->rate_limiter_throttled_events += d->rate_limiter_throttled_events;
+		s->fixed_count += d->fixed_count;
+		s->fixed_fallbacks += d->fixed_fallbacks;
+		s->update_count += d->update_count;
+		s->inflight_max = MAX(s->inflight_max, d->inflight_max);
+	}
 }
 
 int report_print(FILE *out, cJSON *j)

@@ -11,6 +11,7 @@
 #include "memory/host.h"
 #include "memory/mem.h"
 #include "vmm/hv.h"
+#include "vmm/vm.h"
 
 struct cJSON;
 
@@ -27,6 +28,18 @@ void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_
 void report_memory_human_json(FILE *out, const struct cJSON *report);
 
 void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv);
+
+/*
+ * One drive's counters as an object: Firecracker's BlockDeviceMetrics names
+ * where it has them (read_count, write_bytes, flush_count, ...) and
+ * hugevmm's own beside them. @fc: the shape of Firecracker's block_<id>
+ * group (host I/O failures are its execute_fails); otherwise hugevmm's
+ * /metrics entry (drive_id first, host I/O failures as io_errors).
+ */
+struct cJSON *report_drive_metrics(const struct vm_drive_metrics *d, bool fc);
+
+/* Every drive's counters summed into @sum (inflight_max: the largest), id "". */
+void report_drive_metrics_sum(const struct vm_metrics *m, struct vm_drive_metrics *sum);
 
 /* Print @j to @out (pretty), newline-terminated, and free it. */
 int report_print(FILE *out, struct cJSON *j);

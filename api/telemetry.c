@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "api/report_json.h"
 #include "common/log.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -149,6 +150,20 @@ static char *metrics_line(const struct vmm_metrics *m, const struct api_stats *s
 	add(g, "entropy_bytes", m->vm.entropy_bytes);
 	add(g, "entropy_rate_limiter_throttled", m->vm.entropy_throttled);
 	add(g, "host_rng_fails", m->vm.entropy_errors);
+	/* Firecracker's block groups: one per drive ("block_<drive_id>"), then their sum. */
+	for (unsigned i = 0; i < m->vm.ndrives && i < CFG_MAX_DRIVES; i++) {
+		char key[80];
+
+		snprintf(key, sizeof(key), "block_%s", m->vm.drives[i].id);
+		cJSON_AddItemToObject(o, key, report_drive_metrics(&m->vm.drives[i], true));
+	}
+	{
+		struct vm_drive_metrics sum;
+
+		/* Always there, zero without drives, as Firecracker writes it. */
+		report_drive_metrics_sum(&m->vm, &sum);
+		cJSON_AddItemToObject(o, "block", report_drive_metrics(&sum, true));
+	}
 	/* hugevmm's own: what Firecracker has no word for. */
 	h = cJSON_AddObjectToObject(o, "hugevmm");
 	cJSON_AddStringToObject(h, "state", vmm_state_name(m->state));

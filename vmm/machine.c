@@ -21,7 +21,7 @@ static int gsi_of(unsigned n)
 }
 
 int machine_add_virtio(struct machine *m, uint32_t device_id, const char *name,
-		       const struct machine_virtio **out)
+		       unsigned cfg, const struct machine_virtio **out)
 {
 	struct machine_virtio *v;
 	int gsi = gsi_of(m->nvirtio);
@@ -33,6 +33,7 @@ int machine_add_virtio(struct machine *m, uint32_t device_id, const char *name,
 	snprintf(v->name, sizeof(v->name), "%s", name);
 	v->base = MACHINE_VIRTIO_BASE + (uint64_t)m->nvirtio * MACHINE_VIRTIO_SIZE;
 	v->gsi = (unsigned)gsi;
+	v->cfg = cfg;
 	m->nvirtio++;
 	if (out)
 		*out = v;

@@ -21,6 +21,7 @@
 #define MACHINE_VIRTIO_BASE 0xd0000000ull
 #define MACHINE_VIRTIO_SIZE 0x1000u
 #define MACHINE_VIRTIO_MAX  32
+#define MACHINE_VIRTIO_GSIS 18 /* interrupt lines for them: GSIs 5..23 without the RTC's 8 */
 
 /* Legacy devices at their PC addresses (ports) and ISA IRQs. */
 #define MACHINE_COM1_PORT  0x3f8
@@ -47,6 +48,7 @@ struct machine_virtio {
 	char name[16];      /* hugevmm's id for it ("entropy", "rootfs", "eth0") */
 	uint64_t base;      /* register window [base, base + MACHINE_VIRTIO_SIZE) */
 	unsigned gsi;       /* IOAPIC input, edge-triggered, active high */
+	unsigned cfg;       /* index in the config's list of its kind (drives[cfg]...) */
 };
 
 struct machine {
@@ -64,7 +66,7 @@ void machine_init(struct machine *m, unsigned vcpus);
  * GSIs are 5..23 without 8 (the RTC): no legacy device shares one.
  */
 int machine_add_virtio(struct machine *m, uint32_t device_id, const char *name,
-		       const struct machine_virtio **out) must_check;
+		       unsigned cfg, const struct machine_virtio **out) must_check;
 
 /*
  * Append " virtio_mmio.device=4K@0x<base>:<gsi>" for every virtio device to

@@ -285,6 +285,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	if (r)
 		goto fail;
 	r = machine_from_config(c, &vm->machine, e);
+	r = r ? r : vm_virtio_open(vm, c, e);
 	if (r)
 		goto fail;
 	r = mem_map(&vm->mem, c->regions, c->nregions, e);

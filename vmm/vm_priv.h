@@ -30,6 +30,8 @@ struct vm {
 	struct machine machine; /* what the guest is told it has (the ACPI tables) */
 	struct vm_vdev *vdevs;  /* its virtio devices, in machine.virtio's order */
 	unsigned nvdevs;
+	struct blk_engine *blk; /* the drives' io_uring (NULL without drives) */
+	struct ev_handle *w_blk;
 	int serial_fd;     /* where guest serial output goes */
 	bool serial_owned; /* serial_fd is ours to close */
 	bool serial_tty;   /* serial_fd is a terminal: write in small pieces */

@@ -3,17 +3,29 @@
 #include <errno.h>
 #include <linux/virtio_ids.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "devices/virtio/blk.h"
 #include "devices/virtio/rng.h"
 #include "vmm/vm_priv.h"
+
+/*
+ * Submissions of the drives' ring: one request of the longest chain (a fixed
+ * operation per piece, VQ_MAX_BUFS) always fits an empty ring.
+ */
+#define BLK_RING_ENTRIES 1024
 
 /* One virtio device of the VM: its transport, and the model that owns it. */
 struct vm_vdev {
 	struct virtio_mmio *t;
 	struct virtio_rng *rng; /* when the model is the entropy device */
+	struct virtio_blk *blk; /* when it is a drive */
+	struct blk_file file;   /* a drive's image, opened before the device exists */
+	char id[64];            /* a drive's drive_id */
+	bool direct;
 	struct vm_kick {
 		struct virtio_mmio *t;
 		unsigned q;
@@ -27,6 +39,12 @@ static void on_kick(void *arg, int res)
 
 	(void)res;
 	virtio_mmio_kick(k->t, k->q);
+}
+
+static void on_blk(void *arg, int res)
+{
+	(void)res;
+	blk_engine_reap(arg);
 }
 
 /* Notifications and interrupts without exits: ioeventfd per queue, irqfd per device. */
@@ -48,18 +66,125 @@ static void wire(struct vm *vm, struct virtio_mmio *t)
 			  t->gsi);
 }
 
-int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
+int vm_virtio_open(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 {
 	vm->vdevs = calloc(vm->machine.nvirtio ? vm->machine.nvirtio : 1, sizeof(*vm->vdevs));
 	if (!vm->vdevs)
 		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	for (unsigned i = 0; i < vm->machine.nvirtio; i++)
+		vm->vdevs[i].file.fd = vm->vdevs[i].file.fd_buf = -1;
+	for (unsigned i = 0; i < vm->machine.nvirtio; i++) {
+		const struct machine_virtio *mv = &vm->machine.virtio[i];
+		const struct cfg_drive *cd = &c->drives[mv->cfg];
+		struct vm_vdev *d = &vm->vdevs[i];
+		char why[BLK_WHY_LEN];
+		int r;
+
+		vm->nvdevs = i + 1;
+		if (mv->device_id != VIRTIO_ID_BLOCK)
+			continue;
+		snprintf(d->id, sizeof(d->id), "%s", cd->id);
+		d->direct = cd->direct;
+		r = blk_file_open(&d->file, cd->path, cd->read_only, cd->direct, why, sizeof(why));
+		if (r)
+			return err_set(e, ERR_CONFIG, r, "drives[%u].path_on_host: %s", mv->cfg, why);
+	}
+	return 0;
+}
+
+/*
+ * Guest RAM for zero-copy I/O: registered with the drives' ring when a drive
+ * is direct, region by region, and only where it is already populated
+ * (prefault): pinning populates, and a lazy region must stay lazy.
+ */
+static void register_ram(struct vm *vm)
+{
+	struct iovec iov[MEM_MAX_REGIONS];
+	unsigned idx[MEM_MAX_REGIONS], n = 0;
+	int res[MEM_MAX_REGIONS];
+	bool direct = false;
+
+	for (unsigned i = 0; i < vm->nvdevs; i++)
+		direct |= vm->vdevs[i].blk && vm->vdevs[i].direct;
+	if (!direct)
+		return;
+	for (unsigned i = 0; i < vm->mem.nregions; i++) {
+		struct mem_region *r = &vm->mem.regions[i];
+
+		r->uring_registered = false;
+		if (!r->cfg.prefault) {
+			snprintf(r->uring_why, sizeof(r->uring_why),
+				 "not prefaulted: registering pins, and pinning would populate "
+				 "this lazy region; its disk I/O takes the ordinary path");
+			continue;
+		}
+		iov[n] = (struct iovec){.iov_base = r->hva, .iov_len = r->size};
+		idx[n++] = i;
+	}
+	if (!n)
+		return;
+	if (blk_engine_register(vm->blk, iov, n, res) && !res[0])
+		res[0] = -EIO;
+	for (unsigned k = 0; k < n; k++) {
+		struct mem_region *r = &vm->mem.regions[idx[k]];
+
+		r->uring_registered = !res[k];
+		if (!res[k]) {
+			log_debug("%s: registered with the drives' io_uring (%llu bytes pinned)",
+				  r->cfg.id, (unsigned long long)r->size);
+			continue;
+		}
+		snprintf(r->uring_why, sizeof(r->uring_why),
+			 "io_uring_register_buffers: %s%s; its disk I/O takes the ordinary path",
+			 strerror(-res[k]),
+			 res[k] == -ENOMEM   ? " (RLIMIT_MEMLOCK too low? see ulimit -l)"
+			 : res[k] == -EOPNOTSUPP || res[k] == -EFAULT
+				 ? " (this memory cannot be pinned long-term: DAX or special mappings)"
+				 : "");
+		log_warn("%s: %s", r->cfg.id, r->uring_why);
+	}
+}
+
+static int init_blk(struct vm *vm, const struct vm_config *c, const struct machine_virtio *mv,
+		    struct vm_vdev *d, struct vmm_err *e)
+{
+	const struct cfg_drive *cd = &c->drives[mv->cfg];
+	struct virtio_blk_cfg bc = {
+		.id = cd->id,
+		.flush = cd->cache == CFG_CACHE_WRITEBACK,
+		.rl = &cd->rate_limiter,
+	};
+	int r;
+
+	if (!vm->blk) {
+		char why[BLK_WHY_LEN];
+
+		r = blk_engine_create(&vm->blk, BLK_RING_ENTRIES, why, sizeof(why));
+		if (r)
+			return err_set(e, ERR_RUNTIME, r, "drives: %s", why);
+	}
+	d->blk = calloc(1, sizeof(*d->blk));
+	if (!d->blk)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	r = virtio_blk_init(d->blk, &vm->devhost, &vm->mem, mv->base, mv->gsi, vm->blk, &d->file,
+			    &bc);
+	if (r) {
+		free(d->blk);
+		d->blk = NULL;
+		return err_set(e, ERR_RUNTIME, r, "%s: cannot create the device: %s", mv->name,
+			       strerror(-r));
+	}
+	d->t = &d->blk->t;
+	return 0;
+}
+
+int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
+{
 	for (unsigned i = 0; i < vm->machine.nvirtio; i++) {
 		const struct machine_virtio *mv = &vm->machine.virtio[i];
 		struct vm_vdev *d = &vm->vdevs[i];
 		int r = -EINVAL;
 
-		/* Counted first: vm_virtio_destroy frees what a failure leaves half made. */
-		vm->nvdevs = i + 1;
 		switch (mv->device_id) {
 		case VIRTIO_ID_RNG:
 			d->rng = calloc(1, sizeof(*d->rng));
@@ -68,11 +193,19 @@ int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 			r = virtio_rng_init(d->rng, &vm->devhost, &vm->mem, mv->base, mv->gsi,
 					    &c->entropy.rate_limiter);
 			d->t = r ? NULL : &d->rng->t;
+			if (r)
+				return err_set(e, ERR_RUNTIME, r, "%s: cannot create the device: %s",
+					       mv->name, strerror(-r));
 			break;
+		case VIRTIO_ID_BLOCK:
+			r = init_blk(vm, c, mv, d, e);
+			if (r)
+				return r;
+			break;
+		default:
+			return err_set(e, ERR_RUNTIME, -EINVAL, "%s: no model for virtio device %u",
+				       mv->name, mv->device_id);
 		}
-		if (r)
-			return err_set(e, ERR_RUNTIME, r, "%s: cannot create the device: %s",
-				       mv->name, strerror(-r));
 		r = bus_register(&vm->mmio, mv->base, VIRTIO_MMIO_WINDOW, &d->t->dev);
 		if (r)
 			return err_set(e, ERR_RUNTIME, r, "%s: MMIO window at 0x%llx: %s", mv->name,
@@ -81,11 +214,19 @@ int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 		log_debug("%s: virtio-mmio at 0x%llx, GSI %u", mv->name,
 			  (unsigned long long)mv->base, mv->gsi);
 	}
+	if (vm->blk)
+		register_ram(vm);
 	return 0;
 }
 
 int vm_virtio_attach(struct vm *vm, struct vmm_err *e)
 {
+	if (vm->blk) {
+		vm->w_blk = evloop_watch(vm->loop, blk_engine_fd(vm->blk), POLLIN, on_blk, vm->blk);
+		if (!vm->w_blk)
+			return err_set(e, ERR_RUNTIME, -ENOMEM,
+				       "drives: cannot watch the io_uring's completions");
+	}
 	for (unsigned i = 0; i < vm->nvdevs; i++) {
 		struct vm_vdev *d = &vm->vdevs[i];
 
@@ -106,6 +247,9 @@ int vm_virtio_attach(struct vm *vm, struct vmm_err *e)
 
 void vm_virtio_detach(struct vm *vm)
 {
+	if (vm->loop)
+		evloop_unwatch(vm->loop, vm->w_blk);
+	vm->w_blk = NULL;
 	for (unsigned i = 0; i < vm->nvdevs; i++) {
 		struct vm_vdev *d = &vm->vdevs[i];
 
@@ -117,11 +261,16 @@ void vm_virtio_detach(struct vm *vm)
 		}
 		if (d->rng)
 			virtio_rng_stop(d->rng);
+		if (d->blk)
+			virtio_blk_stop(d->blk);
 	}
 }
 
 void vm_virtio_destroy(struct vm *vm)
 {
+	/* The ring first: requests in flight finish (dropped) while their devices exist. */
+	blk_engine_destroy(vm->blk);
+	vm->blk = NULL;
 	for (unsigned i = 0; i < vm->nvdevs; i++) {
 		struct vm_vdev *d = &vm->vdevs[i];
 
@@ -130,10 +279,38 @@ void vm_virtio_destroy(struct vm *vm)
 				virtio_rng_destroy(d->rng);
 			free(d->rng);
 		}
+		if (d->blk) {
+			virtio_blk_destroy(d->blk);
+			free(d->blk);
+		}
+		blk_file_close(&d->file);
 	}
 	free(vm->vdevs);
 	vm->vdevs = NULL;
 	vm->nvdevs = 0;
+}
+
+static void drive_metrics(struct vm_vdev *d, struct vm_drive_metrics *m)
+{
+	struct virtio_blk_stats st;
+
+	virtio_blk_stats(d->blk, &st);
+	snprintf(m->id, sizeof(m->id), "%s", d->id);
+	m->read_count = st.read_count;
+	m->write_count = st.write_count;
+	m->read_bytes = st.read_bytes;
+	m->write_bytes = st.write_bytes;
+	m->flush_count = st.flush_count;
+	m->discard_count = st.discard_count;
+	m->write_zeroes_count = st.write_zeroes_count;
+	m->get_id_count = st.get_id_count;
+	m->invalid_reqs_count = st.invalid;
+	m->io_errors = st.io_errors;
+	m->rate_limiter_throttled_events = st.throttled;
+	m->fixed_count = st.fixed_count;
+	m->fixed_fallbacks = st.fixed_fallbacks;
+	m->update_count = st.update_count;
+	m->inflight_max = st.inflight_max;
 }
 
 void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
@@ -150,6 +327,8 @@ void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 			m->entropy_throttled += st.throttled;
 			m->entropy_errors += st.errors;
 		}
+		if (d->blk && m->ndrives < CFG_MAX_DRIVES)
+			drive_metrics(d, &m->drives[m->ndrives++]);
 		if (!d->t)
 			continue;
 		pthread_mutex_lock(&d->t->lock);
@@ -158,4 +337,30 @@ void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 		m->virtio_needs_reset += d->t->st.needs_reset;
 		pthread_mutex_unlock(&d->t->lock);
 	}
+}
+
+int vm_drive_update(struct vm *vm, const char *id, const char *path, const struct rl_cfg *rl,
+		    struct vmm_err *e)
+{
+	struct vm_vdev *d = NULL;
+
+	for (unsigned i = 0; i < vm->nvdevs && !d; i++)
+		if (vm->vdevs[i].blk && !strcmp(vm->vdevs[i].id, id))
+			d = &vm->vdevs[i];
+	if (!d)
+		return err_set(e, ERR_CONFIG, -ENOENT,
+			       "drives: no drive \"%s\" is attached; PATCH changes a drive the VM "
+			       "started with",
+			       id);
+	if (path) {
+		char why[BLK_WHY_LEN];
+		int r = virtio_blk_update_path(d->blk, path, why, sizeof(why));
+
+		if (r)
+			return err_set(e, ERR_CONFIG, r, "drives[\"%s\"].path_on_host: %s", id, why);
+		log_info("drive %s: now %s", id, path);
+	}
+	if (rl)
+		virtio_blk_set_limits(d->blk, rl);
+	return 0;
 }

@@ -13,7 +13,17 @@
 struct vm;
 struct vm_metrics;
 
-/* Create every virtio device of vm->machine (the hypervisor VM exists). */
+/*
+ * Open and lock every drive's image (before the hypervisor or guest memory:
+ * an image that cannot be used is bad input, exit 2, nothing left behind).
+ */
+int vm_virtio_open(struct vm *vm, const struct vm_config *c, struct vmm_err *e) must_check;
+
+/*
+ * Create every virtio device of vm->machine (the hypervisor VM exists, guest
+ * memory is mapped): the drives' io_uring, with guest RAM registered for the
+ * direct ones.
+ */
 int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e) must_check;
 
 /* Watch the queues' kick eventfds on vm->loop. */

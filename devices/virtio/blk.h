@@ -55,6 +55,12 @@ struct blk_file {
 int blk_file_open(struct blk_file *f, const char *path, bool read_only, bool direct, char *why,
 		  size_t whylen) must_check;
 
+/*
+ * Whether @path is the file @f has open: 1 (and @size is its size now), 0
+ * when it is another file or does not exist, -errno when @f cannot be read.
+ */
+int blk_file_same(const struct blk_file *f, const char *path, uint64_t *size);
+
 /* Close (and so unlock); safe on a zeroed file with fd = fd_buf = -1. */
 void blk_file_close(struct blk_file *f);
 
@@ -66,12 +72,15 @@ int blk_engine_create(struct blk_engine **out, unsigned entries, char *why,
 		      size_t whylen) must_check;
 
 /*
- * Register @n host ranges (guest RAM) as fixed buffers, once: pinned until
- * the engine is destroyed. Ranges over 1 GiB are split (the kernel's limit
- * per buffer). 0, or -errno (RLIMIT_MEMLOCK, no memory...): then no buffer
- * is registered and I/O takes the ordinary path.
+ * Register @n host ranges (guest RAM regions) as fixed buffers, each on its
+ * own: pinned until the engine is destroyed. A range over 1 GiB becomes
+ * several buffers (the kernel's limit per buffer). @res[i] is 0 when range i
+ * is registered, else -errno (RLIMIT_MEMLOCK, memory that cannot be pinned
+ * long-term such as DAX...), and that range's I/O takes the ordinary path.
+ * Once per engine; 0, or -errno when nothing could be set up.
  */
-int blk_engine_register(struct blk_engine *g, const struct iovec *iov, unsigned n) must_check;
+int blk_engine_register(struct blk_engine *g, const struct iovec *iov, unsigned n,
+			int *res) must_check;
 
 /* An eventfd that becomes readable when completions are waiting. */
 int blk_engine_fd(const struct blk_engine *g);
@@ -95,7 +104,12 @@ struct virtio_blk_stats {
 	uint64_t fixed_count, fixed_fallbacks, update_count, inflight_max;
 };
 
-struct blk_backing;
+/* The image a device serves; requests in flight hold it, so a swap cannot close it under them. */
+struct blk_backing {
+	struct blk_file f;
+	unsigned refs; /* the device's, and one per request in flight */
+};
+
 struct blk_req;
 
 struct virtio_blk {
@@ -126,11 +140,17 @@ int virtio_blk_init(struct virtio_blk *b, const struct dev_host *host,
 		    struct blk_file *f, const struct virtio_blk_cfg *cfg) must_check;
 
 /*
- * Serve @f from now on (taken over); requests in flight finish on the old
- * file, which is closed after them. The capacity changes and the driver gets
- * a configuration interrupt. On the VMM loop.
+ * Serve the image at @path from now on (Firecracker's PATCH /drives): it is
+ * opened, checked and locked as at start, with the drive's read-only and
+ * direct settings. Requests in flight finish on the old image, which is
+ * closed after them. The same file again (another name for it, or the one
+ * served) keeps its descriptor and lock and takes its new size: an image
+ * that grew. Either way the capacity is read again and the driver gets a
+ * configuration interrupt. On the VMM loop. 0, or -errno with @why as
+ * blk_file_open gives it (nothing changed).
  */
-void virtio_blk_swap(struct virtio_blk *b, struct blk_file *f);
+int virtio_blk_update_path(struct virtio_blk *b, const char *path, char *why,
+			   size_t whylen) must_check;
 
 /* New rate limits (NULL: none), buckets full. On the VMM loop. */
 void virtio_blk_set_limits(struct virtio_blk *b, const struct rl_cfg *rl);

@@ -56,6 +56,13 @@ void virtio_mmio_needs_reset(struct virtio_mmio *t, const char *why)
 	virtio_mmio_interrupt(t, VIRTIO_MMIO_INT_CONFIG);
 }
 
+void virtio_mmio_config_changed(struct virtio_mmio *t)
+{
+	t->config_gen++;
+	if (virtio_mmio_live(t))
+		virtio_mmio_interrupt(t, VIRTIO_MMIO_INT_CONFIG);
+}
+
 /* Back to the state after power-on (a write of 0 to Status). */
 static void reset(struct virtio_mmio *t)
 {

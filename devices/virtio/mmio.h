@@ -94,6 +94,12 @@ void virtio_mmio_interrupt(struct virtio_mmio *t, uint32_t why);
  */
 void virtio_mmio_needs_reset(struct virtio_mmio *t, const char *why);
 
+/*
+ * With the lock held: the device's configuration changed (a new capacity):
+ * the generation moves on and a live driver gets a configuration interrupt.
+ */
+void virtio_mmio_config_changed(struct virtio_mmio *t);
+
 /* Whether the driver has set DRIVER_OK and the device still works (lock held). */
 bool virtio_mmio_live(const struct virtio_mmio *t);
 

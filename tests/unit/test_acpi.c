@@ -44,7 +44,7 @@ static void machine(struct machine *m, unsigned vcpus, unsigned nvirtio)
 {
 	machine_init(m, vcpus);
 	for (unsigned i = 0; i < nvirtio; i++) {
-		if (machine_add_virtio(m, 4, "dev", NULL) == 0)
+		if (machine_add_virtio(m, 4, "dev", 0, NULL) == 0)
 			continue;
 		/* Past the allocator's GSIs: the encoder must still say what it is given. */
 		m->virtio[i] = (struct machine_virtio){
