@@ -1,6 +1,7 @@
 #include "api/config_json.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 
 #include "api/json_util.h"
 #include "common/log.h"
+#include "vmm/config_drive.h"
 
 
 /*
@@ -67,6 +69,14 @@ static const struct jv_field fc_drive[] = {
 	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
 	{.name = "io_engine", .kind = JV_STR, .enums = fc_engine},
 	{.name = "socket", .kind = JV_STR},
+	{.name = "direct", .kind = JV_BOOL, .no_null = true}, /* hugevmm's */
+	{0},
+};
+/* PATCH /drives/{id}: Firecracker's PartialDrive. */
+static const struct jv_field fc_partial_drive[] = {
+	{.name = "drive_id", .kind = JV_STR, .required = true, .hint = "name the drive to change"},
+	{.name = "path_on_host", .kind = JV_STR},
+	{.name = "rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
 	{0},
 };
 static const struct jv_field fc_net[] = {
@@ -196,7 +206,6 @@ struct fc_missing {
 	const char *why;
 };
 static const struct fc_missing fc_missing[] = {
-	{"drives", "accepted but not attached to the guest yet: issue 11 (virtio-blk disks)"},
 	{"network-interfaces", "accepted but not attached to the guest yet: issue 12 (virtio-net)"},
 	{"balloon", "not implemented yet: issue 13 (virtio-balloon)"},
 	{"vsock", "not implemented yet: issue 14 (virtio-vsock)"},
@@ -349,23 +358,58 @@ static const cJSON *section(const cJSON *root, const char *name)
 	return cJSON_IsNull(o) ? NULL : o;
 }
 
+static void rate_limiter(const cJSON *o, struct rl_cfg *rl);
+
+/*
+ * A partition UUID goes onto the kernel command line (root=PARTUUID=...):
+ * what blkid prints (hex digits and dashes), with Linux's optional
+ * "/PARTNROFF=<n>" suffix; nothing that could end the word or add another.
+ */
+static bool partuuid_valid(const char *s)
+{
+	const char *off = strstr(s, "/PARTNROFF=");
+	size_t n = off ? (size_t)(off - s) : strlen(s);
+
+	if (!n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]) && s[i] != '-')
+			return false;
+	if (!off)
+		return true;
+	off += strlen("/PARTNROFF=");
+	if (*off == '-')
+		off++;
+	if (!*off)
+		return false;
+	for (; *off; off++)
+		if (!isdigit((unsigned char)*off))
+			return false;
+	return true;
+}
+
 int cfg_json_drive(const cJSON *o, const char *p, struct cfg_drive *d, struct vmm_err *e)
 {
+	char s[16];
 	int r = jv_validate(o, p, fc_drive, e);
 
 	if (r)
 		return r;
+	memset(d, 0, sizeof(*d));
 	r = jv_get_str(o, p, "drive_id", d->id, sizeof(d->id), e);
 	if (r == 0)
 		return jv_missing(p, "drive_id", "give the drive a name", e);
 	if (r < 0)
 		return r;
+	/* Firecracker's vhost-user-block: a backend process hugevmm cannot talk to. */
+	if (!jv_inert(cJSON_GetObjectItemCaseSensitive(o, "socket")))
+		return err_set(e, ERR_CONFIG, -EOPNOTSUPP,
+			       "%s.socket: hugevmm has no vhost-user block devices; give "
+			       "path_on_host (a disk image or block device) instead",
+			       p);
 	r = jv_get_str(o, p, "path_on_host", d->path, sizeof(d->path), e);
 	if (r == 0)
-		return jv_missing(p, "path_on_host",
-				  "give the disk image or block device (hugevmm has no vhost-user "
-				  "\"socket\")",
-				  e);
+		return jv_missing(p, "path_on_host", "give the disk image or block device", e);
 	if (r < 0)
 		return r;
 	r = jv_get_bool(o, p, "is_root_device", &d->root, e);
@@ -374,7 +418,57 @@ int cfg_json_drive(const cJSON *o, const char *p, struct cfg_drive *d, struct vm
 	if (r < 0)
 		return r;
 	r = jv_get_bool(o, p, "is_read_only", &d->read_only, e);
+	if (r < 0)
+		return r;
+	r = jv_get_str(o, p, "partuuid", d->partuuid, sizeof(d->partuuid), e);
+	if (r < 0)
+		return r;
+	if (r && !partuuid_valid(d->partuuid))
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s.partuuid: \"%s\" is not a partition UUID; give it as blkid "
+			       "shows it (hex digits and dashes, e.g. \"0eaa91a0-01\"), "
+			       "optionally followed by /PARTNROFF=<n>",
+			       p, d->partuuid);
+	if (r && !d->root)
+		log_warn("%s.partuuid: ignored; only the root device's partuuid is used "
+			 "(is_root_device is false)",
+			 p);
+	/* The enums were checked by the table. */
+	r = jv_get_str(o, p, "cache_type", s, sizeof(s), e);
+	if (r < 0)
+		return r;
+	d->cache = r && !strcmp(s, "Writeback") ? CFG_CACHE_WRITEBACK : CFG_CACHE_UNSAFE;
+	r = jv_get_str(o, p, "io_engine", s, sizeof(s), e);
+	if (r < 0)
+		return r;
+	d->io_engine = r && !strcmp(s, "Async") ? CFG_IO_ASYNC : CFG_IO_SYNC;
+	rate_limiter(cJSON_GetObjectItemCaseSensitive(o, "rate_limiter"), &d->rate_limiter);
+	r = jv_get_bool(o, p, "direct", &d->direct, e);
 	return r < 0 ? r : 0;
+}
+
+int cfg_json_drive_patch(const cJSON *o, const char *p, struct vmm_drive_patch *dp,
+			 struct vmm_err *e)
+{
+	const cJSON *rl;
+	int r = jv_validate(o, p, fc_partial_drive, e);
+
+	if (r)
+		return r;
+	memset(dp, 0, sizeof(*dp));
+	r = jv_get_str(o, p, "drive_id", dp->id, sizeof(dp->id), e);
+	if (r == 0)
+		return jv_missing(p, "drive_id", "name the drive to change", e);
+	if (r < 0)
+		return r;
+	r = jv_get_str(o, p, "path_on_host", dp->path, sizeof(dp->path), e);
+	if (r < 0)
+		return r;
+	dp->has_path = r;
+	rl = cJSON_GetObjectItemCaseSensitive(o, "rate_limiter");
+	dp->has_rate_limiter = cJSON_IsObject(rl);
+	rate_limiter(rl, &dp->rate_limiter);
+	return 0;
 }
 
 static bool mac_valid(const char *m)
@@ -734,6 +828,13 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 		goto out;
 	if ((o = section(root, "entropy")) && (rc = cfg_json_entropy(o, "entropy", &c->entropy, e)))
 		goto out;
+	if ((o = section(root, "drives")) && cJSON_IsArray(o) &&
+	    cJSON_GetArraySize(o) > CFG_MAX_DRIVES) {
+		rc = err_set(e, ERR_CONFIG, -E2BIG,
+			     "drives: %d drives; at most %d (" CFG_DRIVES_WHY "): give fewer",
+			     cJSON_GetArraySize(o), CFG_MAX_DRIVES);
+		goto out;
+	}
 	if ((o = section(root, "drives")) &&
 	    (rc = parse_list(o, "drives", CFG_MAX_DRIVES, &c->ndrives, drive_fn, c->drives,
 			     sizeof(c->drives[0]), e)))
@@ -867,6 +968,28 @@ static cJSON *render_region(const struct mem_region_cfg *r)
 	return o;
 }
 
+cJSON *cfg_json_render_drive(const struct cfg_drive *dr)
+{
+	cJSON *d = cJSON_CreateObject(), *rl = cfg_json_render_rate_limiter(&dr->rate_limiter);
+
+	/* Firecracker's Drive, every field, in its order; then hugevmm's "direct". */
+	cJSON_AddStringToObject(d, "drive_id", dr->id);
+	if (dr->partuuid[0])
+		cJSON_AddStringToObject(d, "partuuid", dr->partuuid);
+	else
+		cJSON_AddNullToObject(d, "partuuid");
+	cJSON_AddBoolToObject(d, "is_root_device", dr->root);
+	cJSON_AddStringToObject(d, "cache_type",
+				dr->cache == CFG_CACHE_WRITEBACK ? "Writeback" : "Unsafe");
+	cJSON_AddBoolToObject(d, "is_read_only", dr->read_only);
+	cJSON_AddStringToObject(d, "path_on_host", dr->path);
+	if (rl)
+		cJSON_AddItemToObject(d, "rate_limiter", rl);
+	cJSON_AddStringToObject(d, "io_engine", dr->io_engine == CFG_IO_ASYNC ? "Async" : "Sync");
+	cJSON_AddBoolToObject(d, "direct", dr->direct);
+	return d;
+}
+
 cJSON *cfg_json_render(const struct vm_config *c)
 {
 	cJSON *o = cJSON_CreateObject(), *a;
@@ -884,15 +1007,8 @@ cJSON *cfg_json_render(const struct vm_config *c)
 	}
 	cJSON_AddItemToObject(o, "machine-config", cfg_json_render_machine(c));
 	a = cJSON_AddArrayToObject(o, "drives");
-	for (unsigned i = 0; i < c->ndrives; i++) {
-		cJSON *d = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(d, "drive_id", c->drives[i].id);
-		cJSON_AddStringToObject(d, "path_on_host", c->drives[i].path);
-		cJSON_AddBoolToObject(d, "is_root_device", c->drives[i].root);
-		cJSON_AddBoolToObject(d, "is_read_only", c->drives[i].read_only);
-		cJSON_AddItemToArray(a, d);
-	}
+	for (unsigned i = 0; i < c->ndrives; i++)
+		cJSON_AddItemToArray(a, cfg_json_render_drive(&c->drives[i]));
 	a = cJSON_AddArrayToObject(o, "network-interfaces");
 	for (unsigned i = 0; i < c->nnets; i++) {
 		cJSON *n = cJSON_CreateObject();

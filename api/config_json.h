@@ -30,6 +30,9 @@ int cfg_json_machine(const struct cJSON *o, const char *path, struct vmm_machine
 		     struct vmm_err *e) must_check;
 int cfg_json_drive(const struct cJSON *o, const char *path, struct cfg_drive *d,
 		   struct vmm_err *e) must_check;
+/* PATCH /drives/{id}: Firecracker's PartialDrive (drive_id, path_on_host, rate_limiter). */
+int cfg_json_drive_patch(const struct cJSON *o, const char *path, struct vmm_drive_patch *dp,
+			 struct vmm_err *e) must_check;
 int cfg_json_net(const struct cJSON *o, const char *path, struct cfg_net *n,
 		 struct vmm_err *e) must_check;
 int cfg_json_logger(const struct cJSON *o, const char *path, struct cfg_logger *l,
@@ -43,6 +46,9 @@ int cfg_json_region(const struct cJSON *o, const char *path, unsigned index,
 
 /* The configuration as JSON, in the config file's shape (GET /vm/config). */
 struct cJSON *cfg_json_render(const struct vm_config *c);
+
+/* One drive as Firecracker's Drive object, plus hugevmm's "direct". */
+struct cJSON *cfg_json_render_drive(const struct cfg_drive *d);
 
 /* Firecracker's RateLimiter object for @rl (NULL when none is set). */
 struct cJSON *cfg_json_render_rate_limiter(const struct rl_cfg *rl);

@@ -185,6 +185,9 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 	cJSON_AddNumberToObject(x, "bytes", (double)m->vm.entropy_bytes);
 	cJSON_AddNumberToObject(x, "throttled", (double)m->vm.entropy_throttled);
 	cJSON_AddNumberToObject(x, "host_rng_fails", (double)m->vm.entropy_errors);
+	x = cJSON_AddArrayToObject(o, "drives");
+	for (unsigned i = 0; i < m->vm.ndrives && i < CFG_MAX_DRIVES; i++)
+		cJSON_AddItemToArray(x, report_drive_metrics(&m->vm.drives[i], true));
 	x = cJSON_AddObjectToObject(o, "memory");
 	cJSON_AddNumberToObject(x, "measurements", (double)m->measurements);
 	cJSON_AddNumberToObject(x, "coverage_drift_events", (double)m->drift_events);
@@ -335,6 +338,27 @@ static void put_drive(const struct http_request *r, const char *id, struct api_r
 		 command(out, VMM_OP_PUT_DRIVE, render_empty))
 		out->cmd->in.drive = d;
 	cJSON_Delete(o);
+}
+
+static void patch_drive(const struct http_request *r, const char *id, struct api_route *out)
+{
+	struct vmm_drive_patch *d = calloc(1, sizeof(*d));
+	struct vmm_err e = {0};
+	cJSON *o = d ? body_object(r, out) : NULL;
+
+	if (!d)
+		fault(out, 500, "out of memory");
+	if (!o) {
+		free(d);
+		return;
+	}
+	if (cfg_json_drive_patch(o, "drives", d, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (same_id(out, "drives.drive_id", d->id, id) &&
+		 command(out, VMM_OP_PATCH_DRIVE, render_empty))
+		out->cmd->in.drive_patch = *d;
+	cJSON_Delete(o);
+	free(d);
 }
 
 static void put_net(const struct http_request *r, const char *id, struct api_route *out)
@@ -626,6 +650,10 @@ void api_route(const struct http_request *r, struct api_route *out)
 		out->metric = API_M_PUT_DRIVE;
 		if (take_id(path, "/drives/", id, out))
 			put_drive(r, id, out);
+	} else if (m == HTTP_PATCH && has_prefix(path, "/drives/")) {
+		out->metric = API_M_PATCH_DRIVE;
+		if (take_id(path, "/drives/", id, out))
+			patch_drive(r, id, out);
 	} else if (m == HTTP_PUT && has_prefix(path, "/network-interfaces/")) {
 		out->metric = API_M_PUT_NETWORK;
 		if (take_id(path, "/network-interfaces/", id, out))

@@ -7,10 +7,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "vmm/config_drive.h"
 
 void vm_config_defaults(struct vm_config *c)
 {
@@ -98,6 +101,10 @@ static int check_devices(const struct vm_config *c, struct vmm_err *e)
 {
 	int root = -1;
 
+	if (c->ndrives > CFG_MAX_DRIVES)
+		return err_set(e, ERR_CONFIG, -E2BIG,
+			       "drives: %u drives; at most %d (" CFG_DRIVES_WHY "): give fewer",
+			       c->ndrives, CFG_MAX_DRIVES);
 	for (unsigned i = 0; i < c->ndrives; i++) {
 		for (unsigned j = 0; j < i; j++)
 			if (!strcmp(c->drives[i].id, c->drives[j].id))
@@ -212,9 +219,131 @@ int vm_config_check_files(const struct vm_config *c, struct vmm_err *e)
 	}
 	for (unsigned i = 0; i < c->ndrives; i++) {
 		snprintf(f, sizeof(f), "drives[%u].path_on_host", i);
-		rc = check_file(f, c->drives[i].path, !c->drives[i].read_only, e);
+		rc = vm_config_check_drive(f, &c->drives[i], e);
 		if (rc)
 			return rc;
+	}
+	return 0;
+}
+
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	return "not a regular file";
+}
+
+int vm_config_check_drive(const char *field, const struct cfg_drive *d, struct vmm_err *e)
+{
+	const char *path = d->path;
+	uint64_t size = 0;
+	struct stat st;
+	int fd;
+
+	if (!path[0])
+		return err_set(e, ERR_CONFIG, -ENOENT,
+			       "%s: empty; give the disk image or block device", field);
+	if (stat(path, &st))
+		return err_set(e, ERR_CONFIG, -errno, "%s: \"%s\": %s; give an existing disk image "
+			       "or block device", field, path, strerror(errno));
+	/* A FIFO or a character device would be read as a stream, not a disk. */
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return err_set(e, ERR_CONFIG, S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL,
+			       "%s: \"%s\" is %s; a drive is a regular file (a disk image) or a "
+			       "block device",
+			       field, path, file_kind(st.st_mode));
+	/* O_NONBLOCK: the check never waits on whatever the path has become since stat. */
+	fd = open(path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		int err = errno;
+
+		return err_set(e, ERR_CONFIG, -err, "%s: cannot open \"%s\" for %s: %s; %s", field,
+			       path, d->read_only ? "reading" : "reading and writing",
+			       strerror(err),
+			       d->read_only ? "make it readable by hugevmm"
+			       : err == EACCES || err == EROFS || err == EPERM
+				       ? "make it writable by hugevmm, or set is_read_only true"
+				       : "give a disk image or block device hugevmm can open");
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, &size))
+			size = 0;
+	} else {
+		size = (uint64_t)st.st_size;
+	}
+	close(fd);
+	if (size < 512)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s: \"%s\" is %llu bytes, smaller than one 512-byte sector; a disk "
+			       "image holds at least one whole sector: check that this is the image",
+			       field, path, (unsigned long long)size);
+	return 0;
+}
+
+/* The words a root device adds: " root=..." and " ro"/" rw" into @out. */
+static int root_words(const struct cfg_drive *d, char *out, size_t size)
+{
+	int n;
+
+	if (d->partuuid[0])
+		n = snprintf(out, size, " root=PARTUUID=%s %s", d->partuuid, d->read_only ? "ro" : "rw");
+	else
+		n = snprintf(out, size, " root=/dev/vda %s", d->read_only ? "ro" : "rw");
+	return n < 0 || (size_t)n >= size ? -E2BIG : n;
+}
+
+static bool is_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\n';
+}
+
+/* Where the kernel's part of @s ends: at a "--" word (what follows is init's), or at its end. */
+static size_t kernel_part(const char *s)
+{
+	for (const char *p = s; (p = strstr(p, "--")); p += 2)
+		if ((p == s || is_space(p[-1])) && (!p[2] || is_space(p[2])))
+			return (size_t)(p - s);
+	return strlen(s);
+}
+
+/* Whether the first @len bytes of @s hold a word that starts with "root=". */
+static bool names_root(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 5 <= len; i++)
+		if ((i == 0 || is_space(s[i - 1])) && !strncmp(s + i, "root=", 5))
+			return true;
+	return false;
+}
+
+int vm_config_root_args(const struct vm_config *c, char *cmdline, size_t size)
+{
+	size_t len = strnlen(cmdline, size), at;
+	char words[128];
+	int n;
+
+	if (len >= size)
+		return -E2BIG;
+	for (unsigned i = 0; i < c->ndrives; i++) {
+		if (!c->drives[i].root)
+			continue;
+		at = kernel_part(cmdline);
+		if (names_root(cmdline, at))
+			return 0;
+		/* Before a "--", so the words stay the kernel's: " root=... rw" then " --". */
+		while (at > 0 && is_space(cmdline[at - 1]))
+			at--;
+		n = root_words(&c->drives[i], words, sizeof(words));
+		if (n < 0 || len + (size_t)n >= size)
+			return -E2BIG;
+		memmove(cmdline + at + n, cmdline + at, len - at + 1);
+		memcpy(cmdline + at, words, (size_t)n);
+		return 0;
 	}
 	return 0;
 }

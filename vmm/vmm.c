@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "vmm/config_drive.h"
 
 struct vmm {
 	struct vmm_opts opts;
@@ -250,12 +251,94 @@ static void change_drive(struct vm_config *t, struct vmm_cmd *c)
 	while (i < t->ndrives && strcmp(t->drives[i].id, c->in.drive.id))
 		i++;
 	if (i == CFG_MAX_DRIVES) {
-		err_set(&c->err, ERR_CONFIG, -E2BIG, "drives: at most %d", CFG_MAX_DRIVES);
+		err_set(&c->err, ERR_CONFIG, -E2BIG,
+			"drives: \"%s\" would be drive %d; at most %d (" CFG_DRIVES_WHY ")",
+			c->in.drive.id, CFG_MAX_DRIVES + 1, CFG_MAX_DRIVES);
 		return;
 	}
 	t->drives[i] = c->in.drive;
 	if (i == t->ndrives)
 		t->ndrives++;
+}
+
+/* The drive of @id in @cfg, or NULL with @c's error naming the id. */
+static struct cfg_drive *drive_of(struct vm_config *cfg, struct vmm_cmd *c, const char *id,
+				  bool booted)
+{
+	for (unsigned i = 0; i < cfg->ndrives; i++)
+		if (!strcmp(cfg->drives[i].id, id))
+			return &cfg->drives[i];
+	err_set(&c->err, ERR_CONFIG, -ENOENT,
+		"drives: no drive has drive_id \"%s\"; %s", id,
+		booted ? "PATCH changes a drive the VM was started with"
+		       : "PUT /drives/{id} adds one before InstanceStart");
+	return NULL;
+}
+
+/* Firecracker's rate-limiter update: the buckets given replace the old ones, the rest stay. */
+static void rl_update(struct rl_cfg *old, const struct rl_cfg *in)
+{
+	if (in->has_bandwidth)
+		old->bandwidth = in->bandwidth;
+	if (in->has_ops)
+		old->ops = in->ops;
+	/* A bucket of size 0 or refill_time 0 limits nothing: it is gone, as in Firecracker. */
+	old->has_bandwidth = old->has_bandwidth || in->has_bandwidth;
+	old->has_ops = old->has_ops || in->has_ops;
+	if (old->has_bandwidth && (!old->bandwidth.size || !old->bandwidth.refill_time_ms)) {
+		old->has_bandwidth = false;
+		memset(&old->bandwidth, 0, sizeof(old->bandwidth));
+	}
+	if (old->has_ops && (!old->ops.size || !old->ops.refill_time_ms)) {
+		old->has_ops = false;
+		memset(&old->ops, 0, sizeof(old->ops));
+	}
+	old->set = old->has_bandwidth || old->has_ops;
+}
+
+static void change_drive_patch(struct vm_config *t, struct vmm_cmd *c)
+{
+	const struct vmm_drive_patch *in = &c->in.drive_patch;
+	struct cfg_drive *d = drive_of(t, c, in->id, false);
+
+	if (!d)
+		return;
+	if (in->has_path)
+		snprintf(d->path, sizeof(d->path), "%s", in->path);
+	if (in->has_rate_limiter)
+		rl_update(&d->rate_limiter, &in->rate_limiter);
+}
+
+/*
+ * After boot: the device takes the new file and limits first (it checks and
+ * locks the file as at start, and changes nothing on error); only then does
+ * the configuration, so GET /vm/config shows what the guest has.
+ */
+static void patch_running_drive(struct vmm *m, struct vmm_cmd *c)
+{
+	const struct vmm_drive_patch *in = &c->in.drive_patch;
+	struct cfg_drive *d = drive_of(m->cfg, c, in->id, true), nd;
+	char field[96];
+
+	if (!d)
+		return;
+	nd = *d;
+	if (in->has_path) {
+		snprintf(nd.path, sizeof(nd.path), "%s", in->path);
+		snprintf(field, sizeof(field), "drives[%u].path_on_host", (unsigned)(d - m->cfg->drives));
+		if (vm_config_check_drive(field, &nd, &c->err))
+			return;
+	}
+	if (in->has_rate_limiter)
+		rl_update(&nd.rate_limiter, &in->rate_limiter);
+	if (!in->has_path && !in->has_rate_limiter)
+		return;
+	/* The device's side (vm_drive_update, vmm/vm_virtio.c) comes with the device. */
+	err_set(&c->err, ERR_CONFIG, -EOPNOTSUPP,
+		"drives: \"%s\" cannot be changed after InstanceStart in this build", in->id);
+	if (c->err.kind != ERR_NONE)
+		return;
+	*d = nd;
 }
 
 static void change_net(struct vm_config *t, struct vmm_cmd *c)
@@ -384,6 +467,14 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 	case VMM_OP_PUT_DRIVE:
 		if (!pre_boot(m, c, "drives"))
 			apply(m, c, change_drive);
+		break;
+	case VMM_OP_PATCH_DRIVE:
+		if (m->state == VMM_NOT_STARTED)
+			apply(m, c, change_drive_patch);
+		else if (m->state == VMM_STOPPED || !m->vm)
+			refuse(c, "%s: the VM has stopped", "drives");
+		else
+			patch_running_drive(m, c);
 		break;
 	case VMM_OP_PUT_NET:
 		if (!pre_boot(m, c, "network-interfaces"))

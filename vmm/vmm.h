@@ -28,6 +28,7 @@ enum vmm_op {
 	VMM_OP_PATCH_MACHINE, /* in.machine: only the fields given */
 	VMM_OP_PUT_BOOT,      /* in.boot */
 	VMM_OP_PUT_DRIVE,     /* in.drive: add, or replace the drive of that id */
+	VMM_OP_PATCH_DRIVE,   /* in.drive_patch: before boot the config, after it the device too */
 	VMM_OP_PUT_NET,       /* in.net: add, or replace the interface of that id */
 	VMM_OP_PUT_REGION,    /* in.region: add, or replace the region of that id */
 	VMM_OP_PUT_ENTROPY,   /* in.entropy: the entropy device */
@@ -39,6 +40,16 @@ enum vmm_op {
 	VMM_OP_MEMORY,     /* measure again -> memory */
 	VMM_OP_METRICS,    /* -> metrics */
 	VMM_OP_TEST_SPLIT, /* testing: in.split, see mem_test_split() */
+};
+
+/* Firecracker's PartialDrive: what PATCH /drives/{id} changes of a drive. */
+struct vmm_drive_patch {
+	char id[64];
+	bool has_path, has_rate_limiter;
+	char path[PATH_MAX];
+	/* Firecracker's update rule: a bucket given replaces the drive's (size or
+	 * refill_time 0: no limit any more), a bucket not given stays as it was. */
+	struct rl_cfg rate_limiter;
 };
 
 struct vmm_machine {
@@ -74,6 +85,7 @@ struct vmm_cmd {
 			char cmdline[CFG_CMDLINE_MAX];
 		} boot;
 		struct cfg_drive drive;
+		struct vmm_drive_patch drive_patch;
 		struct cfg_net net;
 		struct mem_region_cfg region;
 		struct cfg_entropy entropy;

@@ -4,6 +4,7 @@
  * accepted; every file in configs/ parses and validates.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +16,15 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <cJSON.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
 #include "api/config_json.h"
 #include "common/log.h"
+#include "vmm/config_drive.h"
 
 static char warnings[4096];
 
@@ -62,6 +70,11 @@ struct bad {
 };
 
 #define R(x) "{\"memory\":{\"regions\":[" x "]}}"
+#define DRV(n) "{\"drive_id\": \"d" #n "\", \"path_on_host\": \"/x\", \"is_root_device\": false}"
+#define D17                                                                                     \
+	DRV(0) "," DRV(1) "," DRV(2) "," DRV(3) "," DRV(4) "," DRV(5) "," DRV(6) "," DRV(7) "," \
+	DRV(8) "," DRV(9) "," DRV(10) "," DRV(11) "," DRV(12) "," DRV(13) "," DRV(14) ","      \
+	DRV(15) "," DRV(16)
 
 static const struct bad bad_cases[] = {
 	/* JSON syntax: line and column */
@@ -112,9 +125,37 @@ static const struct bad bad_cases[] = {
 	 "{\"drive_id\": \"b\", \"path_on_host\": \"/y\", \"is_root_device\": true}]}",
 	 {"drives[1].is_root_device: drives[0] is already the root device"}},
 	{"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": true, \"socket\": \"/s\"}]}",
-	 {"drives[0].path_on_host: missing", "no vhost-user \"socket\""}},
+	 {"drives[0].socket: hugevmm has no vhost-user block devices", "give path_on_host"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": true, \"path_on_host\": \"/x\", "
+	 "\"socket\": \"/s\"}]}",
+	 {"drives[0].socket: hugevmm has no vhost-user"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": true}]}",
+	 {"drives[0].path_on_host: missing", "disk image or block device"}},
 	{"{\"drives\": [{\"drive_id\": \"a\", \"is_root_device\": true, \"cache_type\": \"Safe\"}]}",
 	 {"drives[0].cache_type: \"Safe\" is not known", "\"Unsafe\", \"Writeback\""}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+	 "\"cache_type\": null}]}",
+	 {"drives[0].cache_type: expected a string, got null"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+	 "\"io_engine\": \"Uring\"}]}",
+	 {"drives[0].io_engine: \"Uring\" is not known", "\"Sync\", \"Async\""}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+	 "\"direct\": \"yes\"}]}",
+	 {"drives[0].direct: expected true or false"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+	 "\"partuuid\": \"0eaa91a0-01 init=/bin/sh\"}]}",
+	 {"drives[0].partuuid: \"0eaa91a0-01 init=/bin/sh\" is not a partition UUID", "blkid"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+	 "\"partuuid\": \"\"}]}",
+	 {"drives[0].partuuid: \"\" is not a partition UUID"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+	 "\"rate_limiter\": {\"ops\": {\"size\": 100}}}]}",
+	 {"drives[0].rate_limiter.ops.refill_time: missing"}},
+	{"{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+	 "\"rate_limiter\": {\"iops\": {}}}]}",
+	 {"drives[0].rate_limiter.iops: unknown field"}},
+	{"{\"drives\": [" D17 "]}",
+	 {"drives: 17 drives; at most 16", "18 interrupt lines", "give fewer"}},
 	/* Firecracker's rules: required fields, types shown once, its other sections checked */
 	{"{\"machine-config\": {\"vcpu_count\": 2}}",
 	 {"machine-config.mem_size_mib: missing", "Firecracker requires"}},
@@ -293,8 +334,11 @@ static void firecracker_schema_accepted(void **state)
 	 * inert ones (false, null) are not. */
 	assert_non_null(strstr(warnings, "machine-config.track_dirty_pages: ignored: not on the "
 					 "roadmap"));
-	assert_non_null(strstr(warnings, "drives: ignored: accepted but not attached to the guest "
-					 "yet: issue 11"));
+	/* Drives are attached (issue 11): parsed, not warned about. */
+	assert_null(strstr(warnings, "drives"));
+	assert_int_equal(c.drives[0].cache, CFG_CACHE_UNSAFE);
+	assert_int_equal(c.drives[0].io_engine, CFG_IO_SYNC);
+	assert_false(c.drives[0].rate_limiter.set);
 	assert_non_null(strstr(warnings, "network-interfaces: ignored"));
 	/* The logger is implemented: parsed, not warned about. */
 	assert_null(strstr(warnings, "logger"));
@@ -579,6 +623,304 @@ static void copy_leaves_empty_pages_untouched(void **state)
 	munmap(area, len + 2 * 4096);
 }
 
+/* Every field of Firecracker's Drive, and hugevmm's "direct"; the defaults when absent. */
+static void drive_fields_parsed(void **state)
+{
+	static const char json[] =
+		"{\"drives\": ["
+		"{\"drive_id\": \"rootfs\", \"path_on_host\": \"/img/root.ext4\", "
+		"\"is_root_device\": true, \"is_read_only\": true, \"partuuid\": \"0eaa91a0-01\", "
+		"\"cache_type\": \"Writeback\", \"io_engine\": \"Async\", \"direct\": true, "
+		"\"rate_limiter\": {\"bandwidth\": {\"size\": 1048576, \"one_time_burst\": 4096, "
+		"\"refill_time\": 100}, \"ops\": {\"size\": 1000, \"refill_time\": 1000}}},"
+		"{\"drive_id\": \"data\", \"path_on_host\": \"data.img\", \"is_root_device\": false},"
+		"{\"drive_id\": \"nulls\", \"path_on_host\": \"n.img\", \"is_root_device\": false, "
+		"\"partuuid\": null, \"is_read_only\": null, \"rate_limiter\": null, "
+		"\"io_engine\": null, \"socket\": null}]}";
+	struct vm_config c;
+	struct vmm_err e;
+	const struct cfg_drive *d;
+
+	(void)state;
+	assert_int_equal(load(json, &c, &e), 0);
+	assert_int_equal(c.ndrives, 3);
+	d = &c.drives[0];
+	assert_string_equal(d->id, "rootfs");
+	assert_string_equal(d->path, "/img/root.ext4");
+	assert_true(d->root);
+	assert_true(d->read_only);
+	assert_string_equal(d->partuuid, "0eaa91a0-01");
+	assert_int_equal(d->cache, CFG_CACHE_WRITEBACK);
+	assert_int_equal(d->io_engine, CFG_IO_ASYNC);
+	assert_true(d->direct);
+	assert_true(d->rate_limiter.set);
+	assert_true(d->rate_limiter.has_bandwidth);
+	assert_int_equal(d->rate_limiter.bandwidth.size, 1048576);
+	assert_int_equal(d->rate_limiter.bandwidth.one_time_burst, 4096);
+	assert_int_equal(d->rate_limiter.bandwidth.refill_time_ms, 100);
+	assert_true(d->rate_limiter.has_ops);
+	assert_int_equal(d->rate_limiter.ops.size, 1000);
+	assert_int_equal(d->rate_limiter.ops.refill_time_ms, 1000);
+	/* Firecracker's defaults: Unsafe, Sync, writable, no partuuid, no limiter; not direct. */
+	for (unsigned i = 1; i < 3; i++) {
+		d = &c.drives[i];
+		assert_false(d->root);
+		assert_false(d->read_only);
+		assert_string_equal(d->partuuid, "");
+		assert_int_equal(d->cache, CFG_CACHE_UNSAFE);
+		assert_int_equal(d->io_engine, CFG_IO_SYNC);
+		assert_false(d->rate_limiter.set);
+		assert_false(d->direct);
+	}
+	assert_string_equal(warnings, "");
+	/* A partuuid on a drive that is not the root device is said to be unused. */
+	assert_int_equal(load("{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", "
+			      "\"is_root_device\": false, \"partuuid\": \"0eaa91a0-01\"}]}",
+			      &c, &e),
+			 0);
+	assert_non_null(strstr(warnings, "drives[0].partuuid: ignored"));
+	/* Linux's partition offset form is a partuuid too. */
+	assert_int_equal(load("{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", "
+			      "\"is_root_device\": true, \"partuuid\": "
+			      "\"00112233-4455-6677-8899-AABBCCDDEEFF/PARTNROFF=1\"}]}",
+			      &c, &e),
+			 0);
+	/* 16 drives are the most. */
+	assert_int_equal(load("{\"drives\": [" DRV(0) "," DRV(1) "," DRV(2) "," DRV(3) "," DRV(4)
+			      "," DRV(5) "," DRV(6) "," DRV(7) "," DRV(8) "," DRV(9) "," DRV(10)
+			      "," DRV(11) "," DRV(12) "," DRV(13) "," DRV(14) "," DRV(15) "]}",
+			      &c, &e),
+			 0);
+	assert_int_equal(c.ndrives, 16);
+}
+
+/* GET /vm/config shows every drive field; what it shows parses back to the same drive. */
+static void drive_render_round_trip(void **state)
+{
+	static const char json[] =
+		"{\"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"/r.img\", "
+		"\"is_root_device\": true, \"partuuid\": \"0eaa91a0-01\", \"cache_type\": \"Writeback\", "
+		"\"io_engine\": \"Async\", \"direct\": true, \"is_read_only\": true, "
+		"\"rate_limiter\": {\"ops\": {\"size\": 10, \"refill_time\": 1000}}},"
+		"{\"drive_id\": \"plain\", \"path_on_host\": \"/p.img\", \"is_root_device\": false}]}";
+	static struct vm_config c, back;
+	struct vmm_err e;
+	cJSON *o, *d;
+	char *text;
+
+	(void)state;
+	assert_int_equal(load(json, &c, &e), 0);
+	o = cfg_json_render(&c);
+	d = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "drives"), 0);
+	assert_string_equal(cJSON_GetObjectItem(d, "drive_id")->valuestring, "rootfs");
+	assert_string_equal(cJSON_GetObjectItem(d, "partuuid")->valuestring, "0eaa91a0-01");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "is_root_device")));
+	assert_string_equal(cJSON_GetObjectItem(d, "cache_type")->valuestring, "Writeback");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "is_read_only")));
+	assert_string_equal(cJSON_GetObjectItem(d, "path_on_host")->valuestring, "/r.img");
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "rate_limiter"),
+								   "ops"),
+					     "size")
+				 ->valuedouble,
+			 10);
+	assert_string_equal(cJSON_GetObjectItem(d, "io_engine")->valuestring, "Async");
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "direct")));
+	d = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "drives"), 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "partuuid")));
+	assert_string_equal(cJSON_GetObjectItem(d, "cache_type")->valuestring, "Unsafe");
+	assert_string_equal(cJSON_GetObjectItem(d, "io_engine")->valuestring, "Sync");
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(d, "direct")));
+	assert_null(cJSON_GetObjectItem(d, "rate_limiter"));
+	/* The rendering is a config file that parses to the same drives. */
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	assert_int_equal(load(text, &back, &e), 0);
+	free(text);
+	assert_int_equal(back.ndrives, 2);
+	assert_memory_equal(&back.drives[0], &c.drives[0], sizeof(c.drives[0]));
+	assert_memory_equal(&back.drives[1], &c.drives[1], sizeof(c.drives[1]));
+}
+
+/* PATCH /drives/{id}: Firecracker's PartialDrive, nothing more. */
+static void drive_patch_parsed(void **state)
+{
+	struct vmm_drive_patch dp;
+	struct vmm_err e = {0};
+	cJSON *o;
+
+	(void)state;
+	o = cJSON_Parse("{\"drive_id\": \"a\", \"path_on_host\": \"/new.img\", "
+			"\"rate_limiter\": {\"bandwidth\": {\"size\": 0, \"refill_time\": 0}}}");
+	assert_int_equal(cfg_json_drive_patch(o, "drives", &dp, &e), 0);
+	cJSON_Delete(o);
+	assert_string_equal(dp.id, "a");
+	assert_true(dp.has_path);
+	assert_string_equal(dp.path, "/new.img");
+	assert_true(dp.has_rate_limiter);
+	assert_true(dp.rate_limiter.has_bandwidth);
+	assert_false(dp.rate_limiter.has_ops);
+
+	o = cJSON_Parse("{\"drive_id\": \"a\", \"path_on_host\": null, \"rate_limiter\": null}");
+	assert_int_equal(cfg_json_drive_patch(o, "drives", &dp, &e), 0);
+	cJSON_Delete(o);
+	assert_false(dp.has_path);
+	assert_false(dp.has_rate_limiter);
+
+	o = cJSON_Parse("{\"drive_id\": \"a\", \"is_read_only\": true}");
+	assert_int_not_equal(cfg_json_drive_patch(o, "drives", &dp, &e), 0);
+	cJSON_Delete(o);
+	assert_non_null(strstr(e.msg, "drives.is_read_only: unknown field"));
+	assert_int_equal(e.kind, ERR_CONFIG);
+
+	memset(&e, 0, sizeof(e));
+	o = cJSON_Parse("{\"path_on_host\": \"/x\"}");
+	assert_int_not_equal(cfg_json_drive_patch(o, "drives", &dp, &e), 0);
+	cJSON_Delete(o);
+	assert_non_null(strstr(e.msg, "drives.drive_id: missing"));
+}
+
+/* A drive's image: the messages name the field, the path, and what to do. */
+static void drive_files_checked(void **state)
+{
+	char dir[] = "/tmp/hugevmm-drives-XXXXXX", path[128], json[512];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static const struct {
+		const char *name; /* in dir; "" = the dir itself, NULL: path as is */
+		const char *as_is;
+		bool read_only;
+		const char *want[2];
+	} cases[] = {
+		{"missing.img", NULL, false, {"No such file or directory", "give an existing disk image"}},
+		{"", NULL, false, {"is a directory", "a drive is a regular file (a disk image) or a block"}},
+		{"fifo", NULL, false, {"is a FIFO", "a drive is a regular file"}},
+		{"sock", NULL, true, {"is a socket", "a drive is a regular file"}},
+		{NULL, "/dev/null", false, {"is a character device", "block device"}},
+		{"empty.img", NULL, false, {"is 0 bytes, smaller than one 512-byte sector", "check that this is the image"}},
+		{"small.img", NULL, true, {"is 511 bytes, smaller than one 512-byte sector"}},
+	};
+	struct vm_config c;
+	struct vmm_err e;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/sock", dir);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/empty.img", dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	snprintf(path, sizeof(path), "%s/small.img", dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_int_equal(ftruncate(fd, 511), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/ok.img", dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_int_equal(ftruncate(fd, 512), 0);
+	close(fd);
+
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].as_is)
+			snprintf(path, sizeof(path), "%s", cases[i].as_is);
+		else
+			snprintf(path, sizeof(path), "%s%s%s", dir, cases[i].name[0] ? "/" : "",
+				 cases[i].name);
+		snprintf(json, sizeof(json),
+			 "{\"drives\": [{\"drive_id\": \"ok\", \"path_on_host\": \"%s/ok.img\", "
+			 "\"is_root_device\": true}, {\"drive_id\": \"d\", \"path_on_host\": \"%s\", "
+			 "\"is_root_device\": false, \"is_read_only\": %s}]}",
+			 dir, path, cases[i].read_only ? "true" : "false");
+		assert_int_equal(load(json, &c, &e), 0);
+		assert_int_not_equal(vm_config_check_files(&c, &e), 0);
+		assert_int_equal(e.kind, ERR_CONFIG);
+		if (!strstr(e.msg, "drives[1].path_on_host: ") || !strstr(e.msg, path))
+			fail_msg("case %u: %s does not name the field and %s", i, e.msg, path);
+		for (unsigned k = 0; k < 2 && cases[i].want[k]; k++)
+			if (!strstr(e.msg, cases[i].want[k]))
+				fail_msg("case %u: message\n  %s\nlacks\n  %s", i, e.msg,
+					 cases[i].want[k]);
+	}
+	/* One whole sector is an image. */
+	snprintf(json, sizeof(json),
+		 "{\"drives\": [{\"drive_id\": \"ok\", \"path_on_host\": \"%s/ok.img\", "
+		 "\"is_root_device\": true}]}",
+		 dir);
+	assert_int_equal(load(json, &c, &e), 0);
+	assert_int_equal(vm_config_check_files(&c, &e), 0);
+	/* Not writable, and not read-only: say how to fix it (root opens anything). */
+	snprintf(path, sizeof(path), "%s/ok.img", dir);
+	assert_int_equal(chmod(path, 0400), 0);
+	if (geteuid() == 0) {
+		printf("skip: drive_files_checked: an unwritable image cannot be shown to root "
+		       "(CAP_DAC_OVERRIDE opens it); the message is checked as non-root\n");
+	} else {
+		assert_int_not_equal(vm_config_check_files(&c, &e), 0);
+		assert_non_null(strstr(e.msg, "cannot open"));
+		assert_non_null(strstr(e.msg, "or set is_read_only true"));
+	}
+	snprintf(json, sizeof(json), "rm -rf %s", dir);
+	assert_int_equal(system(json), 0);
+}
+
+/* The root device's words on the kernel command line. */
+static void root_args(void **state)
+{
+	static const struct {
+		const char *drives, *cmdline, *want;
+	} cases[] = {
+		/* no root device: nothing */
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": false}",
+		 "console=ttyS0", "console=ttyS0"},
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true}",
+		 "console=ttyS0", "console=ttyS0 root=/dev/vda rw"},
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+		 "\"is_read_only\": true}",
+		 "", " root=/dev/vda ro"},
+		{"{\"drive_id\": \"d\", \"path_on_host\": \"/y\", \"is_root_device\": false}, "
+		 "{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true, "
+		 "\"partuuid\": \"0eaa91a0-01\"}",
+		 "console=ttyS0 reboot=k", "console=ttyS0 reboot=k root=PARTUUID=0eaa91a0-01 rw"},
+		/* the command line names a root already: left alone */
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true}",
+		 "root=/dev/sda1 console=ttyS0", "root=/dev/sda1 console=ttyS0"},
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true}",
+		 "console=ttyS0 root=PARTUUID=1-2", "console=ttyS0 root=PARTUUID=1-2"},
+		/* rootfstype= and nfsroot= are other words */
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true}",
+		 "rootfstype=ext4 nfsroot=x", "rootfstype=ext4 nfsroot=x root=/dev/vda rw"},
+		/* after "--" the words are init's: the kernel's root= goes before it */
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true}",
+		 "console=ttyS0 -- root=mine", "console=ttyS0 root=/dev/vda rw -- root=mine"},
+		{"{\"drive_id\": \"a\", \"path_on_host\": \"/x\", \"is_root_device\": true}",
+		 "quiet --verbose", "quiet --verbose root=/dev/vda rw"},
+	};
+	char json[512], cmd[CFG_CMDLINE_MAX];
+	struct vm_config c;
+	struct vmm_err e;
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(json, sizeof(json), "{\"drives\": [%s]}", cases[i].drives);
+		assert_int_equal(load(json, &c, &e), 0);
+		snprintf(cmd, sizeof(cmd), "%s", cases[i].cmdline);
+		assert_int_equal(vm_config_root_args(&c, cmd, sizeof(cmd)), 0);
+		if (strcmp(cmd, cases[i].want))
+			fail_msg("case %u: \"%s\", want \"%s\"", i, cmd, cases[i].want);
+	}
+	/* Too long: -E2BIG, the command line unchanged. */
+	assert_int_equal(load("{\"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"/x\", "
+			      "\"is_root_device\": true}]}",
+			      &c, &e),
+			 0);
+	snprintf(cmd, sizeof(cmd), "console=ttyS0");
+	assert_int_equal(vm_config_root_args(&c, cmd, strlen(cmd) + 17), -E2BIG);
+	assert_string_equal(cmd, "console=ttyS0");
+	assert_int_equal(vm_config_root_args(&c, cmd, strlen(cmd) + 18), 0);
+	assert_string_equal(cmd, "console=ttyS0 root=/dev/vda rw");
+}
+
 /* Every file in configs/ parses and validates: the examples stay true. */
 static void every_bundled_config_parses(void **state)
 {
@@ -621,6 +963,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(every_bundled_config_parses, setup, teardown),
 		cmocka_unit_test_setup_teardown(copy_takes_what_is_used, setup, teardown),
 		cmocka_unit_test_setup_teardown(copy_leaves_empty_pages_untouched, setup, teardown),
+		cmocka_unit_test_setup_teardown(drive_fields_parsed, setup, teardown),
+		cmocka_unit_test_setup_teardown(drive_render_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(drive_patch_parsed, setup, teardown),
+		cmocka_unit_test_setup_teardown(drive_files_checked, setup, teardown),
+		cmocka_unit_test_setup_teardown(root_args, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -1,0 +1,301 @@
+"""Drives (Firecracker's Drive and PartialDrive, hugevmm's "direct") through the config file
+and the API: bad input is refused before anything is built (exit 2 / HTTP 400, the message
+naming the field, the value and the remedy, nothing left behind), good input comes back
+whole from GET /vm/config, PATCH /drives/{id} changes the configuration before boot and the
+device after it. The refusals happen before /dev/kvm is opened, so they run everywhere; what
+needs a running VM skips where /dev/kvm is absent, saying so."""
+import json
+import os
+import socket
+
+import pytest
+
+from conftest import BIN, run
+from fcapi import Vmm, api, conforms
+
+GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
+HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
+needs_kvm = pytest.mark.skipif(not HAVE_KVM, reason="/dev/kvm is absent or not accessible: "
+                               "the running-VM half runs where it is (the L1 tier)")
+
+
+def image(path, size=1 << 20):
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return str(path)
+
+
+def drive(drive_id, path, root=False, **kw):
+    return dict({"drive_id": drive_id, "path_on_host": str(path), "is_root_device": root}, **kw)
+
+
+def listing(d):
+    return sorted(os.listdir(d))
+
+
+def run_config(tmp_path, drives, refused=True, **top):
+    """`hugevmm --api-sock S --config-file F` with the test guest and @drives; returns
+    (exit code, stderr). With @refused, checks that the run left nothing behind in tmp_path."""
+    cfg = dict({"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=idle"},
+                "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+                "serial": {"serial_out_path": str(tmp_path / "console.log")},
+                "drives": drives}, **top)
+    path = tmp_path / "vm.json"
+    path.write_text(json.dumps(cfg))
+    before = listing(tmp_path)
+    r = run(["--api-sock", str(tmp_path / "api.sock"), "--config-file", str(path)], timeout=60)
+    # No socket, no console file: the refusal came before anything was made.
+    if refused:
+        assert listing(tmp_path) == before, (listing(tmp_path), before, r.stderr)
+    return r.returncode, r.stderr
+
+
+def error_line(err):
+    lines = [l for l in err.splitlines() if "error" in l]
+    assert lines, err
+    return lines[-1]
+
+
+# ---------------------------------------------------------------- the config file
+
+def bad_file_cases(tmp_path):
+    """(drives, words the message must hold) for each kind of bad drive input."""
+    ok = image(tmp_path / "ok.img")
+    small = image(tmp_path / "small.img", 511)
+    empty = image(tmp_path / "empty.img", 0)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sock = tmp_path / "sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock))
+    s.close()
+    d17 = [drive(f"d{i}", ok) for i in range(17)]
+    return {
+        "missing": ([drive("rootfs", tmp_path / "none.img", True)],
+                    ["drives[0].path_on_host", str(tmp_path / "none.img"),
+                     "No such file or directory", "give an existing disk image"]),
+        "directory": ([drive("rootfs", ok, True), drive("data", tmp_path)],
+                      ["drives[1].path_on_host", str(tmp_path), "is a directory",
+                       "a drive is a regular file (a disk image) or a block device"]),
+        "fifo": ([drive("rootfs", fifo, True)],
+                 ["drives[0].path_on_host", str(fifo), "is a FIFO", "a drive is a regular file"]),
+        "socket": ([drive("rootfs", sock, True, is_read_only=True)],
+                   ["drives[0].path_on_host", str(sock), "is a socket"]),
+        "char_device": ([drive("rootfs", "/dev/null", True)],
+                        ["drives[0].path_on_host", "/dev/null", "is a character device"]),
+        "empty": ([drive("rootfs", empty, True)],
+                  ["drives[0].path_on_host", empty, "is 0 bytes",
+                   "smaller than one 512-byte sector"]),
+        "smaller_than_a_sector": ([drive("rootfs", small, True, is_read_only=True)],
+                                  ["drives[0].path_on_host", small, "is 511 bytes",
+                                   "smaller than one 512-byte sector"]),
+        "two_roots": ([drive("a", ok, True), drive("b", ok, True)],
+                      ["drives[1].is_root_device", "drives[0] is already the root device",
+                       "only one drive can be"]),
+        "duplicate_ids": ([drive("a", ok, True), drive("a", ok)],
+                          ["drives[1].drive_id", '"a"', "is already used by drives[0]",
+                           "ids must be unique"]),
+        "seventeen": (d17, ["drives: 17 drives; at most 16", "18 interrupt lines",
+                            "give fewer"]),
+        "cache_type": ([drive("a", ok, True, cache_type="Safe")],
+                       ["drives[0].cache_type", '"Safe"', "is not known",
+                        '"Unsafe", "Writeback"']),
+        "io_engine": ([drive("a", ok, True, io_engine="Uring")],
+                      ["drives[0].io_engine", '"Uring"', '"Sync", "Async"']),
+        "vhost_user": ([{"drive_id": "a", "is_root_device": True, "socket": "/run/vhost.sock"}],
+                       ["drives[0].socket", "no vhost-user", "give path_on_host"]),
+        "partuuid": ([drive("a", ok, True, partuuid="1234 init=/bin/sh")],
+                     ["drives[0].partuuid", '"1234 init=/bin/sh"', "is not a partition UUID",
+                      "blkid"]),
+        "rate_limiter": ([drive("a", ok, True, rate_limiter={"ops": {"size": 10}})],
+                         ["drives[0].rate_limiter.ops.refill_time: missing"]),
+        "direct_type": ([drive("a", ok, True, direct=1)],
+                        ["drives[0].direct", "expected true or false"]),
+    }
+
+
+CASES = ["missing", "directory", "fifo", "socket", "char_device", "empty",
+         "smaller_than_a_sector", "two_roots", "duplicate_ids", "seventeen", "cache_type",
+         "io_engine", "vhost_user", "partuuid", "rate_limiter", "direct_type"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_config_file_refuses(case, tmp_path):
+    drives, words = bad_file_cases(tmp_path)[case]
+    code, err = run_config(tmp_path, drives)
+    assert code == 2, f"exit {code}: {err}"
+    line = error_line(err)
+    for w in words:
+        assert w in line, f"{w!r} not in: {line}"
+
+
+def test_config_file_unwritable_image(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root opens any file for writing (CAP_DAC_OVERRIDE): an unwritable image "
+                    "can only be shown to another user")
+    ro = image(tmp_path / "ro.img")
+    os.chmod(ro, 0o444)
+    code, err = run_config(tmp_path, [drive("rootfs", ro, True)])
+    assert code == 2, err
+    line = error_line(err)
+    assert "drives[0].path_on_host" in line and ro in line and "is_read_only true" in line, line
+    # Read-only, the same image is taken (it is not refused for the drive).
+    code, err = run_config(tmp_path, [drive("rootfs", ro, True, is_read_only=True)], refused=False)
+    assert "drives[0]" not in err, err
+
+
+def test_check_takes_every_field(tmp_path):
+    """`hugevmm check` accepts the whole Drive schema, no warning about drives."""
+    img, data = image(tmp_path / "root.img"), image(tmp_path / "data.img", 512)
+    cfg = {"drives": [
+        drive("rootfs", img, True, partuuid="0eaa91a0-01", cache_type="Writeback",
+              is_read_only=False, io_engine="Async", direct=True,
+              rate_limiter={"bandwidth": {"size": 1 << 20, "one_time_burst": 1 << 16,
+                                          "refill_time": 100},
+                            "ops": {"size": 1000, "refill_time": 1000}}),
+        drive("data", data, is_read_only=True, partuuid=None, rate_limiter=None,
+              io_engine=None, socket=None)]}
+    conforms(cfg, "FullVmConfiguration")
+    path = tmp_path / "vm.json"
+    path.write_text(json.dumps(cfg))
+    r = run(["check", "--config-file", str(path)])
+    assert r.returncode in (0, 3), r.stderr
+    assert "drives" not in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------- the API before boot
+
+@pytest.fixture
+def vmm(tmp_path):
+    v = Vmm(tmp_path)
+    yield v
+    v.close()
+    assert not os.path.exists(v.sock), "the socket was not removed"
+
+
+def drives_of(sock):
+    st, cfg = api(sock, "GET", "/vm/config")
+    assert st == 200
+    return cfg["drives"]
+
+
+def test_api_drive_every_field_round_trips(vmm, tmp_path):
+    img = image(tmp_path / "root.img")
+    body = drive("rootfs", img, True, partuuid="0eaa91a0-01", cache_type="Writeback",
+                 is_read_only=True, io_engine="Async", direct=True,
+                 rate_limiter={"bandwidth": {"size": 1 << 20, "one_time_burst": 4096,
+                                             "refill_time": 100}})
+    assert api(vmm.sock, "PUT", "/drives/rootfs", body) == (204, None)
+    assert drives_of(vmm.sock) == [body]
+    # Defaults, shown: Firecracker's Unsafe and Sync, no partuuid (null), not direct.
+    data = image(tmp_path / "data.img")
+    assert api(vmm.sock, "PUT", "/drives/data", drive("data", data)) == (204, None)
+    assert drives_of(vmm.sock)[1] == {"drive_id": "data", "partuuid": None,
+                                      "is_root_device": False, "cache_type": "Unsafe",
+                                      "is_read_only": False, "path_on_host": data,
+                                      "io_engine": "Sync", "direct": False}
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "fifo", "char_device", "empty",
+                                  "two_roots", "cache_type", "vhost_user", "partuuid"])
+def test_api_put_refuses(case, vmm, tmp_path):
+    img = image(tmp_path / "first.img")
+    assert api(vmm.sock, "PUT", "/drives/first", drive("first", img)) == (204, None)
+    drives, words = bad_file_cases(tmp_path)[case]
+    if case == "two_roots":
+        assert api(vmm.sock, "PUT", "/drives/a", drives[0]) == (204, None)
+        words = ["drives[2].is_root_device", "drives[1] is already the root device"]
+    elif case in ("cache_type", "vhost_user", "partuuid"):
+        # The body alone is wrong: its fields are named under "drives".
+        words = [w.replace("drives[0].", "drives.") for w in words]
+    else:
+        # The image is checked in the configuration the drive would join, as drives[1].
+        words = [w.replace("drives[0].", "drives[1].") for w in words]
+    before = drives_of(vmm.sock)
+    bad = drives[-1]
+    st, reply = api(vmm.sock, "PUT", f"/drives/{bad['drive_id']}", bad)
+    assert st == 400, reply
+    for w in words:
+        assert w in reply["fault_message"], f"{w!r} not in: {reply['fault_message']}"
+    assert drives_of(vmm.sock) == before
+
+
+def test_api_seventeenth_drive(vmm, tmp_path):
+    img = image(tmp_path / "d.img")
+    for i in range(16):
+        assert api(vmm.sock, "PUT", f"/drives/d{i}", drive(f"d{i}", img)) == (204, None)
+    st, reply = api(vmm.sock, "PUT", "/drives/d16", drive("d16", img))
+    assert st == 400 and "at most 16" in reply["fault_message"] \
+        and "18 interrupt lines" in reply["fault_message"], reply
+    assert len(drives_of(vmm.sock)) == 16
+
+
+def flush_metrics(sock, path):
+    assert api(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
+    return json.loads(path.read_text().splitlines()[-1])
+
+
+def test_api_patch_before_boot(vmm, tmp_path):
+    metrics = tmp_path / "metrics.json"
+    assert api(vmm.sock, "PUT", "/metrics", {"metrics_path": str(metrics)}) == (204, None)
+    a, b = image(tmp_path / "a.img"), image(tmp_path / "b.img", 4096)
+    assert api(vmm.sock, "PUT", "/drives/rootfs",
+               drive("rootfs", a, True, rate_limiter={"ops": {"size": 100, "refill_time": 1000}})) \
+        == (204, None)
+    # A new image.
+    body = {"drive_id": "rootfs", "path_on_host": b}
+    conforms(body, "PartialDrive")
+    assert api(vmm.sock, "PATCH", "/drives/rootfs", body) == (204, None)
+    d = drives_of(vmm.sock)[0]
+    assert d["path_on_host"] == b and d["is_root_device"] is True
+    assert d["rate_limiter"] == {"ops": {"size": 100, "refill_time": 1000}}
+    # A bucket given is added, one not given stays (Firecracker's update rule).
+    body = {"drive_id": "rootfs", "rate_limiter": {"bandwidth": {"size": 4096, "refill_time": 10}}}
+    conforms(body, "PartialDrive")
+    assert api(vmm.sock, "PATCH", "/drives/rootfs", body) == (204, None)
+    assert drives_of(vmm.sock)[0]["rate_limiter"] == {
+        "bandwidth": {"size": 4096, "refill_time": 10}, "ops": {"size": 100, "refill_time": 1000}}
+    # A bucket of size 0 removes that limit.
+    body = {"drive_id": "rootfs", "rate_limiter": {"ops": {"size": 0, "refill_time": 0}}}
+    assert api(vmm.sock, "PATCH", "/drives/rootfs", body) == (204, None)
+    assert drives_of(vmm.sock)[0]["rate_limiter"] == {"bandwidth": {"size": 4096, "refill_time": 10}}
+    body = {"drive_id": "rootfs", "rate_limiter": {"bandwidth": {"size": 0, "refill_time": 0}}}
+    assert api(vmm.sock, "PATCH", "/drives/rootfs", body) == (204, None)
+    assert "rate_limiter" not in drives_of(vmm.sock)[0]
+    # Nothing to change: accepted, nothing changes.
+    assert api(vmm.sock, "PATCH", "/drives/rootfs", {"drive_id": "rootfs"}) == (204, None)
+    assert drives_of(vmm.sock)[0]["path_on_host"] == b
+
+    before = drives_of(vmm.sock)
+    refusals = [
+        ("/drives/nope", {"drive_id": "nope", "path_on_host": a},
+         ['no drive has drive_id "nope"', "PUT /drives/{id}"]),
+        ("/drives/rootfs", {"drive_id": "other", "path_on_host": a},
+         ['"other" does not match the path\'s "rootfs"']),
+        ("/drives/rootfs", {"drive_id": "rootfs", "is_read_only": True},
+         ["drives.is_read_only: unknown field"]),
+        ("/drives/rootfs", {"path_on_host": a}, ["drives.drive_id: missing"]),
+        ("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": str(tmp_path / "none.img")},
+         ["drives[0].path_on_host", "none.img", "No such file or directory"]),
+        ("/drives/rootfs", {"drive_id": "rootfs", "path_on_host": str(tmp_path)},
+         ["drives[0].path_on_host", "is a directory"]),
+        ("/drives/rootfs", {"drive_id": "rootfs", "rate_limiter": {"ops": {"size": 1}}},
+         ["drives.rate_limiter.ops.refill_time: missing"]),
+    ]
+    for path, body, words in refusals:
+        st, reply = api(vmm.sock, "PATCH", path, body)
+        assert st == 400, (body, reply)
+        for w in words:
+            assert w in reply["fault_message"], (w, reply)
+    assert drives_of(vmm.sock) == before
+    # Counted as Firecracker counts them: patch_api_requests.drive_count and drive_fails.
+    line = flush_metrics(vmm.sock, metrics)
+    assert line["patch_api_requests"]["drive_count"] == 5 + len(refusals), line
+    assert line["patch_api_requests"]["drive_fails"] == len(refusals), line
+    # Firecracker's aggregate block group is there (zero before boot).
+    assert line["block"]["read_count"] == 0 and "flush_count" in line["block"], line
+
+
+def test_api_metrics_have_drives(vmm):
+    st, m = api(vmm.sock, "GET", "/metrics")
+    assert st == 200 and m["drives"] == [], m
