@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "vmm/config_drive.h"
 #include "vmm/loader.h"
 #include "vmm/machine_cfg.h"
 #include "vmm/vm_priv.h"
@@ -246,6 +247,10 @@ static int boot_cmdline(struct vm *vm, const struct vm_config *c, char **out, st
 	if (!s)
 		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
 	snprintf(s, CFG_CMDLINE_MAX, "%s", c->cmdline);
+	if (vm_config_root_args(c, s, CFG_CMDLINE_MAX))
+		return err_set(e, ERR_CONFIG, -E2BIG,
+			       "boot-source.boot_args: no room for the root device's root= and "
+			       "ro/rw words; shorten it, or name the root yourself with root=");
 	if (c->virtio_cmdline == CFG_VIRTIO_CMDLINE_NEVER || strstr(s, "virtio_mmio.device="))
 		return 0;
 	if (machine_virtio_cmdline(&vm->machine, s, CFG_CMDLINE_MAX))
