@@ -333,10 +333,8 @@ static void patch_running_drive(struct vmm *m, struct vmm_cmd *c)
 		rl_update(&nd.rate_limiter, &in->rate_limiter);
 	if (!in->has_path && !in->has_rate_limiter)
 		return;
-	/* The device's side (vm_drive_update, vmm/vm_virtio.c) comes with the device. */
-	err_set(&c->err, ERR_CONFIG, -EOPNOTSUPP,
-		"drives: \"%s\" cannot be changed after InstanceStart in this build", in->id);
-	if (c->err.kind != ERR_NONE)
+	if (vm_drive_update(m->vm, in->id, in->has_path ? nd.path : NULL,
+			    in->has_rate_limiter ? &nd.rate_limiter : NULL, &c->err))
 		return;
 	*d = nd;
 }

@@ -4,9 +4,11 @@ naming the field, the value and the remedy, nothing left behind), good input com
 whole from GET /vm/config, PATCH /drives/{id} changes the configuration before boot and the
 device after it. The refusals happen before /dev/kvm is opened, so they run everywhere; what
 needs a running VM skips where /dev/kvm is absent, saying so."""
+import fcntl
 import json
 import os
 import socket
+import struct
 
 import pytest
 
@@ -36,7 +38,7 @@ def listing(d):
 def run_config(tmp_path, drives, refused=True, **top):
     """`hugevmm --api-sock S --config-file F` with the test guest and @drives; returns
     (exit code, stderr). With @refused, checks that the run left nothing behind in tmp_path."""
-    cfg = dict({"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=idle"},
+    cfg = dict({"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=exit code=0"},
                 "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
                 "serial": {"serial_out_path": str(tmp_path / "console.log")},
                 "drives": drives}, **top)
@@ -299,3 +301,97 @@ def test_api_patch_before_boot(vmm, tmp_path):
 def test_api_metrics_have_drives(vmm):
     st, m = api(vmm.sock, "GET", "/metrics")
     assert st == 200 and m["drives"] == [], m
+
+
+# ---------------------------------------------------------------- the running VM
+
+@needs_kvm
+def test_running_vm_drives(vmm, tmp_path):
+    metrics = tmp_path / "metrics.json"
+    assert api(vmm.sock, "PUT", "/metrics", {"metrics_path": str(metrics)}) == (204, None)
+    a, b = image(tmp_path / "a.img"), image(tmp_path / "b.img", 2 << 20)
+    vmm.configure()
+    assert api(vmm.sock, "PUT", "/drives/rootfs", drive("rootfs", a, True)) == (204, None)
+    assert api(vmm.sock, "PUT", "/drives/data", drive("data", b, is_read_only=True)) == (204, None)
+    assert api(vmm.sock, "PUT", "/actions", {"action_type": "InstanceStart"}) == (204, None)
+    vmm.wait_console("idle")
+    # Per-drive metrics, in hugevmm's /metrics and Firecracker's line.
+    st, m = api(vmm.sock, "GET", "/metrics")
+    assert [d["drive_id"] for d in m["drives"]] == ["rootfs", "data"], m
+    line = flush_metrics(vmm.sock, metrics)
+    assert "block_rootfs" in line and "block_data" in line and "block" in line, line
+    for k in ("read_count", "write_count", "read_bytes", "write_bytes", "flush_count",
+              "invalid_reqs_count", "rate_limiter_throttled_events", "update_count"):
+        assert k in line["block_rootfs"], k
+    # Every region says whether it is registered with the drives' io_uring.
+    st, rep = api(vmm.sock, "GET", "/memory")
+    for r in rep["regions"]:
+        u = r["io_uring"]
+        assert isinstance(u["registered"], bool) and (u["registered"] or u["reason"]), u
+    # PATCH after boot: a new image and a new limit; GET /vm/config shows them.
+    c = image(tmp_path / "c.img", 4 << 20)
+    assert api(vmm.sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": c}) \
+        == (204, None)
+    assert api(vmm.sock, "PATCH", "/drives/rootfs",
+               {"drive_id": "rootfs", "rate_limiter": {"ops": {"size": 50, "refill_time": 100}}}) \
+        == (204, None)
+    ds = {d["drive_id"]: d for d in drives_of(vmm.sock)}
+    assert ds["data"]["path_on_host"] == c
+    assert ds["rootfs"]["rate_limiter"] == {"ops": {"size": 50, "refill_time": 100}}
+    assert flush_metrics(vmm.sock, metrics)["block_data"]["update_count"] == 1
+    # Refused after boot too, and nothing changes: an unknown drive, a missing image, PUT.
+    st, reply = api(vmm.sock, "PATCH", "/drives/nope", {"drive_id": "nope", "path_on_host": c})
+    assert st == 400 and '"nope"' in reply["fault_message"], reply
+    st, reply = api(vmm.sock, "PATCH", "/drives/data",
+                    {"drive_id": "data", "path_on_host": str(tmp_path / "none.img")})
+    assert st == 400 and "none.img" in reply["fault_message"], reply
+    st, reply = api(vmm.sock, "PUT", "/drives/data", drive("data", b))
+    assert st == 400 and "InstanceStart" in reply["fault_message"], reply
+    assert {d["drive_id"]: d for d in drives_of(vmm.sock)}["data"]["path_on_host"] == c
+    # Paused, the same.
+    assert api(vmm.sock, "PATCH", "/vm", {"state": "Paused"}) == (204, None)
+    assert api(vmm.sock, "PATCH", "/drives/data", {"drive_id": "data", "path_on_host": b}) \
+        == (204, None)
+    assert api(vmm.sock, "PATCH", "/vm", {"state": "Resumed"}) == (204, None)
+
+
+# ---------------------------------------------------------------- the image lock
+# hugevmm takes an OFD lock on each image (shared read-only, exclusive read-write) when it
+# opens the drives, before /dev/kvm, so the refusal shows here too.
+
+F_OFD_SETLK = 37  # <fcntl.h>; Python's fcntl module may not name it
+
+
+def ofd_lock(fd, write):
+    """Take an OFD lock on all of @fd (struct flock: l_type, l_whence, l_start, l_len, l_pid)."""
+    lock = struct.pack("hhqqi4x", fcntl.F_WRLCK if write else fcntl.F_RDLCK, os.SEEK_SET, 0, 0, 0)
+    fcntl.fcntl(fd, getattr(fcntl, "F_OFD_SETLK", F_OFD_SETLK), lock)
+
+
+@pytest.mark.parametrize("held, read_only", [("write", True), ("write", False), ("read", False)])
+def test_locked_image_refused(held, read_only, tmp_path):
+    img = image(tmp_path / "locked.img")
+    fd = os.open(img, os.O_RDWR)
+    try:
+        ofd_lock(fd, held == "write")
+        code, err = run_config(tmp_path, [drive("rootfs", img, True, is_read_only=read_only)])
+    finally:
+        os.close(fd)
+    assert code == 2, f"exit {code}: {err}"
+    line = error_line(err)
+    assert "drives[0].path_on_host" in line and img in line and "lock" in line, line
+
+
+def test_shared_locks_agree(tmp_path):
+    """A read-only drive on an image another reader holds shared is not refused for the lock."""
+    img = image(tmp_path / "shared.img")
+    fd = os.open(img, os.O_RDONLY)
+    try:
+        ofd_lock(fd, False)
+        code, err = run_config(tmp_path, [drive("rootfs", img, True, is_read_only=True)],
+                               refused=False)
+    finally:
+        os.close(fd)
+    assert "lock" not in err, err
+    # Past the drives: the VM runs (the guest exits 0), or there is no /dev/kvm to run it on.
+    assert code == 0 if HAVE_KVM else "/dev/kvm" in err, (code, err)
