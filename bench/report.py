@@ -12,10 +12,12 @@ TITLES = {"launch": "Launch (test guest, test=exit code=0)", "overhead": "VMM ov
           "prefault": "Prefault (allocate and populate)", "latency": "Guest memory latency",
           "scan": "Coverage scan cost", "l1": "Linux L2 inside L1 (real TDP KVM, emulated)",
           "virtio": "Virtio inside L1: launch to exit with an entropy device, notification round trip",
-          "irqchip": "Interrupt controller choice inside L1: VM teardown"}
+          "irqchip": "Interrupt controller choice inside L1: VM teardown",
+          "blk": "virtio-blk inside L1: the test guest's blkbench against QEMU microvm and fio"}
 COLORS = {"hugevmm": "#1f77b4", "hugevmm 1t": "#9ecae1", "QEMU": "#d62728", "QEMU microvm": "#d62728",
           "QEMU kernel-irqchip=on": "#ff9896", "QEMU microvm kernel-irqchip=on": "#ff9896", "KVM": "#7f7f7f",
-          "native": "#2ca02c",
+          "native": "#2ca02c", "hugevmm direct": "#17becf", "QEMU microvm cache.direct=on": "#ff7f0e",
+          "fio": "#2ca02c", "fio direct": "#98df8a",
           "PAGEMAP_SCAN": "#1f77b4", "smaps": "#9467bd"}
 
 
