@@ -20,8 +20,15 @@
  *   test=virtio-rt [n=N]              N one-byte round trips on the entropy queue, TSC cycles
  *   test=virtio-bad [bad=KIND]        give the entropy device a bad descriptor, report
  *                                     DEVICE_NEEDS_RESET, then idle as test=idle does
+ *   test=blk seed=S [disk=N|all] [ro=1] [expect_sectors=N] [wait_change=1]
+ *                                     check the sector pattern of seed S on a virtio-blk disk,
+ *                                     write seed S+1, flush, read back (blk.c: the pattern)
+ *   test=blkbench mode=M bs=B qd=N secs=N [disk=N]
+ *                                     qd requests in flight for secs s; iops and MB/s
+ *   test=blk-bad bad=KIND [disk=N]    a bad request (range, status, nostatus, rodesc): IOERR
+ *                                     or DEVICE_NEEDS_RESET, then idle as test=idle does
  *   The virtio workloads find devices from virtio_mmio.device= entries (virtio.c) and take
- *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c).
+ *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c and blk.c).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +36,7 @@
 
 #include "chase.h"
 #include "guest.h"
+#include "virtio.h"
 
 #define COM1          0x3f8
 #define EXIT_PORT     0xf4
@@ -810,7 +818,12 @@ void guest_main(uint32_t start_info)
 		do_virtio_rt();
 	if (str_eq(test, "virtio-bad"))
 		do_virtio_bad();
+	if (str_eq(test, "blk"))
+		do_blk();
+	if (str_eq(test, "blkbench"))
+		do_blkbench();
+	if (str_eq(test, "blk-bad"))
+		do_blk_bad();
 	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam, rtc, rng, "
-	     "virtio-rt, "
-	     "virtio-bad)");
+	     "virtio-rt, virtio-bad, blk, blkbench, blk-bad)");
 }

@@ -57,6 +57,34 @@ void vio_write(const struct virtio_dev *d, unsigned reg, uint32_t v)
 	*(volatile uint32_t *)(uintptr_t)(d->base + reg) = v;
 }
 
+uint8_t vio_cfg8(const struct virtio_dev *d, unsigned off)
+{
+	return *(volatile uint8_t *)(uintptr_t)(d->base + VIO_CONFIG + off);
+}
+
+uint16_t vio_cfg16(const struct virtio_dev *d, unsigned off)
+{
+	return *(volatile uint16_t *)(uintptr_t)(d->base + VIO_CONFIG + off);
+}
+
+uint32_t vio_cfg32(const struct virtio_dev *d, unsigned off)
+{
+	return *(volatile uint32_t *)(uintptr_t)(d->base + VIO_CONFIG + off);
+}
+
+uint64_t vio_cfg64(const struct virtio_dev *d, unsigned off)
+{
+	uint32_t gen, lo, hi;
+
+	/* The two halves may change in between: retry until the generation holds (4.2.2.2). */
+	do {
+		gen = vio_read(d, VIO_CONFIG_GEN);
+		lo = vio_cfg32(d, off);
+		hi = vio_cfg32(d, off + 4);
+	} while (vio_read(d, VIO_CONFIG_GEN) != gen);
+	return (uint64_t)hi << 32 | lo;
+}
+
 bool virtio_has(const struct virtio_dev *d, unsigned bit)
 {
 	return (d->features >> bit) & 1;
@@ -80,6 +108,7 @@ void virtio_opts_from_cmdline(struct virtio_opts *o)
 	o->irq = arg_u64("irq", 0) != 0;
 	o->qsize = (unsigned)arg_u64("qsize", VIRTQ_MAX_SIZE);
 	o->edge = !(arg("irq_trigger", v, sizeof(v)) && str_eq(v, "level"));
+	o->dev_features = 0;
 	if (o->qsize < 1 || o->qsize > VIRTQ_MAX_SIZE)
 		fail("virtio: qsize must be 1..256");
 }
@@ -255,6 +284,23 @@ struct virtio_dev *virtio_find(uint32_t device_id)
 		if (devs[i].device_id == device_id)
 			return &devs[i];
 	return NULL;
+}
+
+struct virtio_dev *virtio_find_nth(uint32_t device_id, unsigned n)
+{
+	for (unsigned i = 0; i < ndevs; i++)
+		if (devs[i].device_id == device_id && n-- == 0)
+			return &devs[i];
+	return NULL;
+}
+
+unsigned virtio_count(uint32_t device_id)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ndevs; i++)
+		n += devs[i].device_id == device_id;
+	return n;
 }
 
 /* ---- interrupts: IOAPIC route, LAPIC, IDT ---- */
@@ -506,6 +552,7 @@ bool virtio_start(struct virtio_dev *d, unsigned nq, const struct virtio_opts *o
 		want |= 1ull << VIRTIO_F_EVENT_IDX;
 	if (o->indirect != 0)
 		want |= 1ull << VIRTIO_F_INDIRECT_DESC;
+	want |= o->dev_features & 0xffffffull; /* bits 0-23: the device type's own */
 	d->features = want & d->offered;
 	if (o->event_idx == 1 && !virtio_has(d, VIRTIO_F_EVENT_IDX))
 		return dev_fail(

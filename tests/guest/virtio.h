@@ -62,12 +62,13 @@
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY     1
 
+#define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_ENTROPY 4
 
 #define VIRTIO_MAX_DEVS   32
-#define VIRTIO_MAX_QUEUES 4   /* queues the guest sets up, over all devices */
+#define VIRTIO_MAX_QUEUES 17  /* queues the guest sets up, over all devices (16 disks + 1) */
 #define VIRTQ_MAX_SIZE    256 /* the guest's cap on QueueNum */
-#define VIRTQ_IND_MAX     4   /* entries in one indirect table */
+#define VIRTQ_IND_MAX     8   /* entries in one indirect table */
 
 struct virtq_desc {
 	uint64_t addr;
@@ -118,6 +119,8 @@ struct virtio_opts {
 	bool irq;      /* wait by interrupt (else poll the used ring) */
 	unsigned qsize;
 	bool edge; /* IOAPIC trigger for the device's GSI */
+	uint64_t dev_features; /* device-type bits the driver takes when offered (0 after
+				* virtio_opts_from_cmdline; the workload sets them) */
 };
 
 struct vbuf {
@@ -130,12 +133,21 @@ void virtio_opts_from_cmdline(struct virtio_opts *o);
 /* Probe every virtio_mmio.device= entry; prints one line per device; returns how many work. */
 unsigned virtio_probe(void);
 struct virtio_dev *virtio_find(uint32_t device_id);
+/* The @n-th (from 0) device of type @device_id in command-line order; NULL when fewer. */
+struct virtio_dev *virtio_find_nth(uint32_t device_id, unsigned n);
+unsigned virtio_count(uint32_t device_id);
 /* Reset, negotiate, set up @nq queues, DRIVER_OK; on failure prints why, sets FAILED, false. */
 bool virtio_start(struct virtio_dev *d, unsigned nq, const struct virtio_opts *o);
 bool virtio_has(const struct virtio_dev *d, unsigned bit);
 
 uint32_t vio_read(const struct virtio_dev *d, unsigned reg);
 void vio_write(const struct virtio_dev *d, unsigned reg, uint32_t v);
+/* Device configuration space at @off, with the access width of the field (4.2.2.2). */
+uint8_t vio_cfg8(const struct virtio_dev *d, unsigned off);
+uint16_t vio_cfg16(const struct virtio_dev *d, unsigned off);
+uint32_t vio_cfg32(const struct virtio_dev *d, unsigned off);
+/* A 64-bit field as two 32-bit reads, retried until ConfigGeneration holds still. */
+uint64_t vio_cfg64(const struct virtio_dev *d, unsigned off);
 /* Read InterruptStatus and acknowledge what it says; returns the bits. */
 uint32_t virtio_ack(struct virtio_dev *d);
 
@@ -149,5 +161,10 @@ bool virtq_pop(struct virtq *q, uint32_t *id, uint32_t *len);
 bool virtq_has_used(const struct virtq *q);
 /* Wait for a used element, by polling or interrupt; false after @max_cycles TSC cycles. */
 bool virtq_wait(struct virtq *q, uint64_t max_cycles);
+
+/* blk.c: the virtio-blk workloads. */
+__attribute__((noreturn)) void do_blk(void);
+__attribute__((noreturn)) void do_blkbench(void);
+__attribute__((noreturn)) void do_blk_bad(void);
 
 #endif
