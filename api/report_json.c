@@ -45,6 +45,8 @@ static cJSON *host_cov(const struct mem_region *r)
 	return h;
 }
 
+#define NO_DIRECT_DRIVE "no drive is direct"
+
 /* Whether the region is pinned as io_uring fixed buffers for the drives, and why not. */
 static cJSON *uring_section(const struct mem_region *r)
 {
@@ -52,8 +54,7 @@ static cJSON *uring_section(const struct mem_region *r)
 
 	cJSON_AddBoolToObject(u, "registered", r->uring_registered);
 	if (!r->uring_registered)
-		cJSON_AddStringToObject(u, "reason",
-					r->uring_why[0] ? r->uring_why : "no drive is direct");
+		cJSON_AddStringToObject(u, "reason", r->uring_why[0] ? r->uring_why : NO_DIRECT_DRIVE);
 	return u;
 }
 
@@ -313,6 +314,17 @@ static void bar(FILE *out, const cJSON *host, double size, unsigned width)
 	fputc(']', out);
 }
 
+/* The drives' io_uring registration, when a direct drive asked for it. */
+static void uring_line(FILE *out, const cJSON *u)
+{
+	const char *why = str(u, "reason");
+
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(u, "registered")))
+		fprintf(out, "           io_uring: registered (pinned) for the direct drives\n");
+	else if (why[0] && strcmp(why, NO_DIRECT_DRIVE))
+		fprintf(out, "           io_uring: not registered: %s\n", why);
+}
+
 void report_memory_human_json(FILE *out, const cJSON *rep)
 {
 	const cJSON *regs = cJSON_GetObjectItemCaseSensitive(rep, "regions"), *r;
@@ -351,6 +363,7 @@ void report_memory_human_json(FILE *out, const cJSON *rep)
 		}
 		if (str(r, "message")[0])
 			fprintf(out, "           %s\n", str(r, "message"));
+		uring_line(out, cJSON_GetObjectItemCaseSensitive(r, "io_uring"));
 	}
 	if (cJSON_IsNumber(hc))
 		fprintf(out, "host coverage: %.1f%%\n", hc->valuedouble * 100.0);

@@ -163,6 +163,16 @@ def test_check_takes_every_field(tmp_path):
     r = run(["check", "--config-file", str(path)])
     assert r.returncode in (0, 3), r.stderr
     assert "drives" not in r.stderr, r.stderr
+    # Every region says whether it is registered with the drives' io_uring: `check` starts
+    # no VM, so none is, and it says why; without a direct drive, that none asked.
+    for reg in json.loads(r.stdout)["regions"]:
+        assert reg["io_uring"] == {"registered": False, "reason":
+                                   "no VM: `hugevmm check` registers nothing with io_uring"}
+    cfg["drives"][0]["direct"] = False
+    path.write_text(json.dumps(cfg))
+    r = run(["check", "--config-file", str(path)])
+    for reg in json.loads(r.stdout)["regions"]:
+        assert reg["io_uring"] == {"registered": False, "reason": "no drive is direct"}
 
 
 # ---------------------------------------------------------------- the API before boot
