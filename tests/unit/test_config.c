@@ -23,6 +23,8 @@
 #include <sys/un.h>
 
 #include "api/config_json.h"
+#include "api/report_json.h"
+#include "api/telemetry.h"
 #include "common/log.h"
 #include "vmm/config_drive.h"
 
@@ -921,6 +923,70 @@ static void root_args(void **state)
 	assert_string_equal(cmd, "console=ttyS0 root=/dev/vda rw");
 }
 
+/* Per-drive counters as Firecracker writes them (block_<id>, block) and in GET /metrics. */
+static void drive_metrics_shape(void **state)
+{
+	static struct vmm_metrics m;
+	char path[] = "/tmp/hugevmm-metrics-XXXXXX", line[8192];
+	struct cfg_metrics mc = {.set = true};
+	struct vmm_err e = {0};
+	cJSON *o, *g;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	m.vm.ndrives = 2;
+	snprintf(m.vm.drives[0].id, sizeof(m.vm.drives[0].id), "rootfs");
+	m.vm.drives[0].read_count = 3;
+	m.vm.drives[0].read_bytes = 12288;
+	m.vm.drives[0].io_errors = 1;
+	m.vm.drives[0].inflight_max = 7;
+	m.vm.drives[0].fixed_fallbacks = 2;
+	snprintf(m.vm.drives[1].id, sizeof(m.vm.drives[1].id), "data");
+	m.vm.drives[1].read_count = 5;
+	m.vm.drives[1].write_count = 2;
+	m.vm.drives[1].flush_count = 1;
+	m.vm.drives[1].inflight_max = 4;
+	m.vm.drives[1].update_count = 1;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(mc.path, sizeof(mc.path), "%s", path);
+	assert_int_equal(api_metrics_apply(&mc, "metrics.metrics_path", &e), 0);
+	assert_int_equal(api_metrics_flush(&m, NULL), 0);
+	api_telemetry_close();
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	unlink(path);
+	o = cJSON_Parse(line);
+	assert_non_null(o);
+	g = cJSON_GetObjectItem(o, "block_rootfs");
+	assert_int_equal(cJSON_GetObjectItem(g, "read_count")->valuedouble, 3);
+	assert_int_equal(cJSON_GetObjectItem(g, "read_bytes")->valuedouble, 12288);
+	assert_int_equal(cJSON_GetObjectItem(g, "execute_fails")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(g, "fixed_fallbacks")->valuedouble, 2);
+	assert_null(cJSON_GetObjectItem(g, "drive_id"));
+	g = cJSON_GetObjectItem(o, "block_data");
+	assert_int_equal(cJSON_GetObjectItem(g, "update_count")->valuedouble, 1);
+	/* The aggregate: sums, and the largest inflight_max. */
+	g = cJSON_GetObjectItem(o, "block");
+	assert_int_equal(cJSON_GetObjectItem(g, "read_count")->valuedouble, 8);
+	assert_int_equal(cJSON_GetObjectItem(g, "write_count")->valuedouble, 2);
+	assert_int_equal(cJSON_GetObjectItem(g, "flush_count")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(g, "execute_fails")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(g, "inflight_max")->valuedouble, 7);
+	cJSON_Delete(o);
+	/* hugevmm's own /metrics entry names the drive and says io_errors. */
+	o = report_drive_metrics(&m.vm.drives[0], false);
+	assert_string_equal(cJSON_GetObjectItem(o, "drive_id")->valuestring, "rootfs");
+	assert_int_equal(cJSON_GetObjectItem(o, "io_errors")->valuedouble, 1);
+	assert_null(cJSON_GetObjectItem(o, "execute_fails"));
+	cJSON_Delete(o);
+}
+
 /* Every file in configs/ parses and validates: the examples stay true. */
 static void every_bundled_config_parses(void **state)
 {
@@ -968,6 +1034,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(drive_patch_parsed, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_files_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(root_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(drive_metrics_shape, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
