@@ -33,7 +33,9 @@ static const char *const seeds[] = {
 	"\"/nonexistent/vmlinux\", \"boot_args\": \"console=ttyS0\"}",
 	"PUT /drives/rootfs HTTP/1.1\r\nContent-Length: 92\r\n\r\n{\"drive_id\": \"rootfs\", "
 	"\"path_on_host\": \"/nonexistent/disk\", \"is_root_device\": true, \"is_read_only\": 1}",
-	"PATCH /drives/rootfs HTTP/1.1\r\nContent-Length: 118\r\n\r\n{\"drive_id\": \"rootfs\", \"path_on_host\": \"/nonexistent/new\", \"rate_limiter\": {\"ops\": {\"size\": 100, \"refill_time\": 100}}}",
+	"PATCH /drives/rootfs HTTP/1.1\r\nContent-Length: 118\r\n\r\n{\"drive_id\": \"rootfs\", "
+	"\"path_on_host\": \"/nonexistent/new\", \"rate_limiter\": {\"ops\": {\"size\": 100, "
+	"\"refill_time\": 100}}}",
 	"PUT /network-interfaces/eth0 HTTP/1.1\r\nContent-Length: 83\r\n\r\n{\"iface_id\": "
 	"\"eth0\", "
 	"\"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:ac:10:00:02\"}",
