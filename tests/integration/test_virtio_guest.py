@@ -274,6 +274,19 @@ def test_blk_two_drives(tmp_path):
     assert r.returncode == 3 and "disk=2 but there are 2 block devices" in r.stdout
 
 
+def test_blk_eight_drives_with_interrupts(tmp_path):
+    """As many drives as QEMU microvm has transports (8): a vector and a queue each."""
+    imgs = [write_image(tmp_path / f"d{i}.img", 64 + i, 3) for i in range(8)]
+    r = qemu_blk("test=blk seed=3 disk=all qd=4 irq=1",
+                 [{"file": p, "serial": f"d{i}"} for i, p in enumerate(imgs)])
+    expect_pass(r)
+    for i, p in enumerate(imgs):
+        assert re.search(rf"^blk disk={i} of 8 .*\nblk sectors={64 + i} (.*\n)*?blk id=d{i}\n",
+                         r.stdout, re.M), i
+        assert image_runs(p) == [[0, 64 + i, 4]], i
+    assert r.stdout.count(" -> IOAPIC ") == 8
+
+
 def test_blk_read_only(tmp_path):
     """readonly=on: VIRTIO_BLK_F_RO, the pattern read, a write fails with IOERR, the file
     unchanged; a guest that expects a writable disk says why it fails."""
