@@ -16,13 +16,16 @@
 # (spawn -> exit, the child's rusage), and prints what it saw for the host side
 # (bench/blk.py) to judge:
 #
-#   @@ATTR NAME.PATTERN.runI iops=X mbps=Y pass=0|1 wall_us=.. user_us=.. sys_us=.. rc=..
-#          win_ms=.. win_ticks=.. win_guest_ticks=.. rss_kb=.. ram_kb=..
+#   @@ATTR NAME.PATTERN.runI iops=X mbps=Y ios=.. io_ms=.. lat_us=.. notifies=.. irqs=..
+#          pass=0|1 win_ms=.. win_ticks=.. win_guest_ticks=.. rss_kb=.. ram_kb=..
+#          wall_us=.. user_us=.. sys_us=.. rc=..
 #
-# win_*: the VMM's /proc/PID/stat from its first guest line to the blkbench line (the I/O
-# window): wall ms, user+sys ticks (all threads; a vCPU's guest time included) and the
-# guest-time ticks among them (USER_HZ, 100 a second on x86). rss_kb: the VMM's RSS outside guest RAM (smaps, mappings
-# under 64 MiB) half way through the I/O; ram_kb: RSS of the guest RAM mappings.
+# iops .. irqs: the blkbench line's figures (its ms= as io_ms=).
+# win_*: the VMM's /proc/PID/stat twice inside the I/O (0.25 s after the first guest line,
+# and half the run later; win_ok=0 when a sample failed): wall ms, user+sys ticks (all
+# threads; a vCPU's guest time included) and the guest-time ticks among them (USER_HZ,
+# 100 a second on x86). rss_kb: the VMM's RSS outside guest RAM (smaps, mappings under
+# 64 MiB) at the second sample; ram_kb: RSS of the guest RAM mappings.
 # A fio run has iops, mbps (bytes / 1e6) and its rusage; no window.
 set -u
 d=$1
@@ -91,7 +94,8 @@ run_one() {
 			--randrepeat=0 --invalidate=0 --minimal "$@" \
 			>/tmp/bout 2>/tmp/berr </dev/null
 		# Terse v3: 7/8 read KiB/s and IOPS, 48/49 write KiB/s and IOPS.
-		awk -F';' 'NF > 50 { printf "iops=%d mbps=%.1f pass=1", $8 + $49, ($7 + $48) * 1024 / 1e6; n++ }
+		awk -F';' 'NF > 50 { printf "iops=%d mbps=%.1f ios=%d pass=1", $8 + $49, ($7 + $48) * 1024 / 1e6,
+			($6 + $47) * 1024 / '"$rbs"'; n++ }
 			END { if (!n) printf "pass=0" }' /tmp/bout >/tmp/blkres
 		echo " $(cat /tmp/vres 2>/dev/null)" >>/tmp/blkres
 		return
@@ -109,19 +113,24 @@ run_one() {
 			</dev/null &
 	fi
 	vp=$!
-	# Reads the VMM's output as it comes (no polling: L1 has one vCPU, and the measured VMM
-	# shares it). At the first guest line: the VMM's pid (vmtime's child) and its CPU
-	# times; half the run later its smaps; at the blkbench line its CPU times again.
+	# Reads the VMM's output as it comes (no polling: the measured VMM shares L1's vCPUs).
+	# At the first guest line: the VMM's pid (vmtime's child); 0.25 s later (the I/O has
+	# begun) its CPU times, and half the run after that its CPU times again and its smaps:
+	# a window inside the I/O, whatever the VMM's launch and exit cost. The pipe holds the
+	# few lines the guest prints meanwhile.
 	awk -v vp=$vp -v half="$((rsecs * 500))" '
 		function now(  u, a) { getline u <"/proc/uptime"; close("/proc/uptime"); split(u, a, " "); return int(a[1] * 1000) }
 		function cpu(  s, a, f) { f = "/proc/" pid "/stat"; s = ""; getline s <f; close(f)
+			if (s == "") { bad = 1; return 0 }
 			# comm may hold spaces: count fields after its closing parenthesis
 			sub(/^.*\) /, "", s); split(s, a, " "); g = a[41]; return a[12] + a[13] }
 		{ print >"/tmp/bout" }
 		/testguest:/ && !t0 {
 			f = "/proc/" vp "/task/" vp "/children"; getline pid <f; close(f); split(pid, p, " "); pid = p[1]
+			system("sleep 0.25")
 			t0 = now(); c0 = cpu(); g0 = g
 			system("sleep " half / 1000)
+			t1 = now(); c1 = cpu(); g1 = g
 			f = "/proc/" pid "/smaps"
 			while ((getline l <f) > 0) {
 				print l >"/tmp/bsmaps"
@@ -130,14 +139,18 @@ run_one() {
 				if (w[1] == "Rss:") { if (size >= 65536) ram += w[2]; else rss += w[2] }
 			}
 			close(f)
+			if (!ram) bad = 1 # gone before the sample
 		}
 		/blkbench mode=/ && !done {
-			done = 1; t1 = now(); c1 = cpu(); g1 = g
-			for (i = 1; i <= NF; i++) if ($i ~ /^(iops|mbps)=/) res = res " " $i
+			done = 1
+			# the figures of the guest; its ms= (the I/O time) becomes io_ms=
+			for (i = 1; i <= NF; i++)
+				if ($i ~ /^(iops|mbps|ios|ms|lat_us|notifies|irqs|event_idx|indirect)=/)
+					res = res " " ($i ~ /^ms=/ ? "io_" : "") $i
 		}
 		/testguest: PASS/ { pass = 1 }
-		END { printf "%s pass=%d win_ms=%d win_ticks=%d win_guest_ticks=%d rss_kb=%d ram_kb=%d",
-			res, pass, t1 - t0, c1 - c0, g1 - g0, rss, ram }' </tmp/bfifo >/tmp/blkres
+		END { printf "%s pass=%d win_ok=%d win_ms=%d win_ticks=%d win_guest_ticks=%d rss_kb=%d ram_kb=%d",
+			res, pass, t0 && !bad, t1 - t0, c1 - c0, g1 - g0, rss, ram }' </tmp/bfifo >/tmp/blkres
 	wait $vp
 	echo " $(cat /tmp/vres 2>/dev/null)" >>/tmp/blkres
 }
