@@ -118,7 +118,13 @@ struct blk_range {
 	uint32_t num_sectors, flags;
 };
 
-enum layout { L_SPLIT, L_MERGED, L_MULTI_A, L_MULTI_B, L_COUNT };
+enum layout {
+	L_SPLIT,
+	L_MERGED,
+	L_MULTI_A,
+	L_MULTI_B,
+	L_COUNT
+};
 static const char *const layout_name[L_COUNT] = {"split", "merged", "multi_a", "multi_b"};
 
 struct piece {
@@ -187,7 +193,9 @@ static inline uint8_t inb(uint16_t port)
 
 static void cpuid(uint32_t leaf, uint32_t r[4])
 {
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(0));
 }
 
 /* A decimal with one digit after the point, from tenths. */
@@ -410,11 +418,14 @@ static void pattern(struct slot *s, uint64_t seed, bool zero, bool fill)
 				put_bytes(tmp + in + j - (j < 8 ? j : 8), 16);
 				puts_("\n");
 				if (zero)
-					fail("blk: a range written with WRITE_ZEROES does not read as zeros");
+					fail("blk: a range written with WRITE_ZEROES does not read "
+					     "as zeros");
 				if (in + j < 8 && !mem_eq(p - in, &sec, 8))
-					fail("blk: a sector does not start with its own number (the pattern "
+					fail("blk: a sector does not start with its own number "
+					     "(the pattern "
 					     "is not there, or the device read the wrong sector)");
-				fail("blk: a sector does not hold the pattern of the expected seed");
+				fail("blk: a sector does not hold the pattern of the expected "
+				     "seed");
 			}
 			p += n;
 			off += n;
@@ -426,8 +437,7 @@ static void pattern(struct slot *s, uint64_t seed, bool zero, bool fill)
 /* ---- requests ---- */
 
 /* Lay out a request in slot @s (data pieces, where the header and the status go). */
-static void req_set(struct slot *s, uint32_t type, uint64_t sector, uint32_t nsect,
-		    enum layout l)
+static void req_set(struct slot *s, uint32_t type, uint64_t sector, uint32_t nsect, enum layout l)
 {
 	unsigned idx = (unsigned)(s - slots);
 	uint32_t len = nsect * SECTOR;
@@ -630,7 +640,7 @@ static const struct {
 	uint16_t nsect;
 	uint8_t layout;
 } mix[] = {
-	{1, L_SPLIT},  {16, L_MULTI_A}, {8, L_MERGED},  {3, L_SPLIT},  {16, L_MULTI_B},
+	{1, L_SPLIT},  {16, L_MULTI_A}, {8, L_MERGED}, {3, L_SPLIT},  {16, L_MULTI_B},
 	{1, L_MERGED}, {64, L_SPLIT},   {7, L_MERGED}, {16, L_SPLIT}, {32, L_MERGED},
 };
 #define NMIX (sizeof(mix) / sizeof(mix[0]))
@@ -698,8 +708,12 @@ static void put_pass(const char *what, const struct pass *p, uint64_t first)
 static void do_pass(struct disk *k, uint32_t type, uint64_t seed, uint64_t first, uint64_t n,
 		    bool zeros, const char *what)
 {
-	struct pass p = {.type = type, .seed = seed, .next = first, .end = first + n,
-			 .zeros = zeros, .expect = S_OK};
+	struct pass p = {.type = type,
+			 .seed = seed,
+			 .next = first,
+			 .end = first + n,
+			 .zeros = zeros,
+			 .expect = S_OK};
 
 	run_pass(k, &p);
 	if (what)
@@ -762,8 +776,8 @@ static void disk_start(struct disk *k, unsigned n, const struct virtio_opts *o0,
 		     "virtio_mmio.device= entries");
 	}
 	k->d = d;
-	o.dev_features = 1u << BLK_F_SIZE_MAX | 1u << BLK_F_SEG_MAX | 1u << BLK_F_RO |
-			 1u << BLK_F_BLK_SIZE;
+	o.dev_features =
+		1u << BLK_F_SIZE_MAX | 1u << BLK_F_SEG_MAX | 1u << BLK_F_RO | 1u << BLK_F_BLK_SIZE;
 	for (unsigned i = 0; i < sizeof(fopts) / sizeof(fopts[0]); i++)
 		if (feature_opt(fopts[i].opt) != 0)
 			o.dev_features |= 1u << fopts[i].bit;
@@ -1046,7 +1060,10 @@ static void wait_change(struct disk *k)
 			if (d->isr & VIRTIO_INT_CONFIG)
 				by = "interrupt";
 			else
-				__asm__ volatile("sti; hlt" : : : "memory"); /* the LAPIC timer wakes */
+				__asm__ volatile("sti; hlt"
+						 :
+						 :
+						 : "memory"); /* the LAPIC timer wakes */
 			__asm__ volatile("sti" : : : "memory");
 			continue;
 		}
@@ -1186,7 +1203,12 @@ void do_blk(void)
 
 /* ---- test=blkbench ---- */
 
-enum { M_RANDREAD, M_RANDWRITE, M_READ, M_WRITE };
+enum {
+	M_RANDREAD,
+	M_RANDWRITE,
+	M_READ,
+	M_WRITE
+};
 
 static struct {
 	struct disk *k;
@@ -1245,7 +1267,8 @@ static long bench_user(long unused)
 			b[n++] = (struct vbuf){(uint64_t)(uintptr_t)s->hdr, 16, false};
 			for (uint32_t off = 0; off < B.bs; off += chunk)
 				b[n++] = (struct vbuf){(uint64_t)(uintptr_t)(s->data + off),
-						       B.bs - off < chunk ? B.bs - off : chunk, !write};
+						       B.bs - off < chunk ? B.bs - off : chunk,
+						       !write};
 			b[n++] = (struct vbuf){(uint64_t)(uintptr_t)s->status, 1, true};
 			head = virtq_add(q, b, n, k->ind_all);
 			if (head < 0)
@@ -1530,7 +1553,7 @@ void do_blk_bad(void)
 			puts_(kept ? "kept" : "overwritten");
 			puts_("\n");
 			ok = kept && (r == 0 || (r == 1 && (*s->status == S_IOERR ||
-							   *s->status == S_UNSUPP)));
+							    *s->status == S_UNSUPP)));
 		} else if (str_eq(kind, "status")) {
 			/* Nowhere to write a status but, read as any layout, the data's last
 			 * byte: IOERR there (511 bytes of data are no whole sector) will do. */

@@ -118,7 +118,7 @@ struct virtio_opts {
 	int indirect;  /* -1: if offered, 0: never, 1: required, and every buffer goes indirect */
 	bool irq;      /* wait by interrupt (else poll the used ring) */
 	unsigned qsize;
-	bool edge; /* IOAPIC trigger for the device's GSI */
+	bool edge;             /* IOAPIC trigger for the device's GSI */
 	uint64_t dev_features; /* device-type bits the driver takes when offered (0 after
 				* virtio_opts_from_cmdline; the workload sets them) */
 };
