@@ -21,6 +21,7 @@ under /repo, only kvm-amd, no L2 and no tools; it lives in OUT/<kernel>-run.
 Downloads are cached under OUT/cache; nothing is committed.
 Prints the paths of the kernel and the initramfs."""
 import argparse
+import gzip
 import os
 import re
 import shutil
@@ -38,8 +39,12 @@ PACKAGES = {
     "6.12": r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
 }
 MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax"]
-L2_MODULES = ["virtio_mmio", "virtio_rng"]
-TOOLS = ["/usr/bin/ndctl", "/usr/bin/daxctl", "/usr/sbin/mkfs.ext4", "/usr/bin/curl"]
+L2_MODULES = ["virtio_mmio", "virtio_rng", "virtio_blk"]
+# A RAM block device in L1 with an ext4 on it: where the disk cases' images live (a
+# block-device file system, unlike L1's rootfs: O_DIRECT, hole punching, OFD locks).
+DISK_MODULES = ["brd"]
+TOOLS = ["/usr/bin/ndctl", "/usr/bin/daxctl", "/usr/sbin/mkfs.ext4", "/usr/bin/curl",
+         "/usr/sbin/debugfs", "/usr/sbin/e2fsck"]
 DLOPENED = ["libdaxctl.so.1"]  # hugevmm dlopen()s it: ldd does not list it
 QEMU = "/usr/bin/qemu-system-x86_64"
 BENCH_TOOLS = ["vmtime", "irqclose"]
@@ -194,6 +199,47 @@ def busybox_root(root):
     shutil.copy("/bin/busybox", os.path.join(root, "bin", "busybox"))
 
 
+def ext4_image(tree, out, mib, label):
+    """An ext4 file system of @mib MiB holding the directory @tree (mkfs.ext4 -d, no mount
+    and no root needed), gzip'd to @out (mostly zeros: a few hundred KiB in the initramfs;
+    L1 unpacks a fresh copy for each case)."""
+    raw = out[:-3]
+    with open(raw, "wb") as f:
+        f.truncate(mib << 20)
+    sh(["mkfs.ext4", "-q", "-F", "-L", label, "-b", "4096", "-E", "root_owner=0:0", "-d", tree,
+        raw])
+    with open(raw, "rb") as src, gzip.open(out, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    os.unlink(raw)
+
+
+def disk_images(work, guest_dir):
+    """The L2's disks (tests/l1/cases.py's linux-rootfs case): an ext4 root file system with
+    busybox and the rootfs init (tests/l1/l2rootinit.sh as /sbin/init), and a small ext4
+    data disk with one known file, for the read-only drive."""
+    tree = os.path.join(work, "rootfs")
+    busybox_root(tree)
+    for d in ("etc", "sbin"):
+        os.makedirs(os.path.join(tree, d), exist_ok=True)
+    shutil.copy(os.path.join(HERE, "l2rootinit.sh"), os.path.join(tree, "sbin", "init"))
+    os.chmod(os.path.join(tree, "sbin", "init"), 0o755)
+    with open(os.path.join(tree, "etc", "hostname"), "w") as f:
+        f.write("l2-rootfs\n")
+    ext4_image(tree, os.path.join(guest_dir, "rootfs.ext4.gz"), cases.ROOTFS_MIB, "l2root")
+    data = os.path.join(work, "data")
+    os.makedirs(data)
+    with open(os.path.join(data, cases.DATA_FILE.lstrip("/")), "w") as f:
+        f.write(cases.DATA_TEXT)
+    ext4_image(data, os.path.join(guest_dir, "data.ext4.gz"), cases.DATA_MIB, "l2data")
+
+
+def build_blkimg(work, root):
+    """tests/l1/blkimg.c, static, as /bin/blkimg: the test guest's disk pattern in L1."""
+    out = os.path.join(root, "bin", "blkimg")
+    sh(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", out,
+        os.path.join(HERE, "blkimg.c")])
+
+
 def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
     """run: (argv, {path in /repo: host file}) for the one-command image (tests/l1/vm.py)."""
     cache = os.path.join(out, "cache")
@@ -228,6 +274,8 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
         shutil.copy(vmlinuz, os.path.join(root, "guest", "bzImage"))
         extract_vmlinux(vmlinuz, os.path.join(root, "guest", "vmlinux"))
         shutil.copy(guest, os.path.join(root, "guest", "testguest.elf"))
+        disk_images(work, os.path.join(root, "guest"))
+        build_blkimg(work, root)
 
     mods = os.path.join(root, "lib", "l1-modules")
     os.makedirs(mods)
@@ -235,6 +283,10 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
              for p in module_closure(module_index(tree), ["kvm-amd"] if run else MODULES)]
     with open(os.path.join(mods, "order"), "w") as f:
         f.write("\n".join(order) + "\n")
+    if not run:  # loaded by the init with their parameters (brd: one RAM disk of its size)
+        disk = [install_module(p, mods) for p in module_closure(module_index(tree), DISK_MODULES)]
+        with open(os.path.join(mods, "disk-order"), "w") as f:
+            f.write("\n".join(disk) + "\n")
 
     copy_with_libs(root, hugevmm, "/bin/hugevmm")
     for t in [] if run else TOOLS:

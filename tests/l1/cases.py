@@ -1,6 +1,7 @@
 """The cases the L1 init runs, written into the image as one directory each:
 
-    cases/NN-name/kind         boot | cover | refuse | drift | bench | run | vbench | irqclose
+    cases/NN-name/kind         boot | cover | refuse | drift | badring | fcclient | disk |
+                               diskapi | disklock | bench | run | vbench | irqclose
     cases/NN-name/args         run only: hugevmm's arguments, one a line, run in /repo
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
@@ -9,6 +10,15 @@
     cases/NN-name/qemu         bench only: QEMU's arguments instead of a hugevmm config
     cases/NN-name/contenders   vbench only: contender names, one a line, each with
                                NAME.json (hugevmm config) or NAME.qemu (QEMU's arguments)
+    cases/NN-name/disks        disk kinds: the images made in /mnt/disk first, one a line:
+                               "NAME gz:FILE" or "NAME pattern:SECTORS:SEED"
+    cases/NN-name/readback     disk kinds, optional: "NAME PATH" files read from an ext4
+                               image after the VM (debugfs)
+    cases/NN-name/waitfor      diskapi, disklock: the guest's line to wait for
+    cases/NN-name/patch        diskapi, optional: PATCH /drives/<drive_id> bodies, one a
+                               line, sent after that line; then the guest ends by itself
+    cases/NN-name/second.json  disklock: configs run while the first VM holds the image
+                               (and second-ro.json), and after.json once it is gone
 
 The init (tests/l1/init.sh) runs them in order and prints what it saw; the
 assertions are on the host side (tests/l1/test_l1.py), keyed by case name."""
@@ -55,6 +65,129 @@ def linux_devices(vcpus):
 
 RNG_LIMIT = {"bandwidth": {"size": 8192, "refill_time": 100}}  # 80 KiB/s, no burst
 
+# Disks. Images live on an ext4 on a RAM block device in L1 (brd: O_DIRECT, hole punching
+# and OFD locks as on a host's disk), made fresh for each case from a case's `disks` file
+# ("NAME gz:FILE" a gzip'd image from /guest, "NAME pattern:SECTORS:SEED" the test guest's
+# sector pattern, written by tests/l1/blkimg.c) and removed after it.
+DISK_DIR = "/mnt/disk"
+ROOTFS_MIB, DATA_MIB = 16, 4  # the L2's ext4 root file system and its read-only data disk
+DATA_FILE = "/readme.txt"
+DATA_TEXT = "hugevmm read-only data drive: found by the L2 through ACPI\n"
+ROOTFS_FILE = "/l2-wrote.txt"  # what the rootfs init writes (tests/l1/l2rootinit.sh)
+ROOTFS_TEXT = "written by the L2 on its ext4 root over virtio-blk\n"
+BLK_SECTORS = 8192  # 4 MiB test=blk images
+BLK_LIMIT = {"ops": {"size": 100, "refill_time": 100}}  # 1000 requests/s, 100 at once
+
+
+def drive(name, root=False, ro=False, cache="Writeback", **extra):
+    d = {"drive_id": name, "path_on_host": f"{DISK_DIR}/{name}.img", "is_root_device": root,
+         "is_read_only": ro, "cache_type": cache}
+    d.update(extra)
+    return d
+
+
+def with_drives(cfg, drives, metrics=True):
+    """@cfg with Firecracker's drives, and its metrics (one line at exit) in /tmp/case.metrics."""
+    cfg = json.loads(json.dumps(cfg))
+    cfg["drives"] = drives
+    if metrics:
+        cfg["metrics"] = {"metrics_path": "/tmp/case.metrics"}
+    return cfg
+
+
+def linux_rootfs():
+    """The Debian L2 on an ext4 root file system on /dev/vda (found through ACPI alone:
+    no virtio_mmio.device=), with a read-only data disk as /dev/vdb; it powers off."""
+    cfg = boot("bzImage", 1)
+    cfg["machine-config"]["virtio_cmdline"] = "never"
+    cfg["boot-source"]["boot_args"] = L2_ARGS.replace("nomodules ", "") + " l2.end=poweroff"
+    return Files({
+        "config.json": json.dumps(with_drives(cfg, [drive("rootfs", root=True),
+                                                    drive("data", ro=True)]), indent=1),
+        "disks": "rootfs gz:/guest/rootfs.ext4.gz\ndata gz:/guest/data.ext4.gz\n",
+        "readback": f"rootfs {ROOTFS_FILE}\nrootfs /l2-random.bin\ndata {DATA_FILE}\n"})
+
+
+def blk_guest(args, drives, region=None, vcpus=1, metrics=True):
+    cfg = guest(dict({"backing": "thp"}, **(region or {})), args)
+    cfg["machine-config"]["vcpu_count"] = vcpus
+    return with_drives(cfg, drives, metrics)
+
+
+def pattern(*disks):
+    """A `disks` file: (name, sectors, seed) images holding the test guest's pattern."""
+    return "".join(f"{n} pattern:{sectors}:{seed}\n" for n, sectors, seed in disks)
+
+
+def disk_case(cfg, disks, **files):
+    return Files(dict({"config.json": json.dumps(cfg, indent=1), "disks": disks}, **files))
+
+
+def blk_cases():
+    """The test guest's virtio-blk driver (tests/guest/blk.c) on hugevmm's device, and the
+    VMM's side of it: caches, O_DIRECT with registered guest RAM, a swap after boot, the
+    image lock, the rate limiter, a guest that breaks the rules. test=blk checks seed S over
+    the image and leaves seed S+1 in it (blk.c's header)."""
+    n = BLK_SECTORS
+    blk = f"test=blk expect_sectors={n} seed="
+    idle = "test=idle tick_ms=200"
+    # Registered RAM needs a prefaulted region; a lazy one is never pinned, and says why.
+    two_regions = guest({"backing": "thp", "prefault": True}, idle)
+    two_regions["memory"]["regions"].append({"id": "lazy", "size_mib": 64, "backing": "thp",
+                                             "prefault": False})
+    exit0 = "test=exit code=0"
+    bench = "test=blkbench mode=randread bs=4096 qd=8 secs=2"
+    return [
+        ("blk-writeback", "disk", disk_case(blk_guest(blk + "101", [drive("d0")]),
+                                            pattern(("d0", n, 101))), "thp", {}),
+        ("blk-unsafe", "disk", disk_case(blk_guest(blk + "111 irq=1",
+                                                   [drive("d0", cache="Unsafe")]),
+                                         pattern(("d0", n, 111))), "thp", {}),
+        # Disk 1 (the second drive) rewritten, disk 0 untouched; two vCPUs.
+        ("blk-2drives", "disk",
+         disk_case(blk_guest("test=blk seed=202 disk=1 irq=1", [drive("d0"), drive("d1")],
+                             vcpus=2),
+                   pattern(("d0", n, 201), ("d1", 2 * n, 202))), "thp", {}),
+        ("blk-ro", "disk", disk_case(blk_guest(blk + "301 ro=1", [drive("d0", ro=True)]),
+                                     pattern(("d0", n, 301))), "thp", {}),
+        ("blk-direct", "disk",
+         disk_case(blk_guest(blk + "401 irq=1 qd=32", [drive("d0", direct=True)],
+                             {"prefault": True}), pattern(("d0", n, 401))), "thp", {}),
+        ("blk-direct-memory", "diskapi",
+         disk_case(with_drives(two_regions, [drive("d0", direct=True)]),
+                   pattern(("d0", n, 402)), waitfor="^idle\n"), "thp", {}),
+        # PATCH /drives/d0 with a new path_on_host while the guest waits for the change
+        # (the configuration interrupt through the IOAPIC).
+        ("blk-swap", "diskapi",
+         disk_case(blk_guest(blk + "501 wait_change=1 irq=1", [drive("d0")]),
+                   pattern(("d0", n, 501), ("d0b", 2 * n, 502)),
+                   waitfor="^blk waiting for a configuration change\n",
+                   patch=json.dumps({"drive_id": "d0", "path_on_host": f"{DISK_DIR}/d0b.img"})
+                   + "\n"), "thp", {}),
+        # A second VM on the same writable image: refused (exit 2), read-write or read-only;
+        # once the first is gone, the image is free again.
+        ("blk-lock", "disklock",
+         disk_case(blk_guest(idle, [drive("d0")]), pattern(("d0", n, 601)), waitfor="^idle\n",
+                   **{"second.json": json.dumps(blk_guest(exit0, [drive("d0")], metrics=False)),
+                      "second-ro.json": json.dumps(blk_guest(exit0, [drive("d0", ro=True)],
+                                                             metrics=False)),
+                      "after.json": json.dumps(blk_guest(exit0, [drive("d0")], metrics=False))}),
+         "thp", {}),
+        ("blk-bench-free", "disk", disk_case(blk_guest(bench, [drive("d0")]),
+                                             pattern(("d0", 8 * n, 701))), "thp", {}),
+        ("blk-bench-limited", "disk",
+         disk_case(blk_guest(bench, [drive("d0", rate_limiter=BLK_LIMIT)]),
+                   pattern(("d0", 8 * n, 702))), "thp", {}),
+        # Bad requests: out-of-range sectors (IOERR), an OUT with no status to write
+        # (DEVICE_NEEDS_RESET); the guest idles on, the API answers.
+        ("blk-bad-range", "diskapi",
+         disk_case(blk_guest("test=blk-bad bad=range tick_ms=200", [drive("d0")]),
+                   pattern(("d0", n, 801)), waitfor="^tick 2"), "thp", {}),
+        ("blk-bad-nostatus", "diskapi",
+         disk_case(blk_guest("test=blk-bad bad=nostatus tick_ms=200", [drive("d0")]),
+                   pattern(("d0", n, 802)), waitfor="^tick 2"), "thp", {}),
+    ]
+
 
 def all_cases():
     """(name, kind, config, setup, env) in run order."""
@@ -97,7 +230,11 @@ def all_cases():
          entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1"), RNG_LIMIT), "thp", {}),
         ("rng-bad-ring", "badring",
          entropy(guest({"backing": "thp"}, "test=virtio-bad bad=addr tick_ms=200")), "thp", {}),
-        # 6. Firecracker's clients: the Go SDK's and Kata's calls, in order, then the boot.
+        # 6. Disks: a Debian L2 on an ext4 root on /dev/vda with a read-only /dev/vdb, and
+        #    the test guest's driver.
+        ("linux-rootfs", "disk", linux_rootfs(), "thp", {}),
+    ] + blk_cases() + [
+        # 7. Firecracker's clients: the Go SDK's and Kata's calls, in order, then the boot.
         ("fc-sdk-sequence", "fcclient", {}, "thp", {}),
         # Coverage drift: split one huge page of a running guest (test hook), re-measure.
         ("drift-thp-split", "drift", guest({"backing": "thp"}), "thp",

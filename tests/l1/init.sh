@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # The L1 guest's init: load KVM (kvm-amd: a real TDP KVM here) and the
-# NVDIMM/DAX modules, prepare DAX namespaces when QEMU gave NVDIMMs, run every
+# NVDIMM/DAX modules, prepare DAX namespaces when QEMU gave NVDIMMs and an ext4
+# on a RAM disk for the disk images, run every
 # case under /cases and print what each saw as blocks on the console:
 #
 #   @@CASE name / @@ATTR key value / @@FILE name ... @@ENDFILE / @@ENDCASE name
@@ -48,6 +49,23 @@ if [ -d /sys/bus/nd/devices/region0 ]; then
 	fi
 	echo "@@L1 dax dev=$DAX_DEV fs=$DAX_FS"
 	[ $DAX_DEV = yes ] && [ $DAX_FS = yes ] || { cat /tmp/nd0 /tmp/nd1; }
+fi
+
+# Disks: one RAM block device with an ext4 on it (not DAX, unlike /mnt/pmem), where the
+# disk cases make their images fresh (tests/l1/cases.py: DISK_DIR).
+DISK=no
+if [ -s /lib/l1-modules/disk-order ]; then
+	while read -r m; do
+		case "$m" in
+		brd.ko) insmod "/lib/l1-modules/$m" rd_nr=1 rd_size=393216 max_part=0 ;;
+		*) insmod "/lib/l1-modules/$m" ;;
+		esac 2>/tmp/insmod.err || echo "@@L1 insmod $m: $(cat /tmp/insmod.err)"
+	done </lib/l1-modules/disk-order
+	mkdir -p /mnt/disk
+	mkfs.ext4 -q -F /dev/ram0 >/tmp/disk.err 2>&1 && mount /dev/ram0 /mnt/disk 2>>/tmp/disk.err &&
+		DISK=yes
+	echo "@@L1 disk $DISK"
+	[ $DISK = yes ] || cat /tmp/disk.err
 fi
 
 # Host settings a case asks for. Prints why it cannot, or nothing.
@@ -266,6 +284,133 @@ run_refuse() {
 	emit stderr /tmp/err
 }
 
+# ---- Disks ----
+# The case's images, fresh in /mnt/disk (its `disks` file: "NAME gz:FILE" a gzip'd image,
+# "NAME pattern:SECTORS:SEED" the test guest's sector pattern); the md5 of each.
+disks_make() {
+	rm -rf /mnt/disk/* /tmp/case.metrics
+	while read -r dn spec; do
+		img=/mnt/disk/$dn.img
+		case "$spec" in
+		gz:*) zcat "${spec#gz:}" >"$img" ;;
+		pattern:*)
+			sectors=${spec#pattern:}
+			blkimg make "$img" "${sectors%%:*}" "${sectors#*:}"
+			;;
+		esac
+		attr "md5.before.$dn" "$(md5sum "$img" | cut -d' ' -f1)"
+	done <"$1/disks"
+}
+
+# After the VM: each image's md5; a pattern image as runs of sectors (blkimg scan), an ext4
+# image checked (e2fsck -fn: no journal replay, no change) and the files of `readback`
+# read out of it (debugfs; text as is, anything else as its md5). Then the images go.
+disks_report() {
+	while read -r dn spec; do
+		img=/mnt/disk/$dn.img
+		attr "md5.after.$dn" "$(md5sum "$img" | cut -d' ' -f1)"
+		attr "size.$dn" "$(stat -c %s "$img")"
+		case "$spec" in
+		gz:*)
+			e2fsck -fn "$img" >/tmp/fsck 2>&1
+			attr "fsck.$dn" $?
+			emit "fsck.$dn" /tmp/fsck
+			;;
+		pattern:*)
+			blkimg scan "$img" >/tmp/scan 2>&1
+			emit "scan.$dn" /tmp/scan
+			;;
+		esac
+	done <"$1/disks"
+	[ -f "$1/readback" ] && while read -r dn path; do
+		rm -f /tmp/rb
+		debugfs -R "dump $path /tmp/rb" "/mnt/disk/$dn.img" >/tmp/rb.err 2>&1
+		if [ ! -f /tmp/rb ]; then
+			emit "debugfs.$dn:$path" /tmp/rb.err
+		elif [ "${path%.txt}" != "$path" ]; then
+			emit "$dn:$path" /tmp/rb
+		else
+			attr "md5.$dn:$path" "$(md5sum /tmp/rb | cut -d' ' -f1)"
+		fi
+	done <"$1/readback"
+	[ -f /tmp/case.metrics ] && emit metrics /tmp/case.metrics
+	rm -rf /mnt/disk/* /tmp/case.metrics
+}
+
+# A VM with disks, run to its end.
+run_disk() {
+	disks_make "$1"
+	run_boot "$1"
+	disks_report "$1"
+}
+
+api_get() { # path file
+	curl -s --unix-socket $SOCK "http://localhost$1" >"/tmp/$2" 2>&1
+	emit "$2" "/tmp/$2"
+}
+
+# A VM with disks, asked through its API once the guest printed `waitfor`: GET /memory,
+# /vm/config and /, then each line of `patch` as PATCH /drives/<drive_id> (after which
+# the guest ends by itself), or /metrics and a SIGTERM.
+run_diskapi() {
+	disks_make "$1"
+	start_vmm "$1"
+	if wait_line $OUT "$(cat "$1/waitfor")" $PID; then
+		attr ready yes
+		hugevmm status --api-sock $SOCK --json >/tmp/memory.json 2>/tmp/status.err
+		emit memory.json /tmp/memory.json
+		emit status.err /tmp/status.err
+		api_get /vm/config vmconfig
+		api_get / info
+	else
+		attr ready no
+	fi
+	if [ -f "$1/patch" ]; then
+		rm -f /tmp/calls
+		while read -r body; do
+			id=$(echo "$body" | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p')
+			code=$(curl -s -o /tmp/resp -w '%{http_code}' --unix-socket $SOCK -X PATCH \
+				-H 'Content-Type: application/json' -d "$body" "http://localhost/drives/$id")
+			echo "$code PATCH /drives/$id $(cat /tmp/resp)" >>/tmp/calls
+		done <"$1/patch"
+		emit calls /tmp/calls
+		api_get /vm/config vmconfig-after
+		supervise $PID 120
+		attr rc $?
+		emit stdout $OUT
+		emit stderr $ERR
+	else
+		api_get /metrics metrics-api
+		stop_vmm
+	fi
+	disks_report "$1"
+}
+
+vmm_once() { # config-file tag: one more VMM, to its end
+	timeout 120 hugevmm --config-file "$1" >/tmp/once.out 2>/tmp/once.err </dev/null
+	attr "rc.$2" $?
+	emit "stdout.$2" /tmp/once.out
+	emit "stderr.$2" /tmp/once.err
+}
+
+# The image lock: while a VM holds its image, a second one on it (read-write, then
+# read-only) is refused; once the first is gone, the image can be had again.
+run_disklock() {
+	disks_make "$1"
+	start_vmm "$1"
+	if wait_line $OUT "$(cat "$1/waitfor")" $PID; then
+		attr ready yes
+		vmm_once "$1/second.json" second
+		vmm_once "$1/second-ro.json" second-ro
+		kill -0 $PID 2>/dev/null && attr first_alive yes || attr first_alive no
+	else
+		attr ready no
+	fi
+	stop_vmm
+	vmm_once "$1/after.json" after
+	disks_report "$1"
+}
+
 # One launch, timed: from just before exec to the L2's first userspace line (as the VMM's
 # output delivers it), and the VMM's memory at that moment (smaps: RSS of the guest RAM
 # mapping, the one 64 MiB or larger, and of everything else) -- then to the VMM's exit.
@@ -376,6 +521,8 @@ for round in $(seq "$REPEAT"); do for d in /cases/*; do
 	case ",$ONLY," in ,,) ;; *",$name,"*) ;; *) continue ;; esac
 	echo "@@CASE $name"
 	why=$(setup $(cat "$d/setup"))
+	[ -z "$why" ] && [ -f "$d/disks" ] && [ $DISK != yes ] &&
+		why="no ext4 on a RAM disk (brd) for the images"
 	if [ -n "$why" ]; then
 		attr skipped "$why"
 	else

@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # init of the L2 Linux guest (initramfs): prove userspace runs, touch some
-# memory, report, then reboot (the i8042 reset line ends hugevmm with 0).
+# memory, report, then reboot (the i8042 reset line ends hugevmm with 0) -- or, with a
+# root= on the command line, mount that disk and switch_root into it (l2rootinit.sh).
 /bin/busybox mkdir -p /proc /sys /dev /tmp
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
@@ -14,11 +15,55 @@ echo "L2: memtotal_kb=$(/bin/busybox awk '/^MemTotal/ {print $2}' /proc/meminfo)
 # Devices (l2.devices=1): the kernel's own virtio drivers find hugevmm's devices, through
 # ACPI alone when the command line names none (a Debian kernel has no
 # VIRTIO_MMIO_CMDLINE_DEVICES); the entropy device is read through /dev/hwrng.
-if /bin/busybox grep -q 'l2.devices=1' /proc/cmdline; then
+# A root= on the command line (hugevmm adds root=/dev/vda rw|ro for a drive with
+# is_root_device) loads the same modules, mounts that disk and switch_roots into it.
+ROOT=
+ROOTMODE=ro
+for a in $(/bin/busybox cat /proc/cmdline); do
+	case "$a" in
+	root=*) ROOT=${a#root=} ;;
+	rw | ro) ROOTMODE=$a ;;
+	esac
+done
+load_modules() {
 	while read -r m; do
 		/bin/busybox insmod "/lib/l2-modules/$m" 2>/tmp/insmod.err ||
 			echo "L2: insmod $m: $(/bin/busybox cat /tmp/insmod.err)"
 	done </lib/l2-modules/order
+}
+if [ -n "$ROOT" ]; then
+	load_modules
+	echo "L2: cmdline=$(/bin/busybox cat /proc/cmdline)"
+	i=0
+	while [ ! -b "$ROOT" ] && [ $i -lt 100 ]; do
+		/bin/busybox sleep 0.1
+		i=$((i + 1))
+	done
+	echo "L2: acpi_devices=$(/bin/busybox ls /sys/bus/acpi/devices | /bin/busybox tr '\n' ' ')"
+	echo "L2: virtio_devices=$(/bin/busybox ls /sys/bus/virtio/devices 2>/dev/null | /bin/busybox tr '\n' ' ')"
+	# Each disk as the kernel sees it: capacity (512-byte sectors), read-only, the serial
+	# (GET_ID: the drive_id), and the cache mode (FLUSH offered: "write back").
+	for d in /sys/block/vd*; do
+		[ -e "$d" ] || continue
+		echo "L2: disk ${d##*/} sectors=$(/bin/busybox cat $d/size) ro=$(/bin/busybox cat $d/ro)" \
+			"serial=$(/bin/busybox cat $d/serial 2>/dev/null)" \
+			"cache=$(/bin/busybox cat $d/queue/write_cache 2>/dev/null | /bin/busybox tr ' ' _)"
+	done
+	/bin/busybox dmesg | /bin/busybox grep -E 'virtio_(blk|mmio)' | /bin/busybox sed 's/^/L2: dmesg /'
+	/bin/busybox mkdir -p /newroot
+	if /bin/busybox mount -t ext4 -o "$ROOTMODE" "$ROOT" /newroot 2>/tmp/mount.err; then
+		echo "L2: mounted $ROOT $ROOTMODE after $((i * 100)) ms, switch_root"
+		/bin/busybox umount /tmp
+		/bin/busybox umount /sys
+		/bin/busybox umount /dev
+		/bin/busybox umount /proc
+		exec /bin/busybox switch_root /newroot /sbin/init
+	fi
+	echo "L2: mount $ROOT: $(/bin/busybox cat /tmp/mount.err)"
+	/bin/busybox poweroff -f
+fi
+if /bin/busybox grep -q 'l2.devices=1' /proc/cmdline; then
+	load_modules
 	echo "L2: cmdline=$(/bin/busybox cat /proc/cmdline)"
 	/bin/busybox dmesg | /bin/busybox grep -q 'Unable to enable ACPI' && echo "L2: acpi=off" ||
 		echo "L2: acpi=on"

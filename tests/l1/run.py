@@ -5,6 +5,7 @@ emulated NVDIMMs, with a hard timeout, and parse the cases' reports from the
 serial log.
 
     tests/l1/run.py --kernel 6.1|6.12|all [--only case,case] [--json OUT]
+                    [--hugevmm BIN] [--guest ELF] [--out DIR]
 
 The log goes to build/l1/<kernel>/serial.log. As a module: run(kernel) returns
 {"log": path, "l1": [lines], "cases": {name: {"attrs": {}, "files": {}}}}."""
@@ -99,15 +100,16 @@ def wait(p, log, deadline):
 
 
 def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None,
-            hugevmm=None):
+            hugevmm=None, guest=None):
     """Build every kernel's image, then boot them all at once (TCG runs one core each);
     {kernel: result}. With bench_runs, the benchmark's image, each case run that often.
     A sanitizer build of hugevmm (build-san/) gets images of its own (<kernel>-san)."""
     out = out or os.path.join(build.ROOT, "build", "l1")
     hugevmm = os.path.abspath(hugevmm or os.path.join(build.ROOT, "build", "hugevmm"))
     tag = "-san" if os.path.basename(os.path.dirname(hugevmm)) == "build-san" else ""
-    images = {k: build.build(k, out, hugevmm, os.path.join(build.ROOT, "build", "testguest.elf"),
-                             bench=bool(bench_runs), tag=tag) for k in kernels}
+    guest = os.path.abspath(guest or os.path.join(build.ROOT, "build", "testguest.elf"))
+    images = {k: build.build(k, out, hugevmm, guest, bench=bool(bench_runs), tag=tag)
+              for k in kernels}
     procs, t0 = {}, time.time()
     for k, image in images.items():
         procs[k] = boot(image, os.path.dirname(image[1]), only, repeat, bench_runs)
@@ -153,9 +155,13 @@ def main():
     ap.add_argument("--repeat", type=int, default=1, help="run the cases this many times (flakes)")
     ap.add_argument("--json", help="write the parsed result here")
     ap.add_argument("--hugevmm", help="the hugevmm binary to put in L1 (default build/hugevmm)")
+    ap.add_argument("--guest", help="the test guest to put in L1 (default build/testguest.elf)")
+    ap.add_argument("--out", help="where the images and logs go (default build/l1; the "
+                    "kernel packages are cached in OUT/cache)")
     a = ap.parse_args()
     kernels = sorted(build.PACKAGES) if a.kernel == "all" else [a.kernel]
-    res = run_all(kernels, a.only, a.timeout, repeat=a.repeat, hugevmm=a.hugevmm)
+    res = run_all(kernels, a.only, a.timeout, out=a.out and os.path.abspath(a.out),
+                  repeat=a.repeat, hugevmm=a.hugevmm, guest=a.guest)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=1)
