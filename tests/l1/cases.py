@@ -160,7 +160,7 @@ def blk_cases():
         # (the configuration interrupt through the IOAPIC).
         ("blk-swap", "diskapi",
          disk_case(blk_guest(blk + "501 wait_change=1 irq=1", [drive("d0")]),
-                   pattern(("d0", n, 501), ("d0b", 2 * n, 502)),
+                   pattern(("d0", n, 501), ("d0b", 2 * n, 542)),
                    waitfor="^blk waiting for a configuration change\n",
                    patch=json.dumps({"drive_id": "d0", "path_on_host": f"{DISK_DIR}/d0b.img"})
                    + "\n"), "thp", {}),

@@ -366,15 +366,18 @@ run_diskapi() {
 		attr ready no
 	fi
 	if [ -f "$1/patch" ]; then
-		rm -f /tmp/calls
+		rm -f /tmp/calls /tmp/vmconfig-after
+		# GET /vm/config in the same curl, right after the PATCH: the guest may end soon
+		# after it sees the change, sooner than a new process starts under TCG.
 		while read -r body; do
 			id=$(echo "$body" | sed -n 's/.*"drive_id": *"\([^"]*\)".*/\1/p')
 			code=$(curl -s -o /tmp/resp -w '%{http_code}' --unix-socket $SOCK -X PATCH \
-				-H 'Content-Type: application/json' -d "$body" "http://localhost/drives/$id")
+				-H 'Content-Type: application/json' -d "$body" "http://localhost/drives/$id" \
+				--next -s --unix-socket $SOCK -o /tmp/vmconfig-after http://localhost/vm/config)
 			echo "$code PATCH /drives/$id $(cat /tmp/resp)" >>/tmp/calls
 		done <"$1/patch"
 		emit calls /tmp/calls
-		api_get /vm/config vmconfig-after
+		emit vmconfig-after /tmp/vmconfig-after
 		supervise $PID 120
 		attr rc $?
 		emit stdout $OUT

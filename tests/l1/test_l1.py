@@ -16,6 +16,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import cases  # noqa: E402
 import run as l1run  # noqa: E402
 
 KERNELS = ("6.1", "6.12")
@@ -345,3 +346,254 @@ def test_a_firecracker_client_boots_and_stops_a_vm(l1, kernel):
     assert flushed["vcpu"]["exit_io"] > 0, context(res, c)
     assert flushed["hugevmm"]["memory"]["ram_bytes"] == 128 * MiB, context(res, c)
     assert "entropy" in flushed, context(res, c)
+
+
+# ---- Disks ----
+
+def exit_metrics(res, c):
+    """The metrics line hugevmm wrote at exit (Firecracker's format: block_<drive_id>)."""
+    lines = [ln for ln in c["files"].get("metrics", "").splitlines() if ln.strip()]
+    assert lines, "no metrics line at exit\n" + context(res, c)
+    return json.loads(lines[-1])
+
+
+def scan(c, disk):
+    """blkimg scan of an image after the VM: ["FIRST-LAST seed=S" | "... zero" | "... other"]."""
+    return [ln for ln in c["files"].get(f"scan.{disk}", "").splitlines()
+            if ln.strip() and not ln.startswith("sectors=")]
+
+
+def unchanged(c, disk):
+    return c["attrs"][f"md5.before.{disk}"] == c["attrs"][f"md5.after.{disk}"]
+
+
+def guest_passed(res, c):
+    out = c["files"]["stdout"]
+    assert "testguest: PASS" in out, context(res, c)
+    return out
+
+
+def blk_features(res, c, out):
+    m = re.search(r"^blk features=0x[0-9a-f]+ offered=0x[0-9a-f]+ ro=(\d) flush=(\d) "
+                  r"discard=(\d) write_zeroes=(\d) ", out, re.M)
+    assert m, context(res, c)
+    return dict(zip(("ro", "flush", "discard", "write_zeroes"), map(int, m.groups())))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_linux_boots_from_an_ext4_root_on_virtio_blk(l1, kernel):
+    """A stock Debian kernel whose initramfs loads only its own virtio_mmio and virtio_blk
+    finds both disks through ACPI alone, mounts /dev/vda (root=/dev/vda rw, from
+    is_root_device) and switch_roots into the ext4 made on the host; its init writes files,
+    syncs and powers off. After hugevmm exits, L1 finds the files in the image (debugfs)
+    and the file system clean (e2fsck). The read-only drive is /dev/vdb, read-only to the
+    kernel: its file is read, no write reaches it, the image is untouched."""
+    res, c = get_case(l1, kernel, "linux-rootfs")
+    out, err, a = c["files"]["stdout"], c["files"]["stderr"], c["attrs"]
+    assert a["rc"] == "0" and "guest powered off (ACPI S5)" in err, context(res, c)
+    cmdline = re.search(r"L2: cmdline=(.*)", out).group(1)
+    assert "root=/dev/vda rw" in cmdline and "virtio_mmio.device" not in cmdline, cmdline
+    acpi = re.search(r"L2: acpi_devices=(.*)", out).group(1)
+    assert "LNRO0005:00" in acpi and "LNRO0005:01" in acpi, context(res, c)
+    # Capacity, read-only flag, GET_ID serial and the cache mode (FLUSH offered), per disk.
+    assert (f"L2: disk vda sectors={cases.ROOTFS_MIB * 2048} ro=0 serial=rootfs "
+            "cache=write_back") in out, context(res, c)
+    assert f"L2: disk vdb sectors={cases.DATA_MIB * 2048} ro=1 serial=data " in out, \
+        context(res, c)
+    assert "L2: mounted /dev/vda rw" in out, context(res, c)
+    assert "L2root: up, / is /dev/vda ext4 rw" in out, context(res, c)
+    assert "L2root: synced" in out and "L2root: done" in out, context(res, c)
+    # What the L2 wrote is in the image: the text file, and 1 MiB of random bytes.
+    kver = res["package"][len("linux-image-"):-len("-unsigned")]  # its uname -r
+    assert c["files"].get(f"rootfs:{cases.ROOTFS_FILE}") == f"{cases.ROOTFS_TEXT}kernel={kver}\n", \
+        context(res, c)
+    l2_md5 = re.search(r"/l2-random.bin md5=([0-9a-f]{32})", out).group(1)
+    assert a.get("md5.rootfs:/l2-random.bin") == l2_md5, context(res, c)
+    assert not unchanged(c, "rootfs") and a["fsck.rootfs"] == "0", \
+        c["files"].get("fsck.rootfs", "") + context(res, c)
+    # The read-only drive: read, never written (EROFS in the mount, refused under it).
+    assert f"L2root: data says: {cases.DATA_TEXT.strip()}" in out, context(res, c)
+    assert "L2root: vdb ro=1 mounted ro" in out, context(res, c)
+    m = re.search(r"L2root: write into the ro mount: rc=(\d+) (.*)", out)
+    assert m and m.group(1) != "0" and "Read-only file system" in m.group(2), context(res, c)
+    assert re.search(r"L2root: remount rw: rc=[1-9]", out), context(res, c)
+    assert re.search(r"L2root: raw write to /dev/vdb: rc=[1-9]", out), context(res, c)
+    assert unchanged(c, "data") and a["fsck.data"] == "0", context(res, c)
+    assert c["files"].get(f"data:{cases.DATA_FILE}") == cases.DATA_TEXT, context(res, c)
+    m = exit_metrics(res, c)
+    root, data = m["block_rootfs"], m["block_data"]
+    assert root["write_count"] > 0 and root["flush_count"] > 0, root
+    assert root["get_id_count"] >= 1 and root["execute_fails"] == 0, root
+    assert data["read_count"] > 0 and data["write_count"] == 0 and data["write_bytes"] == 0, data
+
+
+BLK_ONE = {  # case: (seed, cache Writeback, direct)
+    "blk-writeback": (101, True, False),
+    "blk-unsafe": (111, False, False),
+    "blk-direct": (401, True, True),
+}
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("name", sorted(BLK_ONE))
+def test_test_guest_rewrites_a_disk(l1, kernel, name):
+    """test=blk on one drive: the host's pattern of seed S read, S+1 written in every
+    layout, flushed when the drive is Writeback (no FLUSH feature when Unsafe), read back;
+    after hugevmm exits the whole image holds S+1. With direct (O_DIRECT, prefaulted RAM
+    registered with io_uring) aligned segments went READ_FIXED/WRITE_FIXED and the guest's
+    unaligned ones fell back; without it nothing did."""
+    seed, writeback, direct = BLK_ONE[name]
+    res, c = get_case(l1, kernel, name)
+    assert c["attrs"]["rc"] == "0", context(res, c)
+    out = guest_passed(res, c)
+    n = cases.BLK_SECTORS
+    assert "blk id=d0\n" in out and f"blk sectors={n} " in out, context(res, c)
+    assert blk_features(res, c, out) == {"ro": 0, "flush": int(writeback), "discard": 1,
+                                         "write_zeroes": 1}, context(res, c)
+    assert ("blk flush status=0 " in out) == writeback, context(res, c)
+    assert f"blk verified sectors={n} seed={seed + 1} " in out, context(res, c)
+    assert scan(c, "d0") == [f"0-{n - 1} seed={seed + 1}"], context(res, c)
+    b = exit_metrics(res, c)["block_d0"]
+    assert b["write_bytes"] >= n * 512 and b["read_bytes"] >= 2 * n * 512, b
+    assert (b["flush_count"] > 0) == writeback, b
+    assert b["invalid_reqs_count"] == 0 and b["execute_fails"] == 0, b
+    if direct:
+        assert b["fixed_count"] > 0 and b["fixed_fallbacks"] > 0, b
+        assert "ram0: registered with the drives' io_uring" in c["files"]["stderr"], context(res, c)
+    else:
+        assert b["fixed_count"] == 0 and b["fixed_fallbacks"] == 0, b
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_test_guest_on_the_second_of_two_drives(l1, kernel):
+    """disk=1 is the second drive (d1, twice the size), with IOAPIC interrupts on 2 vCPUs:
+    it is rewritten, the first is not touched."""
+    res, c = get_case(l1, kernel, "blk-2drives")
+    assert c["attrs"]["rc"] == "0", context(res, c)
+    out = guest_passed(res, c)
+    n = 2 * cases.BLK_SECTORS
+    assert "blk disk=1 of 2 " in out and "blk id=d1\n" in out, context(res, c)
+    assert f"blk sectors={n} " in out, context(res, c)
+    assert scan(c, "d1") == [f"0-{n - 1} seed=203"], context(res, c)
+    assert scan(c, "d0") == [f"0-{cases.BLK_SECTORS - 1} seed=201"] and unchanged(c, "d0"), \
+        context(res, c)
+    m = exit_metrics(res, c)
+    assert m["block_d1"]["write_count"] > 0 and m["block_d0"]["read_count"] == 0, m
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_test_guest_on_a_read_only_drive(l1, kernel):
+    """is_read_only: VIRTIO_BLK_F_RO, no discard or write-zeroes, a write ends with IOERR,
+    and the image is untouched."""
+    res, c = get_case(l1, kernel, "blk-ro")
+    assert c["attrs"]["rc"] == "0", context(res, c)
+    out = guest_passed(res, c)
+    f = blk_features(res, c, out)
+    assert (f["ro"], f["discard"], f["write_zeroes"]) == (1, 0, 0), context(res, c)
+    assert "blk ro write status=1\nblk ro sector 0 unchanged\n" in out.replace("\n\n", "\n"), \
+        context(res, c)
+    assert unchanged(c, "d0"), context(res, c)
+    b = exit_metrics(res, c)["block_d0"]
+    assert b["write_count"] == 0 and b["write_bytes"] == 0 and b["read_count"] > 0, b
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_only_prefaulted_ram_is_registered_with_io_uring(l1, kernel):
+    """A direct drive: GET /memory shows the prefaulted region registered (pinned) with the
+    drives' io_uring, and the lazy one not, with the reason (pinning would populate it)."""
+    res, c = get_case(l1, kernel, "blk-direct-memory")
+    assert c["attrs"].get("ready") == "yes", context(res, c)
+    regions = {r["id"]: r for r in memory(res, c)["regions"]}
+    assert regions["ram0"]["io_uring"] == {"registered": True}, regions["ram0"]
+    lazy = regions["lazy"]["io_uring"]
+    assert lazy["registered"] is False and "not prefaulted" in lazy["reason"], lazy
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", context(res, c)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_patched_drive_is_seen_by_the_running_guest(l1, kernel):
+    """PATCH /drives/d0 with a new path_on_host while the guest waits: the configuration
+    interrupt (IOAPIC), the new capacity and the new image's seed; GET /vm/config names the
+    new image; the old image keeps the guest's writes, the new one is only read."""
+    res, c = get_case(l1, kernel, "blk-swap")
+    n = cases.BLK_SECTORS
+    assert c["attrs"].get("ready") == "yes", context(res, c)
+    assert c["files"]["calls"].startswith("204 PATCH /drives/d0"), context(res, c)
+    cfg = json.loads(c["files"]["vmconfig-after"])
+    assert cfg["drives"][0]["path_on_host"] == f"{cases.DISK_DIR}/d0b.img", cfg
+    assert c["attrs"]["rc"] == "0", context(res, c)
+    out = guest_passed(res, c)
+    assert re.search(rf"^blk changed sectors={2 * n} by=interrupt ", out, re.M), context(res, c)
+    assert "blk seed=542\n" in out and f"blk verified sectors={2 * n} seed=542 " in out, \
+        context(res, c)
+    assert scan(c, "d0") == [f"0-{n - 1} seed=502"], context(res, c)
+    assert scan(c, "d0b") == [f"0-{2 * n - 1} seed=542"] and unchanged(c, "d0b"), context(res, c)
+    assert exit_metrics(res, c)["block_d0"]["update_count"] == 1, context(res, c)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_image_lock_refuses_a_second_vm(l1, kernel):
+    """While a VM holds its writable image, a second hugevmm on it -- read-write or
+    read-only -- exits 2 before its guest runs, naming the field, the file and the lock;
+    once the first VM is gone the image can be had again."""
+    res, c = get_case(l1, kernel, "blk-lock")
+    a = c["attrs"]
+    assert a.get("ready") == "yes" and a["first_alive"] == "yes", context(res, c)
+    for tag in ("second", "second-ro"):
+        err = c["files"][f"stderr.{tag}"]
+        assert a[f"rc.{tag}"] == "2", f"{tag}: {a[f'rc.{tag}']}\n{err}\n" + context(res, c)
+        line = [ln for ln in err.splitlines() if "lock" in ln]
+        assert line and f"{cases.DISK_DIR}/d0.img" in line[-1], err
+        assert "drives[0].path_on_host" in line[-1], err
+        assert "testguest" not in c["files"][f"stdout.{tag}"], context(res, c)
+    assert a["rc"] == "0" and a["rc.after"] == "0", context(res, c)
+    assert unchanged(c, "d0"), context(res, c)
+
+
+def blkbench(res, c):
+    m = re.search(r"^blkbench mode=randread bs=4096 qd=8 iops=(\d+) mbps=[\d.]+ ios=(\d+) "
+                  r"ms=(\d+) .*errors=0 ", guest_passed(res, c), re.M)
+    assert m, context(res, c)
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_rate_limiter_limits_iops(l1, kernel):
+    """ops: 100 per 100 ms: a bucket of 100 refilled in 100 ms makes at most 100 + 1000/s,
+    so 2 s of QD8 4K random reads come to at most ~1050 IOPS (1100 with the timer's
+    slack), whatever the emulation's speed; the same run unlimited goes faster by far (more
+    than 2x; ~12000 IOPS seen on 6.12), and the throttling is counted."""
+    res, c = get_case(l1, kernel, "blk-bench-free")
+    free, _, _ = blkbench(res, c)
+    assert exit_metrics(res, c)["block_d0"]["rate_limiter_throttled_events"] == 0
+    res, c = get_case(l1, kernel, "blk-bench-limited")
+    limited, ios, ms = blkbench(res, c)
+    rl = cases.BLK_LIMIT["ops"]
+    bound = rl["size"] + rl["size"] * ms / rl["refill_time"]
+    assert ios <= bound * 1.05 and limited <= 1100, (limited, ios, ms, bound)
+    assert limited >= 300, f"limited {limited} IOPS: stalled, not limited\n" + context(res, c)
+    assert free >= 2 * limited, (free, limited)
+    assert exit_metrics(res, c)["block_d0"]["rate_limiter_throttled_events"] > 0
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("kind", ["range", "nostatus"])
+def test_bad_requests_leave_the_vmm_running(l1, kernel, kind):
+    """Out-of-range sectors end with IOERR (counted, the file untouched); an OUT with no
+    status byte to write gets DEVICE_NEEDS_RESET; the guest idles on, GET / says Running,
+    and SIGTERM still ends hugevmm cleanly."""
+    res, c = get_case(l1, kernel, f"blk-bad-{kind}")
+    assert c["attrs"].get("ready") == "yes", context(res, c)
+    out = guest_passed(res, c)
+    assert re.search(rf"^blk-bad bad={kind} needs_reset={int(kind == 'nostatus')} verdict=ok",
+                     out, re.M), context(res, c)
+    assert json.loads(c["files"]["info"])["state"] == "Running", context(res, c)
+    m = json.loads(c["files"]["metrics-api"])
+    d = m["drives"][0]
+    if kind == "range":
+        assert d["invalid_reqs_count"] >= 7 and d.get("io_errors", 0) == 0, d
+    else:
+        assert m["virtio"]["needs_reset"] >= 1, m
+        assert "broke a virtio rule" in c["files"]["stderr"], context(res, c)
+    assert unchanged(c, "d0"), context(res, c)
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", context(res, c)
