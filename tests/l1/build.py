@@ -7,11 +7,15 @@ L1 is that kernel booted under QEMU's software emulator with AMD SVM and
 nested paging, so the KVM inside it (the package's kvm-amd module) is a real
 TDP KVM. Its initramfs carries: busybox-static; the KVM and NVDIMM/DAX modules
 of the same package with their dependencies (from each module's modinfo
-`depends=`: the package ships no modules.dep); hugevmm and the test guest;
-ndctl, daxctl, mkfs.ext4 and curl with their shared libraries; an L2 Linux
-(the same package's bzImage, and the ELF vmlinux inside it) with a busybox
-initramfs; the cases (tests/l1/cases.py) and the init that runs them
-(tests/l1/init.sh). With --bench the cases are the launch benchmark's
+`depends=`: the package ships no modules.dep), and brd (a RAM disk for the
+disk images); hugevmm and the test guest; ndctl, daxctl, mkfs.ext4, e2fsck,
+debugfs and curl with their shared libraries; blkimg (tests/l1/blkimg.c,
+static: the test guest's sector pattern); an L2 Linux (the same package's
+bzImage, and the ELF vmlinux inside it) with a busybox initramfs that loads
+the package's virtio_mmio, virtio_rng and virtio_blk, and two ext4 images made
+here with mkfs.ext4 -d (gzip'd): the L2's root file system (busybox and
+tests/l1/l2rootinit.sh as /sbin/init) and a small data disk; the cases
+(tests/l1/cases.py) and the init that runs them (tests/l1/init.sh). With --bench the cases are the launch benchmark's
 (cases.bench_cases) and Debian's QEMU goes in too, with its shared libraries
 and the microvm firmware, and bench/virtio.py's measuring programs (vmtime, irqclose)
 when built; that image lives in OUT/<kernel>-bench.
