@@ -287,7 +287,7 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
              for p in module_closure(module_index(tree), ["kvm-amd"] if run else MODULES)]
     with open(os.path.join(mods, "order"), "w") as f:
         f.write("\n".join(order) + "\n")
-    if not run:  # loaded by the init with their parameters (brd: one RAM disk of its size)
+    if not run and not bench:  # loaded by the init with their parameters (brd: its size)
         disk = [install_module(p, mods) for p in module_closure(module_index(tree), DISK_MODULES)]
         with open(os.path.join(mods, "disk-order"), "w") as f:
             f.write("\n".join(disk) + "\n")
