@@ -69,7 +69,8 @@ def hugevmm_config(direct):
             "memory": {"regions": [{"id": "ram0", "size_mib": GUEST_MIB, "backing": "thp",
                                     "prefault": True, "policy": "prefer"}]},
             "drives": [{"drive_id": "d0", "path_on_host": "@IMG@", "is_root_device": False,
-                        "is_read_only": False, "cache_type": "Writeback", "direct": direct}]}
+                        "is_read_only": False, "cache_type": "Writeback", "direct": direct}],
+            "metrics": {"metrics_path": "/tmp/blkmetrics"}}  # bench/blk.sh reads block_d0
 
 
 def qemu_args(direct):
@@ -147,6 +148,18 @@ def parse(attrs):
     return out
 
 
+def direct_path(got):
+    """What hugevmm's drive metrics at exit say of the direct runs' data path."""
+    rs = [r for (who, _), v in got.items() if who == "hugevmm-direct" for r in v]
+    seen = [r for r in rs if "fixed_count" in r]
+    if not seen:
+        return f"no metrics line at exit in {len(rs)} runs"
+    share = sorted(r["fixed_count"] / r["ios"] for r in seen if r.get("ios"))
+    return (f"{len(seen)} of {len(rs)} runs: requests on fixed buffers / guest I/Os "
+            f"{share[0]:.2f}-{share[-1]:.2f}, fallbacks {sum(r['fixed_fallbacks'] for r in seen):.0f}, "
+            f"most in flight {max(r['inflight_max'] for r in seen):.0f}")
+
+
 def good(contender, r):
     rc = 1 if contender.startswith("qemu") else 0  # QEMU's isa-debug-exit: 2*0+1
     return r.get("pass") == 1 and r.get("rc") == rc and r.get("iops", 0) > 0 and r.get("ios", 0) > 0
@@ -186,6 +199,7 @@ def run(a):
         fs_params[label] = {"image_mib": mib, "mount": c["attrs"].get("mount"),
                             "image_write_ms": c["attrs"].get("image_ms")}
         got = parse(c["attrs"])
+        fs_params[label]["direct_path"] = direct_path(got)
         for (who, pat), rs in got.items():
             for i, r in enumerate(rs):
                 if not good(who, r):

@@ -20,7 +20,8 @@
 #          pass=0|1 win_ms=.. win_ticks=.. win_guest_ticks=.. rss_kb=.. ram_kb=..
 #          wall_us=.. user_us=.. sys_us=.. rc=..
 #
-# iops .. irqs: the blkbench line's figures (its ms= as io_ms=).
+# iops .. irqs: the blkbench line's figures (its ms= as io_ms=); a hugevmm run adds
+# fixed_count, fixed_fallbacks and inflight_max from its drive's metrics at exit.
 # win_*: the VMM's /proc/PID/stat twice inside the I/O (0.25 s after the first guest line,
 # and half the run later; win_ok=0 when a sample failed): wall ms, user+sys ticks (all
 # threads; a vCPU's guest time included) and the guest-time ticks among them (USER_HZ,
@@ -83,7 +84,7 @@ run_one() {
 	rqd=$4
 	rsecs=$5
 	gargs="test=blkbench mode=$rmode bs=$rbs qd=$rqd secs=$rsecs"
-	rm -f /tmp/vres /tmp/blkres /tmp/bfifo
+	rm -f /tmp/vres /tmp/blkres /tmp/bfifo /tmp/blkmetrics
 	if [ -f "$d/$c.fio" ]; then
 		set --
 		while IFS= read -r a; do
@@ -97,7 +98,7 @@ run_one() {
 		awk -F';' 'NF > 50 { printf "iops=%d mbps=%.1f ios=%d pass=1", $8 + $49, ($7 + $48) * 1024 / 1e6,
 			($6 + $47) * 1024 / '"$rbs"'; n++ }
 			END { if (!n) printf "pass=0" }' /tmp/bout >/tmp/blkres
-		echo " $(cat /tmp/vres 2>/dev/null)" >>/tmp/blkres
+		printf " %s" "$(cat /tmp/vres 2>/dev/null)" >>/tmp/blkres
 		return
 	fi
 	mkfifo /tmp/bfifo
@@ -108,6 +109,7 @@ run_one() {
 		done <"$d/$c.qemu"
 		vmtime /tmp/vres 300 qemu-system-x86_64 "$@" >/tmp/bfifo 2>/tmp/berr </dev/null &
 	else
+		rm -f /tmp/blkmetrics
 		sed "s|@IMG@|$img|; s|@ARGS@|$gargs|" "$d/$c.json" >/tmp/blkcfg.json
 		vmtime /tmp/vres 300 hugevmm -q --config-file /tmp/blkcfg.json >/tmp/bfifo 2>/tmp/berr \
 			</dev/null &
@@ -152,7 +154,18 @@ run_one() {
 		END { printf "%s pass=%d win_ok=%d win_ms=%d win_ticks=%d win_guest_ticks=%d rss_kb=%d ram_kb=%d",
 			res, pass, t0 && !bad, t1 - t0, c1 - c0, g1 - g0, rss, ram }' </tmp/bfifo >/tmp/blkres
 	wait $vp
-	echo " $(cat /tmp/vres 2>/dev/null)" >>/tmp/blkres
+	printf " %s" "$(cat /tmp/vres 2>/dev/null)" >>/tmp/blkres
+	# hugevmm's drive metrics at exit (its config's metrics_path): requests moved with fixed
+	# buffers, fallbacks from that path, the most requests in flight at once.
+	if [ -f "$d/$c.json" ] && [ ! -s /tmp/blkmetrics ]; then
+		printf ' metrics=0' >>/tmp/blkres # no metrics line came at exit
+	elif [ -s /tmp/blkmetrics ]; then
+		m=$(tail -n 1 /tmp/blkmetrics | grep -o '"block_d0": *{[^}]*}')
+		for k in fixed_count fixed_fallbacks inflight_max; do
+			v=$(echo "$m" | sed -n "s/.*\"$k\": *\([0-9]*\).*/\1/p")
+			printf ' %s=%s' "$k" "${v:--1}" >>/tmp/blkres
+		done
+	fi
 }
 
 # One warm-up run of each contender (first pattern, one second), not reported.
