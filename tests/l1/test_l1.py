@@ -559,19 +559,20 @@ def blkbench(res, c):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_the_rate_limiter_limits_iops(l1, kernel):
-    """ops: 100 per 100 ms: a bucket of 100 refilled in 100 ms makes at most 100 + 1000/s,
-    so 2 s of QD8 4K random reads come to at most ~1050 IOPS (1100 with the timer's
-    slack), whatever the emulation's speed; the same run unlimited goes faster by far (more
-    than 2x; ~12000 IOPS seen on 6.12), and the throttling is counted."""
+    """ops: 40 per 100 ms: a bucket of 40 refilled in 100 ms lets at most 40 + 400/s
+    through, so 2 s of QD8 4K random reads come to at most ~420 IOPS whatever the
+    emulation's speed (~415 seen); the same run unlimited goes more than twice as fast
+    (1900-16500 IOPS seen, by how busy the machine is), and the throttling is counted."""
     res, c = get_case(l1, kernel, "blk-bench-free")
     free, _, _ = blkbench(res, c)
     assert exit_metrics(res, c)["block_d0"]["rate_limiter_throttled_events"] == 0
     res, c = get_case(l1, kernel, "blk-bench-limited")
     limited, ios, ms = blkbench(res, c)
     rl = cases.BLK_LIMIT["ops"]
-    bound = rl["size"] + rl["size"] * ms / rl["refill_time"]
-    assert ios <= bound * 1.05 and limited <= 1100, (limited, ios, ms, bound)
-    assert limited >= 300, f"limited {limited} IOPS: stalled, not limited\n" + context(res, c)
+    bound = rl["size"] + rl["size"] * ms / rl["refill_time"]  # requests in ms milliseconds
+    assert ios <= bound * 1.05, (limited, ios, ms, bound)
+    assert limited >= 0.4 * 1000 * rl["size"] / rl["refill_time"], \
+        f"limited {limited} IOPS: stalled, not limited\n" + context(res, c)
     assert free >= 2 * limited, (free, limited)
     assert exit_metrics(res, c)["block_d0"]["rate_limiter_throttled_events"] > 0
 
