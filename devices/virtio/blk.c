@@ -338,8 +338,6 @@ static void complete(struct virtio_blk *d, uint16_t head, uint8_t *status, uint8
 		     uint32_t written)
 {
 	*status = result;
-	if (result == VIRTIO_BLK_S_IOERR)
-		d->st.io_errors++;
 	vq_push(&d->t.vq[0], head, written);
 	d->pending_irq = true;
 }
@@ -420,6 +418,7 @@ static bool op_done(struct blk_engine *g, struct blk_op *op, int res)
 			 d->t.name, op_name(op), (unsigned long long)op->len,
 			 (unsigned long long)op->off, strerror(-res));
 		r->result = VIRTIO_BLK_S_IOERR;
+		d->st.io_errors++;
 		return true;
 	}
 	if (op->kind == OP_FSYNC || op->kind == OP_FALLOC)
@@ -443,6 +442,7 @@ static bool op_done(struct blk_engine *g, struct blk_op *op, int res)
 		log_warn("%s: %s at offset %llu wrote nothing; the guest gets IOERR", d->t.name,
 			 op_name(op), (unsigned long long)op->off);
 		r->result = VIRTIO_BLK_S_IOERR;
+		d->st.io_errors++;
 		return true;
 	}
 	return submit_op(g, op) ? (r->result = VIRTIO_BLK_S_IOERR, true) : false;

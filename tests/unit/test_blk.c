@@ -327,12 +327,37 @@ static void bad_requests_get_errors_not_crashes(void **state)
 	run();
 	assert_int_equal(*(uint8_t *)g(STATUS), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(dev.st.invalid, 6);
+	assert_int_equal(dev.st.io_errors, 0); /* the guest's mistakes, not the host's */
 	assert_false(rd(&dev.t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	/* No status byte at all: nothing to answer in, the device needs a reset. */
 	header(HDR, VIRTIO_BLK_T_IN, 0);
 	submit((struct piece[]){{HDR, 16, false}, {DATA, 512, false}}, 2);
 	run();
 	assert_true(rd(&dev.t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	stop();
+}
+
+static void host_errors_become_ioerr(void **state)
+{
+	char path[256];
+	int ro;
+
+	(void)state;
+	make_image("eio.img", IMG_SECTORS, path, sizeof(path));
+	start(path, false, false, false, NULL);
+	/* The host refuses the write (the descriptor under the device is now read-only). */
+	ro = open(path, O_RDONLY);
+	assert_true(ro >= 0);
+	assert_int_equal(dup2(ro, dev.b->f.fd), dev.b->f.fd);
+	close(ro);
+	memset(g(DATA), 0x11, 512);
+	assert_int_equal(request(VIRTIO_BLK_T_OUT, 0, 512, false), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dev.st.io_errors, 1);
+	assert_int_equal(dev.st.invalid, 0);
+	/* The device goes on. */
+	assert_int_equal(request(VIRTIO_BLK_T_IN, 5, 512, true), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)g(DATA), 5);
+	assert_false(rd(&dev.t, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	stop();
 }
 
@@ -578,6 +603,7 @@ int main(void)
 		cmocka_unit_test(discard_and_write_zeroes),
 		cmocka_unit_test(read_only_drives_refuse_writes),
 		cmocka_unit_test(bad_requests_get_errors_not_crashes),
+		cmocka_unit_test(host_errors_become_ioerr),
 		cmocka_unit_test(reads_past_the_end_of_the_file_are_zeros),
 		cmocka_unit_test(direct_drives_use_fixed_buffers),
 		cmocka_unit_test(many_requests_in_flight),
