@@ -25,6 +25,20 @@ extern uint64_t ram_top, rsdp_paddr;
 extern char _image_start[], _image_end[];
 extern uint64_t boot_pd[]; /* 2048 2M entries identity-mapping 0-4 GiB */
 
+/* Port I/O. */
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 size_t slen(const char *s);

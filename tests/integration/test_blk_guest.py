@@ -32,7 +32,7 @@ import pytest
 
 from conftest import BIN, run
 from fcapi import Vmm, api, conforms
-from test_virtio_guest import after_blk, image_runs, sha, write_image
+from test_virtio_guest import after_blk, image_runs, read_until, sha, write_image
 
 GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
 HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
@@ -213,12 +213,7 @@ def spawn(tmp_path, args, drives, name):
 
 
 def wait_line(p, text, timeout=60):
-    out, deadline = "", time.monotonic() + timeout
-    while text not in out and time.monotonic() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        out += line
+    out = read_until(p, text, timeout)
     assert text in out, out + p.stderr.read()
     return out
 
