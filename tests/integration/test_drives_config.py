@@ -7,8 +7,11 @@ needs a running VM skips where /dev/kvm is absent, saying so."""
 import fcntl
 import json
 import os
+import shutil
 import socket
 import struct
+import subprocess
+import tempfile
 
 import pytest
 
@@ -131,19 +134,46 @@ def test_config_file_refuses(case, tmp_path):
         assert w in line, f"{w!r} not in: {line}"
 
 
+def as_nobody(args, timeout=60):
+    """hugevmm as the unprivileged user nobody (root opens any file for writing)."""
+    return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BIN]
+                          + args, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
 def test_config_file_unwritable_image(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root opens any file for writing (CAP_DAC_OVERRIDE): an unwritable image "
-                    "can only be shown to another user")
-    ro = image(tmp_path / "ro.img")
-    os.chmod(ro, 0o444)
-    code, err = run_config(tmp_path, [drive("rootfs", ro, True)])
-    assert code == 2, err
-    line = error_line(err)
-    assert "drives[0].path_on_host" in line and ro in line and "is_read_only true" in line, line
-    # Read-only, the same image is taken (it is not refused for the drive).
-    code, err = run_config(tmp_path, [drive("rootfs", ro, True, is_read_only=True)], refused=False)
-    assert "drives[0]" not in err, err
+    """An image the user may read but not write: refused for a writable drive, naming the
+    remedy, and taken for a read-only one. Root writes any file (CAP_DAC_OVERRIDE), so as
+    root hugevmm runs as nobody, in a directory nobody can read."""
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("as root an unwritable image needs another user, and setpriv (util-linux) "
+                    "is missing")
+    d = tempfile.mkdtemp(prefix="hugevmm-unwritable-", dir="/tmp") if os.geteuid() == 0 \
+        else str(tmp_path)
+    try:
+        os.chmod(d, 0o755)
+        ro = image(os.path.join(d, "ro.img"))
+        os.chmod(ro, 0o444)
+        for read_only in (False, True):
+            cfg = {"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=exit code=0"},
+                   "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+                   "drives": [drive("rootfs", ro, True, is_read_only=read_only)]}
+            path = os.path.join(d, f"vm-{read_only}.json")
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            os.chmod(path, 0o644)
+            args = ["--config-file", path]
+            r = as_nobody(args) if os.geteuid() == 0 else run(args)
+            if not read_only:
+                assert r.returncode == 2, r.stderr
+                line = error_line(r.stderr)
+                assert "drives[0].path_on_host" in line and ro in line, line
+                assert "is_read_only true" in line, line
+            else:  # taken; what follows (/dev/kvm, the boot) is not this test's business
+                assert "drives[0]" not in r.stderr, r.stderr
+    finally:
+        if d != str(tmp_path):
+            shutil.rmtree(d)
 
 
 def test_check_takes_every_field(tmp_path):
