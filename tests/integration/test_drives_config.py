@@ -141,6 +141,17 @@ def as_nobody(args, timeout=60):
                           stdin=subprocess.DEVNULL)
 
 
+def others_may_use(path):
+    """Whether a user other than the owner can reach @path (x on every directory above it)
+    and read and execute it."""
+    path = os.path.realpath(path)
+    parts = path.split(os.sep)
+    for i in range(2, len(parts)):
+        if not os.stat(os.sep.join(parts[:i])).st_mode & 0o001:
+            return False
+    return os.stat(path).st_mode & 0o005 == 0o005
+
+
 def test_config_file_unwritable_image(tmp_path):
     """An image the user may read but not write: refused for a writable drive, naming the
     remedy, and taken for a read-only one. Root writes any file (CAP_DAC_OVERRIDE), so as
@@ -148,6 +159,9 @@ def test_config_file_unwritable_image(tmp_path):
     if os.geteuid() == 0 and not shutil.which("setpriv"):
         pytest.skip("as root an unwritable image needs another user, and setpriv (util-linux) "
                     "is missing")
+    if os.geteuid() == 0 and not (others_may_use(BIN) and others_may_use(GUEST)):
+        pytest.skip(f"as root an unwritable image needs another user, who cannot run {BIN} "
+                    "(a directory above it is private, as /root is)")
     d = tempfile.mkdtemp(prefix="hugevmm-unwritable-", dir="/tmp") if os.geteuid() == 0 \
         else str(tmp_path)
     try:
