@@ -27,6 +27,10 @@
  *                                     qd requests in flight for secs s; iops and MB/s
  *   test=blk-bad bad=KIND [disk=N]    a bad request (range, status, nostatus, rodesc): IOERR
  *                                     or DEVICE_NEEDS_RESET, then idle as test=idle does
+ *   test=net ip=A.B.C.D/N [count=N]   virtio-net: answer ARP and ICMP echo for the address
+ *                                     until stopped, or exit PASS after N echoes (net.c)
+ *   test=netbench mode=tx size=N secs=N
+ *                                     broadcast UDP frames of N bytes for secs s; pps, MB/s
  *   The virtio workloads find devices from virtio_mmio.device= entries (virtio.c) and take
  *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c and blk.c).
  */
@@ -811,6 +815,10 @@ void guest_main(uint32_t start_info)
 		do_blkbench();
 	if (str_eq(test, "blk-bad"))
 		do_blk_bad();
+	if (str_eq(test, "net"))
+		do_net();
+	if (str_eq(test, "netbench"))
+		do_netbench();
 	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam, rtc, rng, "
-	     "virtio-rt, virtio-bad, blk, blkbench, blk-bad)");
+	     "virtio-rt, virtio-bad, blk, blkbench, blk-bad, net, netbench)");
 }

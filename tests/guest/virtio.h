@@ -62,6 +62,7 @@
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
 #define VIRTQ_USED_F_NO_NOTIFY     1
 
+#define VIRTIO_ID_NET     1
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_ENTROPY 4
 
@@ -166,5 +167,9 @@ bool virtq_wait(struct virtq *q, uint64_t max_cycles);
 __attribute__((noreturn)) void do_blk(void);
 __attribute__((noreturn)) void do_blkbench(void);
 __attribute__((noreturn)) void do_blk_bad(void);
+
+/* net.c: the virtio-net workloads. */
+__attribute__((noreturn)) void do_net(void);
+__attribute__((noreturn)) void do_netbench(void);
 
 #endif

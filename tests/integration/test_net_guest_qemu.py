@@ -1,0 +1,224 @@
+"""The test guest's virtio-net driver (tests/guest/net.c) against QEMU's own
+virtio-net-device on QEMU microvm under TCG (no /dev/kvm needed), on a tap device inside a
+network namespace this test creates and always deletes: nothing leaves the machine
+(link-local 169.254.77.0/24). `ping` from the namespace must get every echo answered, the
+guest must report the configured MAC and exit PASS after answering them.
+
+Needs root (network namespaces, tap devices), /dev/net/tun and ping (iputils-ping); skips, saying which is
+missing, otherwise. QEMU's command line is test_virtio_guest.py's (microvm, acpi=off, so
+QEMU lists virtio_mmio.device= entries itself; virtio-mmio.force-legacy=false)."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from test_virtio_guest import QEMU, qemu_cmd
+
+MAC = "06:00:a9:fe:4d:02"
+HOST_IP = "169.254.77.1"
+GUEST_IP = "169.254.77.2"
+
+pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")
+
+
+def run(*cmd, check=True):
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+@pytest.fixture
+def netns(request):
+    """A network namespace holding tap `tapN0` (169.254.77.1/24, up); deleted afterwards
+    whatever happened. Yields (namespace, tap)."""
+    if os.geteuid() != 0:
+        print("skip: network namespaces and tap devices need root")
+        pytest.skip("network namespaces and tap devices need root")
+    if shutil.which("ping") is None:
+        print("skip: ping is not installed (Debian: iputils-ping)")
+        pytest.skip("ping is not installed (Debian: iputils-ping)")
+    if not os.path.exists("/dev/net/tun"):
+        print("skip: /dev/net/tun is missing")
+        pytest.skip("/dev/net/tun is missing")
+    ns, tap = f"hugevmm-nettest-{os.getpid()}", "tapN0"
+
+    def delete():
+        run("ip", "netns", "del", ns, check=False)
+
+    request.addfinalizer(delete)
+    run("ip", "netns", "add", ns)
+    run("ip", "-n", ns, "link", "set", "lo", "up")
+    run("ip", "-n", ns, "tuntap", "add", tap, "mode", "tap")
+    run("ip", "-n", ns, "addr", "add", f"{HOST_IP}/24", "dev", tap)
+    run("ip", "-n", ns, "link", "set", tap, "up")
+    return ns, tap
+
+
+def start_guest(ns, tap, args, extra_dev=""):
+    netdev = ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off",
+              "-device", f"virtio-net-device,netdev=n0,mac={MAC}{extra_dev}"]
+    cmd = ["ip", "netns", "exec", ns] + qemu_cmd(args, rng=None, extra=netdev)
+    print(" ".join(cmd))
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         stdin=subprocess.DEVNULL)
+    out = []
+    t = threading.Thread(target=lambda: out.extend(iter(p.stdout.readline, "")), daemon=True)
+    t.start()
+    return p, out, t
+
+
+def wait_for(out, p, what, secs=30):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        if any(what in line for line in out):
+            return True
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("opts", ["", "irq=1", "event_idx=0 qsize=16"],
+                         ids=["poll", "irq", "noeventidx-qsize16"])
+def test_ping_20(netns, opts):
+    ns, tap = netns
+    t0 = time.monotonic()
+    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=20 {opts}".strip())
+    try:
+        assert wait_for(out, p, "net up mac="), "".join(out)
+        up = next(line for line in out if "net up mac=" in line)
+        assert f"net up mac={MAC} ip={GUEST_IP}/24 " in up, up
+        pp = subprocess.Popen(["ip", "netns", "exec", ns, "ping", "-c", "20", "-i", "0.2",
+                               "-W", "2", GUEST_IP], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        # The namespace's neighbour entry holds the MAC the guest answered ARP with (read
+        # while the guest runs: when QEMU exits the tap loses its carrier, and the entry).
+        time.sleep(1)
+        neigh = run("ip", "-n", ns, "neigh", "show", GUEST_IP, check=False).stdout
+        ping = pp.communicate(timeout=30)[0]
+        print(ping)
+        assert " 0% packet loss" in ping, ping + "".join(out)
+        assert MAC in neigh, neigh
+        assert p.wait(timeout=30) == 1  # isa-debug-exit: status 0 -> 1
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        t.join(timeout=5)
+    text = "".join(out)
+    print(text)
+    print(f"{opts or 'poll'}: {time.monotonic() - t0:.2f} s")
+    assert "testguest: PASS" in text
+    m = re.search(r"net echoed=(\d+) arp=(\d+) .*bad_csum=(\d+)", text)
+    assert m and int(m.group(1)) == 20 and int(m.group(2)) >= 1 and int(m.group(3)) == 0, text
+    if "irq=1" in opts:
+        assert "irq=1 " in up and int(re.search(r" irqs=(\d+)", text).group(1)) > 0, text
+    if "event_idx=0" in opts:
+        assert "event_idx=0 " in up and "rxq=16 txq=16" in up, up
+
+
+def test_jumbo_merged_buffers(netns):
+    """With the tap's MTU at 9000, 8000-byte echo requests arrive in three page-sized
+    receive buffers (MRG_RXBUF, num_buffers 3) and are answered whole."""
+    ns, tap = netns
+    run("ip", "-n", ns, "link", "set", tap, "mtu", "9000")
+    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=5")
+    try:
+        assert wait_for(out, p, "net up mac="), "".join(out)
+        assert any("mrg_rxbuf=1" in line for line in out), "".join(out)
+        ping = run("ip", "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2",
+                   "-M", "do", "-s", "8000", GUEST_IP, check=False)
+        print(ping.stdout + ping.stderr)
+        assert " 0% packet loss" in ping.stdout, ping.stdout + "".join(out)
+        assert "8008 bytes from" in ping.stdout
+        assert p.wait(timeout=30) == 1
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        t.join(timeout=5)
+    text = "".join(out)
+    print(text)
+    assert "testguest: PASS" in text and "bad_csum=0 dropped=0" in text
+    assert int(re.search(r" merged=(\d+)", text).group(1)) >= 5, text
+
+
+def test_mrg_rxbuf_off(netns):
+    """Without VIRTIO_NET_F_MRG_RXBUF (num_buffers still in the 12-byte header)."""
+    ns, tap = netns
+    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=5", ",mrg_rxbuf=off")
+    try:
+        assert wait_for(out, p, "net up mac="), "".join(out)
+        assert any("mrg_rxbuf=0" in line for line in out), "".join(out)
+        ping = run("ip", "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2",
+                   "-s", "1400", GUEST_IP, check=False)
+        print(ping.stdout + ping.stderr)
+        assert " 0% packet loss" in ping.stdout, ping.stdout + "".join(out)
+        assert p.wait(timeout=30) == 1
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        t.join(timeout=5)
+    assert "testguest: PASS" in "".join(out)
+
+
+def test_runs_until_stopped(netns):
+    """Without count= the guest answers until it is stopped."""
+    ns, tap = netns
+    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24")
+    try:
+        assert wait_for(out, p, "net up mac="), "".join(out)
+        ping = run("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2",
+                   GUEST_IP, check=False)
+        assert " 0% packet loss" in ping.stdout, ping.stdout + "".join(out)
+        time.sleep(0.5)
+        assert p.poll() is None, "".join(out)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        t.join(timeout=5)
+    assert "testguest: PASS" not in "".join(out)
+
+
+def tap_rx(ns, tap):
+    """(packets, bytes) the tap's host side received (what the guest sent)."""
+    s = json.loads(run("ip", "-n", ns, "-s", "-j", "link", "show", tap).stdout)[0]
+    return s["stats64"]["rx"]["packets"], s["stats64"]["rx"]["bytes"]
+
+
+@pytest.mark.parametrize("size,opts", [(64, ""), (1514, "irq=1")])
+def test_netbench_tx(netns, size, opts):
+    """netbench mode=tx: every frame the guest counts as sent reached the tap, at the size
+    asked for."""
+    ns, tap = netns
+    before = tap_rx(ns, tap)
+    t0 = time.monotonic()
+    p, out, t = start_guest(ns, tap, f"test=netbench mode=tx size={size} secs=2 "
+                            f"ip={GUEST_IP}/24 {opts}".strip())
+    try:
+        assert p.wait(timeout=60) == 1, "".join(out)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        t.join(timeout=5)
+    text = "".join(out)
+    print(text)
+    print(f"netbench size={size} {opts}: {time.monotonic() - t0:.2f} s")
+    assert "testguest: PASS" in text
+    m = re.search(rf"netbench mode=tx size={size} pps=(\d+) mbps=([\d.]+) frames=(\d+) "
+                  r"ms=(\d+)", text)
+    assert m, text
+    pps, mbps, frames, ms = int(m.group(1)), float(m.group(2)), int(m.group(3)), int(m.group(4))
+    assert frames > 1000 and 1900 <= ms <= 2500
+    assert abs(pps - frames * 1000 / ms) <= 1 + pps / 1000
+    assert abs(mbps - frames * size / ms / 1000) <= 0.2 + mbps / 100
+    after = tap_rx(ns, tap)
+    got = after[0] - before[0], after[1] - before[1]
+    # Nothing else is sent (no one pings); the frames arrive whole (no FCS on a tap).
+    assert got == (frames, frames * size), (got, frames)
