@@ -103,7 +103,6 @@
  * a page after it (a merged status byte). */
 #define SLOT_BYTES (PAGE + REQ_MAX_SECTORS * SECTOR + PAGE)
 #define MAX_SEGS   6 /* data segments of one request */
-#define PIT_HZ     1193182u
 
 /* entry.S: call fn(arg) in ring 3 (IOPL 3) and return its result. */
 long run_user(long (*fn)(long), long arg);
@@ -178,13 +177,6 @@ static struct pass *cur_pass;
 
 /* ---- basics ---- */
 
-static void cpuid(uint32_t leaf, uint32_t r[4])
-{
-	__asm__ volatile("cpuid"
-			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
-			 : "a"(leaf), "c"(0));
-}
-
 /* A decimal with one digit after the point, from tenths. */
 static void put_tenths(uint64_t t)
 {
@@ -198,80 +190,11 @@ static uint64_t ms_of(uint64_t cycles)
 	return cycles / (tsc_hz / 1000);
 }
 
-static uint16_t pit0_count(void)
-{
-	uint8_t lo, hi;
-
-	outb(0x43, 0x00); /* latch channel 0 */
-	lo = inb(0x40);
-	hi = inb(0x40);
-	return (uint16_t)(lo | hi << 8);
-}
-
-/*
- * The TSC's rate, against the PIT: channel 0 counts down from 65536 (mode 2,
- * rate generator) while its latched count is read back until 50 ms of PIT
- * ticks went by. Channel 0 because its gate is always open: channel 2's gate
- * sits behind port 0x61, which QEMU microvm does not have. Then channel 0 is
- * left in mode 1, waiting for a gate edge that never comes: no more IRQ 0.
- * With no PIT counting, CPUID leaf 0x15/0x16, else 2 GHz (said so).
- */
 static void calibrate(void)
 {
-	const uint64_t want = PIT_HZ / 20;
-	uint64_t t0, t1, ticks = 0;
-	uint16_t prev, cur;
-	uint32_t r[4];
-
 	if (tsc_hz)
 		return;
-	outb(0x43, 0x34); /* channel 0, lo/hi byte, mode 2 */
-	outb(0x40, 0);
-	outb(0x40, 0);
-	prev = pit0_count();
-	t0 = chase_rdtsc();
-	t1 = t0;
-	while (ticks < want && t1 - t0 < 20000000000ull) {
-		cur = pit0_count();
-		t1 = chase_rdtsc();
-		ticks += (uint16_t)(prev - cur);
-		prev = cur;
-	}
-	outb(0x43, 0x32); /* channel 0, mode 1: idle until a gate edge */
-	outb(0x40, 0);
-	outb(0x40, 0);
-	if (ticks >= want) {
-		tsc_hz = (t1 - t0) * PIT_HZ / ticks;
-		puts_("blk tsc_mhz=");
-		putu(tsc_hz / 1000000);
-		puts_(" (PIT)\n");
-	} else {
-		cpuid(0, r);
-		if (r[0] >= 0x15) {
-			uint32_t c[4];
-
-			cpuid(0x15, c);
-			if (c[0] && c[1] && c[2])
-				tsc_hz = (uint64_t)c[2] * c[1] / c[0];
-			if (!tsc_hz && r[0] >= 0x16) {
-				cpuid(0x16, c);
-				tsc_hz = (uint64_t)(c[0] & 0xffff) * 1000000;
-			}
-		}
-		puts_("blk: the PIT's channel 0 did not count; ");
-		if (!tsc_hz) {
-			tsc_hz = 2000000000ull;
-			puts_("assuming a 2000 MHz TSC\n");
-		} else {
-			puts_("TSC from CPUID: tsc_mhz=");
-			putu(tsc_hz / 1000000);
-			puts_("\n");
-		}
-	}
-	if (tsc_hz < 100000000ull) {
-		puts_("blk: the TSC measured below 100 MHz; assuming 2000 MHz\n");
-		tsc_hz = 2000000000ull;
-	}
+	tsc_hz = tsc_rate("blk");
 	wait_max = tsc_hz * 10;
 }
 

@@ -39,6 +39,9 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+/* TSC cycles per second, measured against the PIT (tsc.c); @who prefixes what it prints. */
+uint64_t tsc_rate(const char *who);
+
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
 size_t slen(const char *s);

@@ -442,48 +442,6 @@ void do_net(void)
 
 /* ---- test=netbench mode=tx ---- */
 
-#define PIT_HZ 1193182u
-
-static uint16_t pit0_read(void)
-{
-	uint8_t lo, hi;
-
-	outb(0x43, 0x00); /* counter latch, channel 0 */
-	lo = inb(0x40);
-	hi = inb(0x40);
-	return (uint16_t)(lo | hi << 8);
-}
-
-/* TSC cycles per second: 50 ms of PIT channel 0 (free-running from 65536, mode 2)
- * against the TSC; channel 0 is then parked in mode 1 (no IRQ 0). 2 GHz, said so, when
- * the PIT does not count. */
-static uint64_t tsc_rate(void)
-{
-	uint64_t t0, t1, ticks = 0, hz;
-	uint16_t last, now;
-
-	outb(0x43, 0x34);
-	outb(0x40, 0);
-	outb(0x40, 0);
-	last = pit0_read();
-	t0 = t1 = chase_rdtsc();
-	while (ticks < PIT_HZ / 20 && t1 - t0 < 20000000000ull) {
-		now = pit0_read();
-		t1 = chase_rdtsc();
-		ticks += (uint16_t)(last - now);
-		last = now;
-	}
-	outb(0x43, 0x32);
-	outb(0x40, 0);
-	outb(0x40, 0);
-	if (ticks < PIT_HZ / 20) {
-		puts_("netbench: the PIT does not count; assuming a 2000 MHz TSC\n");
-		return 2000000000ull;
-	}
-	hz = (t1 - t0) * PIT_HZ / ticks;
-	return hz < 100000000ull ? 2000000000ull : hz;
-}
-
 /* A UDP datagram to 255.255.255.255 port 9 (discard) in a broadcast frame of @size
  * bytes (without the FCS), from our MAC and address. */
 static void bench_frame(uint8_t *f, uint32_t size)
@@ -536,7 +494,7 @@ void do_netbench(void)
 		fail("netbench: ip=A.B.C.D/N does not parse");
 	net_start();
 	n.bench = true;
-	hz = tsc_rate();
+	hz = tsc_rate("netbench");
 	for (unsigned i = 0; i < TX_SLOTS; i++) {
 		memset(tx_bufs[i], 0, NET_HDR);
 		bench_frame(tx_bufs[i] + NET_HDR, (uint32_t)size);

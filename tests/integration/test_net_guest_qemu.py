@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -57,7 +58,10 @@ def netns(request):
     return ns, tap
 
 
-def start_guest(ns, tap, args, extra_dev=""):
+@contextmanager
+def guest(ns, tap, args, extra_dev=""):
+    """The test guest under QEMU in namespace @ns on @tap: yields (process, output lines so
+    far); killed, if still running, when the block ends."""
     netdev = ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off",
               "-device", f"virtio-net-device,netdev=n0,mac={MAC}{extra_dev}"]
     cmd = ["ip", "netns", "exec", ns] + qemu_cmd(args, rng=None, extra=netdev)
@@ -67,7 +71,13 @@ def start_guest(ns, tap, args, extra_dev=""):
     out = []
     t = threading.Thread(target=lambda: out.extend(iter(p.stdout.readline, "")), daemon=True)
     t.start()
-    return p, out, t
+    try:
+        yield p, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        t.join(timeout=5)
 
 
 def wait_for(out, p, what, secs=30):
@@ -86,8 +96,7 @@ def wait_for(out, p, what, secs=30):
 def test_ping_20(netns, opts):
     ns, tap = netns
     t0 = time.monotonic()
-    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=20 {opts}".strip())
-    try:
+    with guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=20 {opts}".strip()) as (p, out):
         assert wait_for(out, p, "net up mac="), "".join(out)
         up = next(line for line in out if "net up mac=" in line)
         assert f"net up mac={MAC} ip={GUEST_IP}/24 " in up, up
@@ -103,11 +112,6 @@ def test_ping_20(netns, opts):
         assert " 0% packet loss" in ping, ping + "".join(out)
         assert MAC in neigh, neigh
         assert p.wait(timeout=30) == 1  # isa-debug-exit: status 0 -> 1
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        t.join(timeout=5)
     text = "".join(out)
     print(text)
     print(f"{opts or 'poll'}: {time.monotonic() - t0:.2f} s")
@@ -125,8 +129,7 @@ def test_jumbo_merged_buffers(netns):
     receive buffers (MRG_RXBUF, num_buffers 3) and are answered whole."""
     ns, tap = netns
     run("ip", "-n", ns, "link", "set", tap, "mtu", "9000")
-    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=5")
-    try:
+    with guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=5") as (p, out):
         assert wait_for(out, p, "net up mac="), "".join(out)
         assert any("mrg_rxbuf=1" in line for line in out), "".join(out)
         ping = run("ip", "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2",
@@ -135,11 +138,6 @@ def test_jumbo_merged_buffers(netns):
         assert " 0% packet loss" in ping.stdout, ping.stdout + "".join(out)
         assert "8008 bytes from" in ping.stdout
         assert p.wait(timeout=30) == 1
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        t.join(timeout=5)
     text = "".join(out)
     print(text)
     assert "testguest: PASS" in text and "bad_csum=0 dropped=0" in text
@@ -149,8 +147,7 @@ def test_jumbo_merged_buffers(netns):
 def test_mrg_rxbuf_off(netns):
     """Without VIRTIO_NET_F_MRG_RXBUF (num_buffers still in the 12-byte header)."""
     ns, tap = netns
-    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=5", ",mrg_rxbuf=off")
-    try:
+    with guest(ns, tap, f"test=net ip={GUEST_IP}/24 count=5", ",mrg_rxbuf=off") as (p, out):
         assert wait_for(out, p, "net up mac="), "".join(out)
         assert any("mrg_rxbuf=0" in line for line in out), "".join(out)
         ping = run("ip", "netns", "exec", ns, "ping", "-c", "5", "-i", "0.2", "-W", "2",
@@ -158,30 +155,19 @@ def test_mrg_rxbuf_off(netns):
         print(ping.stdout + ping.stderr)
         assert " 0% packet loss" in ping.stdout, ping.stdout + "".join(out)
         assert p.wait(timeout=30) == 1
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        t.join(timeout=5)
     assert "testguest: PASS" in "".join(out)
 
 
 def test_runs_until_stopped(netns):
     """Without count= the guest answers until it is stopped."""
     ns, tap = netns
-    p, out, t = start_guest(ns, tap, f"test=net ip={GUEST_IP}/24")
-    try:
+    with guest(ns, tap, f"test=net ip={GUEST_IP}/24") as (p, out):
         assert wait_for(out, p, "net up mac="), "".join(out)
         ping = run("ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2",
                    GUEST_IP, check=False)
         assert " 0% packet loss" in ping.stdout, ping.stdout + "".join(out)
         time.sleep(0.5)
         assert p.poll() is None, "".join(out)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        t.join(timeout=5)
     assert "testguest: PASS" not in "".join(out)
 
 
@@ -198,15 +184,9 @@ def test_netbench_tx(netns, size, opts):
     ns, tap = netns
     before = tap_rx(ns, tap)
     t0 = time.monotonic()
-    p, out, t = start_guest(ns, tap, f"test=netbench mode=tx size={size} secs=2 "
-                            f"ip={GUEST_IP}/24 {opts}".strip())
-    try:
+    args = f"test=netbench mode=tx size={size} secs=2 ip={GUEST_IP}/24 {opts}".strip()
+    with guest(ns, tap, args) as (p, out):
         assert p.wait(timeout=60) == 1, "".join(out)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        t.join(timeout=5)
     text = "".join(out)
     print(text)
     print(f"netbench size={size} {opts}: {time.monotonic() - t0:.2f} s")
