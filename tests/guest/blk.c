@@ -172,7 +172,6 @@ static unsigned nslots, free_stack[MAX_QD], nfree_slots;
 static int16_t head_slot[VIRTQ_MAX_SIZE];
 static uint8_t ramp[768];
 static uint64_t tsc_hz, wait_max; /* TSC cycles per second; a stuck device: 10 s */
-static uint64_t heap;
 static struct pass *cur_pass;
 
 /* ---- basics ---- */
@@ -198,24 +197,6 @@ static void calibrate(void)
 	wait_max = tsc_hz * 10;
 }
 
-/* Guest RAM above this image, for buffers too big for .bss. */
-static uint8_t *ram_alloc(uint64_t bytes, uint64_t align)
-{
-	if (!heap)
-		heap = (uint64_t)(uintptr_t)_image_end;
-	for (unsigned i = 0; i < nram; i++) {
-		uint64_t s = heap > ram[i].start ? heap : ram[i].start;
-
-		s = (s + align - 1) & ~(align - 1);
-		if (ram[i].end > heap && s + bytes <= ram[i].end) {
-			heap = s + bytes;
-			return (uint8_t *)(uintptr_t)s;
-		}
-	}
-	fail("blk: not enough guest RAM above the image for the buffers (give the VM more "
-	     "memory, or a smaller qd or bs)");
-}
-
 static void slots_init(unsigned n, uint64_t area_bytes, uint64_t data_off)
 {
 	static uint8_t *mem;
@@ -225,7 +206,7 @@ static void slots_init(unsigned n, uint64_t area_bytes, uint64_t data_off)
 		fail("blk: qd must be 1..128");
 	area_bytes = (area_bytes + PAGE - 1) & ~(uint64_t)(PAGE - 1);
 	if (!mem || mem_bytes < n * area_bytes) {
-		mem = ram_alloc(n * area_bytes, 2ul << 20);
+		mem = ram_alloc(n * area_bytes, 2ul << 20, "blk (give the VM more memory, or a smaller qd or bs)");
 		mem_bytes = n * area_bytes;
 	}
 	nslots = n;

@@ -79,6 +79,27 @@ void exception(uint64_t *frame);
 
 /* ---- ring 0 basics ---- */
 
+/* Guest RAM above this image, handed out once, for buffers too big for .bss. */
+void *ram_alloc(uint64_t bytes, uint64_t align, const char *who)
+{
+	static uint64_t heap;
+
+	if (!heap)
+		heap = (uint64_t)(uintptr_t)_image_end;
+	for (unsigned i = 0; i < nram; i++) {
+		uint64_t s = heap > ram[i].start ? heap : ram[i].start;
+
+		s = (s + align - 1) & ~(align - 1);
+		if (ram[i].end > heap && s + bytes <= ram[i].end) {
+			heap = s + bytes;
+			return (void *)(uintptr_t)s;
+		}
+	}
+	puts_(who);
+	puts_(": ");
+	fail("not enough guest RAM above the image for its buffers");
+}
+
 void *memset(void *d, int c, size_t n)
 {
 	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");

@@ -39,6 +39,9 @@ static inline uint8_t inb(uint16_t port)
 	return v;
 }
 
+/* @bytes of guest RAM above the image, @align-aligned, never freed; fails naming @who. */
+void *ram_alloc(uint64_t bytes, uint64_t align, const char *who);
+
 /* TSC cycles per second, measured against the PIT (tsc.c); @who prefixes what it prints. */
 uint64_t tsc_rate(const char *who);
 

@@ -43,9 +43,10 @@
 #define ETH_ARP  0x0806
 #define ETH_IPV4 0x0800
 
-static uint8_t rx_bufs[VIRTQ_MAX_SIZE][PAGE] __attribute__((aligned(PAGE)));
-static uint8_t tx_bufs[TX_SLOTS][TX_BUF] __attribute__((aligned(PAGE)));
-static uint8_t frame[FRAME_MAX]; /* a received frame gathered from merged buffers */
+/* Buffers in guest RAM above the image (1.6 MiB: .bss would grow the image past 4 MiB). */
+static uint8_t (*rx_bufs)[PAGE];
+static uint8_t (*tx_bufs)[TX_BUF];
+static uint8_t *frame; /* a received frame gathered from merged buffers */
 
 static struct net {
 	struct virtio_dev *d;
@@ -329,6 +330,9 @@ static void net_start(void)
 
 	virtio_opts_from_cmdline(&o);
 	virtio_probe();
+	rx_bufs = ram_alloc((uint64_t)VIRTQ_MAX_SIZE * PAGE, PAGE, "net");
+	tx_bufs = ram_alloc((uint64_t)TX_SLOTS * TX_BUF, PAGE, "net");
+	frame = ram_alloc(FRAME_MAX, PAGE, "net");
 	n.d = virtio_find(VIRTIO_ID_NET);
 	if (!n.d)
 		fail("net: no network device (DeviceID 1, transport version 2) among the "
