@@ -50,17 +50,20 @@ def netns(request):
         run("ip", "netns", "del", ns, check=False)
 
     request.addfinalizer(delete)
-    made = run("ip", "netns", "add", ns, check=False)
-    if made.returncode:
-        # In a chroot whose / is not a mount point (scripts/fresh-check.sh's fresh root), ip
-        # cannot make /run/netns's mounts: "mount --make-rslave /" fails.
-        why = f"cannot make a network namespace here: {made.stderr.strip()}"
-        print(f"skip: {why}")
-        pytest.skip(why)
-    run("ip", "-n", ns, "link", "set", "lo", "up")
-    run("ip", "-n", ns, "tuntap", "add", tap, "mode", "tap")
-    run("ip", "-n", ns, "addr", "add", f"{HOST_IP}/24", "dev", tap)
-    run("ip", "-n", ns, "link", "set", tap, "up")
+    # In a chroot whose / is not a mount point (scripts/fresh-check.sh's fresh root), ip
+    # cannot make /run/netns's mounts ("mount --make-rslave /"), and the namespace is not
+    # usable: any step that fails skips, saying which and why.
+    for step in (("ip", "netns", "add", ns),
+                 ("ip", "-n", ns, "link", "set", "lo", "up"),
+                 ("ip", "-n", ns, "tuntap", "add", tap, "mode", "tap"),
+                 ("ip", "-n", ns, "addr", "add", f"{HOST_IP}/24", "dev", tap),
+                 ("ip", "-n", ns, "link", "set", tap, "up")):
+        done = run(*step, check=False)
+        if done.returncode:
+            why = (f"cannot make a network namespace with a tap here: `{' '.join(step)}`: "
+                   f"{(done.stderr or done.stdout).strip()}")
+            print(f"skip: {why}")
+            pytest.skip(why)
     return ns, tap
 
 
