@@ -56,10 +56,14 @@ struct cfg_drive {
 	bool direct; /* hugevmm's: O_DIRECT, data moved straight into registered guest RAM */
 };
 
+/* Firecracker's NetworkInterface: a virtio-net device on an existing tap. */
 struct cfg_net {
 	char id[64];
-	char host_dev[16]; /* tap device name (IFNAMSIZ) */
-	char mac[18];      /* "aa:bb:cc:dd:ee:ff" or "" */
+	char host_dev[16];  /* tap device name (IFNAMSIZ) */
+	char mac[18];       /* "aa:bb:cc:dd:ee:ff"; vm_config_finalize generates one when "" */
+	bool mac_generated; /* the config gave none (the generated one is in mac[]) */
+	unsigned mtu;       /* 0: not given (no VIRTIO_NET_F_MTU; the guest keeps 1500) */
+	struct rl_cfg rx_rate_limiter, tx_rate_limiter; /* unset buckets = no limit */
 };
 
 /* Firecracker's logger: where hugevmm's own log lines go, and how they look. */

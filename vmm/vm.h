@@ -81,6 +81,32 @@ struct vm_drive_metrics {
 	uint64_t inflight_max;    /* most requests in flight at once */
 };
 
+/*
+ * One network interface's counters (Firecracker's net_<iface_id> metrics where the
+ * names exist, and hugevmm's drops by reason).
+ */
+struct vm_net_metrics {
+	char id[64];
+	/* Host -> guest. */
+	uint64_t rx_packets_count, rx_bytes_count;
+	uint64_t rx_tap_event_count;        /* times the tap was readable and read */
+	uint64_t rx_queue_event_count;      /* the guest gave receive buffers (kicks) */
+	uint64_t no_rx_avail_buffer;        /* a frame waited (in the tap): no guest buffer */
+	uint64_t rx_rate_limiter_throttled; /* a frame waited for the rx rate limiter */
+	uint64_t rx_dropped_too_big;        /* dropped: larger than the guest's buffers can hold */
+	uint64_t tap_read_fails;            /* read() on the tap failed (not EAGAIN) */
+	/* Guest -> host. */
+	uint64_t tx_packets_count, tx_bytes_count;
+	uint64_t tx_queue_event_count;      /* the guest kicked the transmit queue */
+	uint64_t tx_rate_limiter_throttled; /* a frame waited for the tx rate limiter */
+	uint64_t tx_malformed_frames;       /* dropped, all reasons below */
+	uint64_t tx_malformed_header;       /* dropped: shorter than the virtio-net header */
+	uint64_t tx_malformed_size;         /* dropped: frame over 64 KiB + Ethernet header */
+	uint64_t tx_malformed_offload;      /* dropped: checksum/GSO asked but not negotiated */
+	uint64_t tap_write_fails;           /* dropped: write() on the tap failed */
+	uint64_t no_tx_avail_buffer;        /* the tap was full: transmit waited for it */
+};
+
 struct vm_metrics {
 	unsigned vcpus;
 	uint64_t exits_io, exits_mmio, exits_intr, exits_other;
@@ -90,6 +116,8 @@ struct vm_metrics {
 	uint64_t entropy_requests, entropy_bytes, entropy_throttled, entropy_errors;
 	struct vm_drive_metrics drives[CFG_MAX_DRIVES];
 	unsigned ndrives;
+	struct vm_net_metrics nets[CFG_MAX_NETS];
+	unsigned nnets;
 };
 
 void vm_metrics(struct vm *vm, struct vm_metrics *out);
@@ -103,6 +131,13 @@ void vm_metrics(struct vm *vm, struct vm_metrics *out);
  */
 int vm_drive_update(struct vm *vm, const char *id, const char *path, const struct rl_cfg *rl,
 		    struct vmm_err *e) must_check;
+
+/*
+ * After boot (the VMM loop's thread): interface @id gets the rate limiters @rx and/or
+ * @tx (NULL: keep it). ERR_CONFIG when no interface is @id, 0 on success.
+ */
+int vm_net_update(struct vm *vm, const char *id, const struct rl_cfg *rx, const struct rl_cfg *tx,
+		  struct vmm_err *e) must_check;
 
 /* Ask the VM to stop (any thread). */
 void vm_stop(struct vm *vm);

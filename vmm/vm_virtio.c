@@ -364,3 +364,15 @@ int vm_drive_update(struct vm *vm, const char *id, const char *path, const struc
 		virtio_blk_set_limits(d->blk, rl);
 	return 0;
 }
+
+int vm_net_update(struct vm *vm, const char *id, const struct rl_cfg *rx, const struct rl_cfg *tx,
+		  struct vmm_err *e)
+{
+	(void)vm;
+	(void)rx;
+	(void)tx;
+	return err_set(e, ERR_CONFIG, -ENOENT,
+		       "network-interfaces: no interface \"%s\" is attached; PATCH changes an "
+		       "interface the VM started with",
+		       id);
+}
