@@ -5,11 +5,12 @@
 
 L1 is that kernel booted under QEMU's software emulator with AMD SVM and
 nested paging, so the KVM inside it (the package's kvm-amd module) is a real
-TDP KVM. Its initramfs carries: busybox-static; the KVM and NVDIMM/DAX modules
-of the same package with their dependencies (from each module's modinfo
+TDP KVM. Its initramfs carries: busybox-static; the KVM, NVDIMM/DAX and tun
+modules of the same package with their dependencies (from each module's modinfo
 `depends=`: the package ships no modules.dep), and brd (a RAM disk for the
 disk images); hugevmm and the test guest; ndctl, daxctl, mkfs.ext4, e2fsck,
-debugfs and curl with their shared libraries; blkimg (tests/l1/blkimg.c,
+debugfs and curl, and for networking ip (iproute2), ping, iperf3 and ethtool,
+with their shared libraries; blkimg (tests/l1/blkimg.c,
 static: the test guest's sector pattern); an L2 Linux (the same package's
 bzImage, and the ELF vmlinux inside it) with a busybox initramfs that loads
 the package's virtio_mmio, virtio_rng and virtio_blk, and two ext4 images made
@@ -42,13 +43,19 @@ PACKAGES = {
     "6.1": r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
     "6.12": r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
 }
-MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax"]
+MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax", "tun"]
 L2_MODULES = ["virtio_mmio", "virtio_rng", "virtio_blk"]
 # A RAM block device in L1 with an ext4 on it: where the disk cases' images live (a
 # block-device file system, unlike L1's rootfs: O_DIRECT, hole punching, OFD locks).
 DISK_MODULES = ["brd"]
 TOOLS = ["/usr/bin/ndctl", "/usr/bin/daxctl", "/usr/sbin/mkfs.ext4", "/usr/bin/curl",
          "/usr/sbin/debugfs", "/usr/sbin/e2fsck"]
+# Networking in L1 (taps in namespaces for the net cases and the net benchmark): Debian's
+# iproute2 (busybox's ip has no netns or tuntap), iputils ping, iperf3 and ethtool, as /bin/X
+# (busybox --install leaves them be). Call ip and ping by path, /bin/ip and /bin/ping: the
+# busybox shell runs its own applet for a bare name whatever PATH says.
+NET_TOOLS = {"/usr/sbin/ip": "/bin/ip", "/usr/bin/ping": "/bin/ping",
+             "/usr/bin/iperf3": "/bin/iperf3", "/usr/sbin/ethtool": "/bin/ethtool"}
 DLOPENED = ["libdaxctl.so.1"]  # hugevmm dlopen()s it: ldd does not list it
 QEMU = "/usr/bin/qemu-system-x86_64"
 BENCH_TOOLS = ["vmtime", "irqclose"]
@@ -295,6 +302,10 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
     copy_with_libs(root, hugevmm, "/bin/hugevmm")
     for t in [] if run else TOOLS:
         copy_with_libs(root, t)
+    for t, dest in ({} if run else NET_TOOLS).items():
+        if not os.path.exists(t):
+            sys.exit(f"l1: {t} is missing (scripts/deps.sh test installs it)")
+        copy_with_libs(root, t, dest)
     for lib in DLOPENED:
         copy_with_libs(root, find_lib(lib))
     if bench:

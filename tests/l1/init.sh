@@ -35,6 +35,12 @@ while read -r m; do
 done </lib/l1-modules/order
 dmesg | grep -iE 'xsave|WARNING:' | head -5 | sed 's/^/@@L1 dmesg /'
 [ -c /dev/kvm ] && echo "@@L1 kvm npt=$(cat /sys/module/kvm_amd/parameters/npt)" || echo "@@L1 no /dev/kvm"
+# Networking (not in a run image): the net cases and the benchmark make taps in namespaces
+# of their own, with Debian's ip called by path (build.py: NET_TOOLS).
+if [ -x /bin/ip ]; then
+	/bin/ip link set lo up
+	[ -c /dev/net/tun ] && echo "@@L1 net tun=yes" || echo "@@L1 no /dev/net/tun"
+fi
 
 # DAX: the first NVDIMM as a devdax namespace (dax0.0, 2M), the second as fsdax with a
 # DAX-mounted ext4. Only when QEMU gave NVDIMMs (the cases that need them say so).
