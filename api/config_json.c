@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,8 @@
  */
 #define U64 .min = 0, .max = INT64_MAX
 #define FC_MAX_VCPUS 32 /* Firecracker's limit; hugevmm itself could run CFG_MAX_VCPUS */
+#define IFNAME_MAX (IFNAMSIZ - 1) /* an interface name's characters, without the NUL */
+_Static_assert(sizeof(((struct cfg_net *)0)->host_dev) == IFNAMSIZ, "cfg_net.host_dev: IFNAMSIZ");
 static const struct jv_field fc_token_bucket[] = {
 	{.name = "size", .kind = JV_INT, .required = true, U64, .hint = "the bucket's capacity in tokens"},
 	{.name = "one_time_burst", .kind = JV_INT, U64},
@@ -206,7 +209,6 @@ struct fc_missing {
 	const char *why;
 };
 static const struct fc_missing fc_missing[] = {
-	{"network-interfaces", "accepted but not attached to the guest yet: issue 12 (virtio-net)"},
 	{"balloon", "not implemented yet: issue 13 (virtio-balloon)"},
 	{"vsock", "not implemented yet: issue 14 (virtio-vsock)"},
 	{"mmds-config", "not on the roadmap (no MMDS)"},
@@ -478,38 +480,93 @@ static bool mac_valid(const char *m)
 	for (int i = 0; i < 17; i++) {
 		char ch = m[i];
 
-		if (i % 3 == 2 ? ch != ':'
-			       : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-				   (ch >= 'A' && ch <= 'F')))
+		if (i % 3 == 2 ? ch != ':' : !isxdigit((unsigned char)ch))
 			return false;
 	}
 	return true;
 }
 
+/*
+ * Linux's rule for an interface name (dev_valid_name): 1 to IFNAMSIZ-1 bytes, not "." or
+ * "..", no '/', ':' or white space. A name the kernel could never have given a tap is
+ * refused here, with the field, rather than as ENODEV when the tap is opened.
+ */
+static int check_ifname(const char *p, const char *name, struct vmm_err *e)
+{
+	size_t n = strlen(name);
+
+	if (n > IFNAME_MAX)
+		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
+			       "%s.host_dev_name: \"%s\" is %zu characters; a Linux interface name "
+			       "has at most %d (IFNAMSIZ-1): name the tap with %d or fewer "
+			       "(ip tuntap add dev <name> mode tap)",
+			       p, name, n, IFNAME_MAX, IFNAME_MAX);
+	if (!n || !strcmp(name, ".") || !strcmp(name, ".."))
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s.host_dev_name: \"%s\" cannot name an interface; give the tap's "
+			       "name, e.g. \"tap0\"",
+			       p, name);
+	for (const char *c = name; *c; c++)
+		if (*c == '/' || *c == ':' || isspace((unsigned char)*c))
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s.host_dev_name: \"%s\" holds '%c', which no Linux interface "
+				       "name has; give the tap's name, e.g. \"tap0\"",
+				       p, name, isspace((unsigned char)*c) ? ' ' : *c);
+	return 0;
+}
+
 int cfg_json_net(const cJSON *o, const char *p, struct cfg_net *n, struct vmm_err *e)
 {
+	const cJSON *dev;
+	unsigned long first;
+	uint64_t mtu = 0;
 	int r = jv_validate(o, p, fc_net, e);
 
 	if (r)
 		return r;
+	memset(n, 0, sizeof(*n));
 	r = jv_get_str(o, p, "iface_id", n->id, sizeof(n->id), e);
 	if (r == 0)
 		return jv_missing(p, "iface_id", "give the interface a name", e);
 	if (r < 0)
 		return r;
-	r = jv_get_str(o, p, "host_dev_name", n->host_dev, sizeof(n->host_dev), e);
-	if (r == 0)
+	/* The table made it a string; its length is checked here, to say why it must be short. */
+	dev = cJSON_GetObjectItemCaseSensitive(o, "host_dev_name");
+	if (!cJSON_IsString(dev))
 		return jv_missing(p, "host_dev_name", "give the host tap device", e);
-	if (r < 0)
+	r = check_ifname(p, dev->valuestring, e);
+	if (r)
 		return r;
+	memcpy(n->host_dev, dev->valuestring, strlen(dev->valuestring) + 1);
 	r = jv_get_str(o, p, "guest_mac", n->mac, sizeof(n->mac), e);
+	if (r == -ENAMETOOLONG || (r > 0 && !mac_valid(n->mac)))
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s.guest_mac: \"%s\" is not a MAC address; write it as six "
+			       "colon-separated hex bytes, e.g. \"06:00:ac:10:00:02\"",
+			       p, cJSON_GetObjectItemCaseSensitive(o, "guest_mac")->valuestring);
 	if (r < 0)
 		return r;
-	if (r && !mac_valid(n->mac))
-		return err_set(e, ERR_CONFIG, -EINVAL,
-			       "%s.guest_mac: \"%s\" is not a MAC address; write it as "
-			       "\"06:00:ac:10:00:02\"",
-			       p, n->mac);
+	if (r) {
+		first = strtoul(n->mac, NULL, 16);
+		/* The guest's driver would refuse it (is_valid_ether_addr) and make up its own. */
+		if (first & 1)
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s.guest_mac: \"%s\" is a multicast address (the first byte "
+				       "is odd); give a unicast one, e.g. \"%02lx%s\"",
+				       p, n->mac, first & ~1UL, n->mac + 2);
+		if (!strcmp(n->mac, "00:00:00:00:00:00"))
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s.guest_mac: \"%s\" is no address; give one, e.g. "
+				       "\"06:00:ac:10:00:02\", or leave guest_mac out to have one "
+				       "generated",
+				       p, n->mac);
+	}
+	r = jv_get_uint(o, p, "mtu", 68, 65535, &mtu, e);
+	if (r < 0)
+		return r;
+	n->mtu = (unsigned)mtu;
+	rate_limiter(cJSON_GetObjectItemCaseSensitive(o, "rx_rate_limiter"), &n->rx_rate_limiter);
+	rate_limiter(cJSON_GetObjectItemCaseSensitive(o, "tx_rate_limiter"), &n->tx_rate_limiter);
 	return 0;
 }
 
@@ -990,6 +1047,24 @@ cJSON *cfg_json_render_drive(const struct cfg_drive *dr)
 	return d;
 }
 
+cJSON *cfg_json_render_net(const struct cfg_net *n)
+{
+	cJSON *o = cJSON_CreateObject(), *rl;
+
+	/* Firecracker's NetworkInterface, in its order; the MAC too when it was generated. */
+	cJSON_AddStringToObject(o, "iface_id", n->id);
+	cJSON_AddStringToObject(o, "host_dev_name", n->host_dev);
+	if (n->mac[0])
+		cJSON_AddStringToObject(o, "guest_mac", n->mac);
+	if (n->mtu)
+		cJSON_AddNumberToObject(o, "mtu", n->mtu);
+	if ((rl = cfg_json_render_rate_limiter(&n->rx_rate_limiter)))
+		cJSON_AddItemToObject(o, "rx_rate_limiter", rl);
+	if ((rl = cfg_json_render_rate_limiter(&n->tx_rate_limiter)))
+		cJSON_AddItemToObject(o, "tx_rate_limiter", rl);
+	return o;
+}
+
 cJSON *cfg_json_render(const struct vm_config *c)
 {
 	cJSON *o = cJSON_CreateObject(), *a;
@@ -1010,15 +1085,8 @@ cJSON *cfg_json_render(const struct vm_config *c)
 	for (unsigned i = 0; i < c->ndrives; i++)
 		cJSON_AddItemToArray(a, cfg_json_render_drive(&c->drives[i]));
 	a = cJSON_AddArrayToObject(o, "network-interfaces");
-	for (unsigned i = 0; i < c->nnets; i++) {
-		cJSON *n = cJSON_CreateObject();
-
-		cJSON_AddStringToObject(n, "iface_id", c->nets[i].id);
-		cJSON_AddStringToObject(n, "host_dev_name", c->nets[i].host_dev);
-		if (c->nets[i].mac[0])
-			cJSON_AddStringToObject(n, "guest_mac", c->nets[i].mac);
-		cJSON_AddItemToArray(a, n);
-	}
+	for (unsigned i = 0; i < c->nnets; i++)
+		cJSON_AddItemToArray(a, cfg_json_render_net(&c->nets[i]));
 	if (c->serial_out[0])
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "serial"), "serial_out_path",
 					c->serial_out);

@@ -196,7 +196,16 @@ static const struct bad bad_cases[] = {
 	 {"network-interfaces[0].host_dev_name: missing"}},
 	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": "
 	 "\"tap0123456789abcdef\"}]}",
-	 {"network-interfaces[0].host_dev_name: longer than 15 characters"}},
+	 {"network-interfaces[0].host_dev_name: \"tap0123456789abcdef\" is 19 characters",
+	  "at most 15 (IFNAMSIZ-1)"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": \"tap/0\"}]}",
+	 {"network-interfaces[0].host_dev_name: \"tap/0\" holds '/'"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": \"tap0\", "
+	 "\"guest_mac\": \"01:00:5e:00:00:01\"}]}",
+	 {"network-interfaces[0].guest_mac: \"01:00:5e:00:00:01\" is a multicast address"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": \"tap0\", "
+	 "\"mtu\": 67}]}",
+	 {"network-interfaces[0].mtu: 67 is out of range; use 68 to 65535"}},
 	/* memory section */
 	{"{\"memory\": {}}", {"memory.regions: missing"}},
 	{"{\"memory\": {\"regions\": {}}}", {"memory.regions: expected an array"}},
@@ -341,7 +350,11 @@ static void firecracker_schema_accepted(void **state)
 	assert_int_equal(c.drives[0].cache, CFG_CACHE_UNSAFE);
 	assert_int_equal(c.drives[0].io_engine, CFG_IO_SYNC);
 	assert_false(c.drives[0].rate_limiter.set);
-	assert_non_null(strstr(warnings, "network-interfaces: ignored"));
+	/* Network interfaces are attached (issue 12): parsed, not warned about. */
+	assert_null(strstr(warnings, "network-interfaces"));
+	assert_string_equal(c.nets[0].mac, "06:00:AC:10:00:02");
+	assert_int_equal(c.nets[0].mtu, 0);
+	assert_false(c.nets[0].rx_rate_limiter.set);
 	/* The logger is implemented: parsed, not warned about. */
 	assert_null(strstr(warnings, "logger"));
 	assert_true(c.logger.set);
@@ -781,6 +794,50 @@ static void drive_patch_parsed(void **state)
 	assert_non_null(strstr(e.msg, "drives.drive_id: missing"));
 }
 
+/* Every NetworkInterface field parsed; GET /vm/config shows them and they parse back. */
+static void net_render_round_trip(void **state)
+{
+	static const char json[] =
+		"{\"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", "
+		"\"guest_mac\": \"06:00:ac:10:00:02\", \"mtu\": 9000, "
+		"\"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1000000, \"refill_time\": 100}}, "
+		"\"tx_rate_limiter\": {\"ops\": {\"size\": 10, \"one_time_burst\": 5, "
+		"\"refill_time\": 1000}}},"
+		"{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", \"guest_mac\": null, "
+		"\"mtu\": null, \"rx_rate_limiter\": null}]}";
+	static struct vm_config c, back;
+	struct vmm_err e;
+	cJSON *o, *n;
+	char *text;
+
+	(void)state;
+	assert_int_equal(load(json, &c, &e), 0);
+	assert_int_equal(c.nnets, 2);
+	assert_int_equal(c.nets[0].mtu, 9000);
+	assert_true(c.nets[0].rx_rate_limiter.has_bandwidth);
+	assert_int_equal(c.nets[0].rx_rate_limiter.bandwidth.size, 1000000);
+	assert_true(c.nets[0].tx_rate_limiter.has_ops);
+	assert_int_equal(c.nets[0].tx_rate_limiter.ops.one_time_burst, 5);
+	assert_string_equal(c.nets[1].mac, "");
+	assert_int_equal(c.nets[1].mtu, 0);
+	assert_false(c.nets[1].rx_rate_limiter.set);
+	o = cfg_json_render(&c);
+	n = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "network-interfaces"), 0);
+	assert_int_equal(cJSON_GetObjectItem(n, "mtu")->valuedouble, 9000);
+	assert_non_null(cJSON_GetObjectItem(n, "rx_rate_limiter"));
+	assert_non_null(cJSON_GetObjectItem(n, "tx_rate_limiter"));
+	n = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "network-interfaces"), 1);
+	assert_null(cJSON_GetObjectItem(n, "mtu"));
+	assert_null(cJSON_GetObjectItem(n, "rx_rate_limiter"));
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	assert_int_equal(load(text, &back, &e), 0);
+	free(text);
+	assert_int_equal(back.nnets, 2);
+	assert_memory_equal(&back.nets[0], &c.nets[0], sizeof(c.nets[0]));
+	assert_memory_equal(&back.nets[1], &c.nets[1], sizeof(c.nets[1]));
+}
+
 /* A drive's image: the messages name the field, the path, and what to do. */
 static void drive_files_checked(void **state)
 {
@@ -1032,6 +1089,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(drive_fields_parsed, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_render_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_patch_parsed, setup, teardown),
+		cmocka_unit_test_setup_teardown(net_render_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_files_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(root_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_metrics_shape, setup, teardown),
