@@ -47,6 +47,14 @@ struct dev_host {
 	 */
 	void *(*timer)(void *opaque, uint64_t ms, void (*fn)(void *arg, int res), void *arg);
 	void (*timer_cancel)(void *opaque, void *timer);
+	/*
+	 * Call @fn(@arg, revents) on the VMM loop whenever @fd has @events (level-triggered:
+	 * a device that cannot consume must unwatch), until unwatch. A handle, NULL on
+	 * failure. Both from the loop's thread, or (unwatch) once the loop no longer runs.
+	 */
+	void *(*watch)(void *opaque, int fd, short events, void (*fn)(void *arg, int res),
+		       void *arg);
+	void (*unwatch)(void *opaque, void *watch);
 };
 
 #endif

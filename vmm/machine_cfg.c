@@ -18,7 +18,8 @@ int machine_from_config(const struct vm_config *c, struct machine *m, struct vmm
 	/*
 	 * virtio devices in a stable order: entropy, then the root drive, then the
 	 * other drives as the config lists them (so the root device is /dev/vda:
-	 * Linux names disks in the order it probes them), then (later) interfaces.
+	 * Linux names disks in the order it probes them), then the network
+	 * interfaces as listed (eth0 first).
 	 */
 	if (c->entropy.set && machine_add_virtio(m, VIRTIO_ID_RNG, "entropy", 0, NULL))
 		return no_room("entropy", e);
@@ -33,5 +34,13 @@ int machine_from_config(const struct vm_config *c, struct machine *m, struct vmm
 			snprintf(what, sizeof(what), "drives[%u] (\"%s\")", i, c->drives[i].id);
 			return no_room(what, e);
 		}
+	for (unsigned i = 0; i < c->nnets; i++) {
+		char what[112];
+
+		if (!machine_add_virtio(m, VIRTIO_ID_NET, c->nets[i].id, i, NULL))
+			continue;
+		snprintf(what, sizeof(what), "network-interfaces[%u] (\"%s\")", i, c->nets[i].id);
+		return no_room(what, e);
+	}
 	return 0;
 }

@@ -113,12 +113,20 @@ static void *dev_timer(void *opaque, uint64_t ms, void (*fn)(void *arg, int res)
 	return vm->loop ? evloop_after(vm->loop, ms, fn, arg) : NULL;
 }
 
-static void dev_timer_cancel(void *opaque, void *t)
+static void dev_unwatch(void *opaque, void *t)
 {
 	struct vm *vm = opaque;
 
 	if (vm->loop)
 		evloop_unwatch(vm->loop, t);
+}
+
+static void *dev_watch(void *opaque, int fd, short events, void (*fn)(void *arg, int res),
+		       void *arg)
+{
+	struct vm *vm = opaque;
+
+	return vm->loop ? evloop_watch(vm->loop, fd, events, fn, arg) : NULL;
 }
 
 static int devices_init(struct vm *vm, struct vmm_err *e)
@@ -131,7 +139,9 @@ static int devices_init(struct vm *vm, struct vmm_err *e)
 		.request_stop = dev_request_stop,
 		.tx_ready = dev_tx_ready,
 		.timer = dev_timer,
-		.timer_cancel = dev_timer_cancel,
+		.timer_cancel = dev_unwatch,
+		.watch = dev_watch,
+		.unwatch = dev_unwatch,
 	};
 	vm->pio.name = "pio";
 	vm->mmio.name = "mmio";

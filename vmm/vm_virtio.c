@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 #include "vmm/vm_priv.h"
 
@@ -23,8 +25,10 @@ struct vm_vdev {
 	struct virtio_mmio *t;
 	struct virtio_rng *rng; /* when the model is the entropy device */
 	struct virtio_blk *blk; /* when it is a drive */
+	struct virtio_net *net; /* when it is a network interface */
 	struct blk_file file;   /* a drive's image, opened before the device exists */
-	char id[64];            /* a drive's drive_id */
+	int tap;                /* an interface's tap, opened before the device exists */
+	char id[64];            /* a drive's drive_id, an interface's iface_id */
 	bool direct;
 	struct vm_kick {
 		struct virtio_mmio *t;
@@ -72,7 +76,7 @@ int vm_virtio_open(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 	if (!vm->vdevs)
 		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
 	for (unsigned i = 0; i < vm->machine.nvirtio; i++)
-		vm->vdevs[i].file.fd = vm->vdevs[i].file.fd_buf = -1;
+		vm->vdevs[i].file.fd = vm->vdevs[i].file.fd_buf = vm->vdevs[i].tap = -1;
 	for (unsigned i = 0; i < vm->machine.nvirtio; i++) {
 		const struct machine_virtio *mv = &vm->machine.virtio[i];
 		const struct cfg_drive *cd = &c->drives[mv->cfg];
@@ -81,6 +85,15 @@ int vm_virtio_open(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 		int r;
 
 		vm->nvdevs = i + 1;
+		if (mv->device_id == VIRTIO_ID_NET) {
+			snprintf(d->id, sizeof(d->id), "%s", c->nets[mv->cfg].id);
+			d->tap = tap_open(c->nets[mv->cfg].host_dev, why, sizeof(why));
+			if (d->tap < 0)
+				return err_set(e, ERR_CONFIG, d->tap,
+					       "network-interfaces[%u].host_dev_name: %s", mv->cfg,
+					       why);
+			continue;
+		}
 		if (mv->device_id != VIRTIO_ID_BLOCK)
 			continue;
 		snprintf(d->id, sizeof(d->id), "%s", cd->id);
@@ -178,6 +191,48 @@ static int init_blk(struct vm *vm, const struct vm_config *c, const struct machi
 	return 0;
 }
 
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+static int init_net(struct vm *vm, const struct vm_config *c, const struct machine_virtio *mv,
+		    struct vm_vdev *d, struct vmm_err *e)
+{
+	const struct cfg_net *cn = &c->nets[mv->cfg];
+	struct virtio_net_cfg nc = {
+		.id = cn->id,
+		.mtu = cn->mtu,
+		.rx_rl = &cn->rx_rate_limiter,
+		.tx_rl = &cn->tx_rate_limiter,
+	};
+	int r;
+
+	if (parse_mac(cn->mac, nc.mac))
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "network-interfaces[%u].guest_mac: \"%s\" is not a MAC address",
+			       mv->cfg, cn->mac);
+	d->net = calloc(1, sizeof(*d->net));
+	if (!d->net)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	r = virtio_net_init(d->net, &vm->devhost, &vm->mem, mv->base, mv->gsi, d->tap, &nc);
+	d->tap = -1; /* the device's now */
+	if (r) {
+		free(d->net);
+		d->net = NULL;
+		return err_set(e, ERR_RUNTIME, r, "%s: cannot create the device: %s", mv->name,
+			       strerror(-r));
+	}
+	d->t = &d->net->t;
+	return 0;
+}
+
 int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 {
 	for (unsigned i = 0; i < vm->machine.nvirtio; i++) {
@@ -199,6 +254,11 @@ int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 			break;
 		case VIRTIO_ID_BLOCK:
 			r = init_blk(vm, c, mv, d, e);
+			if (r)
+				return r;
+			break;
+		case VIRTIO_ID_NET:
+			r = init_net(vm, c, mv, d, e);
 			if (r)
 				return r;
 			break;
@@ -263,6 +323,8 @@ void vm_virtio_detach(struct vm *vm)
 			virtio_rng_stop(d->rng);
 		if (d->blk)
 			virtio_blk_stop(d->blk);
+		if (d->net)
+			virtio_net_stop(d->net);
 	}
 }
 
@@ -283,6 +345,13 @@ void vm_virtio_destroy(struct vm *vm)
 			virtio_blk_destroy(d->blk);
 			free(d->blk);
 		}
+		if (d->net) {
+			if (d->t)
+				virtio_net_destroy(d->net);
+			free(d->net);
+		}
+		if (d->tap >= 0)
+			close(d->tap);
 		blk_file_close(&d->file);
 	}
 	free(vm->vdevs);
@@ -313,6 +382,32 @@ static void drive_metrics(struct vm_vdev *d, struct vm_drive_metrics *m)
 	m->inflight_max = st.inflight_max;
 }
 
+static void net_metrics(struct vm_vdev *d, struct vm_net_metrics *m)
+{
+	struct virtio_net_stats st;
+
+	virtio_net_stats(d->net, &st);
+	snprintf(m->id, sizeof(m->id), "%s", d->id);
+	m->rx_packets_count = st.rx_packets_count;
+	m->rx_bytes_count = st.rx_bytes_count;
+	m->rx_tap_event_count = st.rx_tap_event_count;
+	m->rx_queue_event_count = st.rx_queue_event_count;
+	m->no_rx_avail_buffer = st.no_rx_avail_buffer;
+	m->rx_rate_limiter_throttled = st.rx_rate_limiter_throttled;
+	m->rx_dropped_too_big = st.rx_dropped_too_big;
+	m->tap_read_fails = st.tap_read_fails;
+	m->tx_packets_count = st.tx_packets_count;
+	m->tx_bytes_count = st.tx_bytes_count;
+	m->tx_queue_event_count = st.tx_queue_event_count;
+	m->tx_rate_limiter_throttled = st.tx_rate_limiter_throttled;
+	m->tx_malformed_frames = st.tx_malformed_frames;
+	m->tx_malformed_header = st.tx_malformed_header;
+	m->tx_malformed_size = st.tx_malformed_size;
+	m->tx_malformed_offload = st.tx_malformed_offload;
+	m->tap_write_fails = st.tap_write_fails;
+	m->no_tx_avail_buffer = st.no_tx_avail_buffer;
+}
+
 void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 {
 	for (unsigned i = 0; i < vm->nvdevs; i++) {
@@ -329,6 +424,8 @@ void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 		}
 		if (d->blk && m->ndrives < CFG_MAX_DRIVES)
 			drive_metrics(d, &m->drives[m->ndrives++]);
+		if (d->net && d->t && m->nnets < CFG_MAX_NETS)
+			net_metrics(d, &m->nets[m->nnets++]);
 		if (!d->t)
 			continue;
 		pthread_mutex_lock(&d->t->lock);
@@ -368,9 +465,11 @@ int vm_drive_update(struct vm *vm, const char *id, const char *path, const struc
 int vm_net_update(struct vm *vm, const char *id, const struct rl_cfg *rx, const struct rl_cfg *tx,
 		  struct vmm_err *e)
 {
-	(void)vm;
-	(void)rx;
-	(void)tx;
+	for (unsigned i = 0; i < vm->nvdevs; i++)
+		if (vm->vdevs[i].net && !strcmp(vm->vdevs[i].id, id)) {
+			virtio_net_set_limits(vm->vdevs[i].net, rx, tx);
+			return 0;
+		}
 	return err_set(e, ERR_CONFIG, -ENOENT,
 		       "network-interfaces: no interface \"%s\" is attached; PATCH changes an "
 		       "interface the VM started with",
