@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -121,14 +122,65 @@ static int check_devices(const struct vm_config *c, struct vmm_err *e)
 				       i, root);
 		root = (int)i;
 	}
-	for (unsigned i = 0; i < c->nnets; i++)
-		for (unsigned j = 0; j < i; j++)
-			if (!strcmp(c->nets[i].id, c->nets[j].id))
+	for (unsigned i = 0; i < c->nnets; i++) {
+		const struct cfg_net *n = &c->nets[i];
+
+		for (unsigned j = 0; j < i; j++) {
+			const struct cfg_net *o = &c->nets[j];
+
+			if (!strcmp(n->id, o->id))
 				return err_set(e, ERR_CONFIG, -EEXIST,
 					       "network-interfaces[%u].iface_id: \"%s\" is already "
 					       "used by network-interfaces[%u]; ids must be unique",
-					       i, c->nets[i].id, j);
+					       i, n->id, j);
+			if (!strcmp(n->host_dev, o->host_dev))
+				return err_set(e, ERR_CONFIG, -EEXIST,
+					       "network-interfaces[%u].host_dev_name: \"%s\" is already "
+					       "the tap of network-interfaces[%u] (iface_id \"%s\"); "
+					       "give each interface a tap of its own",
+					       i, n->host_dev, j, o->id);
+			/* Both MACs are set by now (generated when not given). */
+			if (!strcasecmp(n->mac, o->mac))
+				return err_set(e, ERR_CONFIG, -EEXIST,
+					       "network-interfaces[%u].guest_mac: \"%s\"%s is already "
+					       "the MAC of network-interfaces[%u] (iface_id \"%s\", "
+					       "\"%s\"%s); MACs compare without case: give each "
+					       "interface its own guest_mac",
+					       i, n->mac, n->mac_generated ? " (generated)" : "", j,
+					       o->id, o->mac, o->mac_generated ? ", generated" : "");
+		}
+	}
 	return 0;
+}
+
+/* 64-bit FNV-1a over @len bytes of @p, continuing from @h. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
+ * A MAC for an interface the config gave none: 02 (locally administered, unicast) and the
+ * five high bytes of FNV-1a over host_dev_name, a 0 byte and iface_id. The same VM gets the
+ * same MAC at every start (its guest's DHCP lease and neighbours stay valid), and two
+ * interfaces on one host differ, since no two share a tap.
+ */
+static void generate_mac(struct cfg_net *n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	h = fnv1a(h, n->host_dev, strlen(n->host_dev) + 1);
+	h = fnv1a(h, n->id, strlen(n->id));
+	snprintf(n->mac, sizeof(n->mac), "02:%02x:%02x:%02x:%02x:%02x", (unsigned)(h >> 56) & 0xff,
+		 (unsigned)(h >> 48) & 0xff, (unsigned)(h >> 40) & 0xff, (unsigned)(h >> 32) & 0xff,
+		 (unsigned)(h >> 24) & 0xff);
+	n->mac_generated = true;
 }
 
 int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e)
@@ -146,6 +198,9 @@ int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e)
 		return err_set(e, ERR_CONFIG, -EINVAL,
 			       "boot-source.kernel_image_path: missing; give the kernel to boot");
 
+	for (unsigned i = 0; i < c->nnets; i++)
+		if (!c->nets[i].mac[0])
+			generate_mac(&c->nets[i]);
 	rc = check_devices(c, e);
 	if (rc)
 		return rc;

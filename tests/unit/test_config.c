@@ -206,6 +206,20 @@ static const struct bad bad_cases[] = {
 	{"{\"network-interfaces\": [{\"iface_id\": \"n\", \"host_dev_name\": \"tap0\", "
 	 "\"mtu\": 67}]}",
 	 {"network-interfaces[0].mtu: 67 is out of range; use 68 to 65535"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"a\", \"host_dev_name\": \"tap0\", "
+	 "\"guest_mac\": \"06:00:ac:10:00:0A\"}, {\"iface_id\": \"b\", \"host_dev_name\": "
+	 "\"tap1\", \"guest_mac\": \"06:00:AC:10:00:0a\"}]}",
+	 {"network-interfaces[1].guest_mac: \"06:00:AC:10:00:0a\" is already the MAC of "
+	  "network-interfaces[0] (iface_id \"a\"", "give each interface its own"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"a\", \"host_dev_name\": \"tap0\"}, "
+	 "{\"iface_id\": \"b\", \"host_dev_name\": \"tap1\", \"guest_mac\": \"02:7b:d7:6c:30:38\"},"
+	 "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\"}]}",
+	 {"network-interfaces[2].host_dev_name: \"tap0\" is already the tap of "
+	  "network-interfaces[0] (iface_id \"a\")"}},
+	{"{\"network-interfaces\": [{\"iface_id\": \"b\", \"host_dev_name\": \"tap1\", "
+	 "\"guest_mac\": \"02:7B:D7:6C:30:38\"}, {\"iface_id\": \"eth0\", \"host_dev_name\": "
+	 "\"tap0\"}]}",
+	 {"network-interfaces[1].guest_mac: \"02:7b:d7:6c:30:38\" (generated) is already the MAC"}},
 	/* memory section */
 	{"{\"memory\": {}}", {"memory.regions: missing"}},
 	{"{\"memory\": {\"regions\": {}}}", {"memory.regions: expected an array"}},
@@ -818,7 +832,10 @@ static void net_render_round_trip(void **state)
 	assert_int_equal(c.nets[0].rx_rate_limiter.bandwidth.size, 1000000);
 	assert_true(c.nets[0].tx_rate_limiter.has_ops);
 	assert_int_equal(c.nets[0].tx_rate_limiter.ops.one_time_burst, 5);
-	assert_string_equal(c.nets[1].mac, "");
+	assert_false(c.nets[0].mac_generated);
+	/* None given: 02 and FNV-1a of "tap1\0eth1" (the README's rule), the same every time. */
+	assert_true(c.nets[1].mac_generated);
+	assert_string_equal(c.nets[1].mac, "02:59:8f:37:93:49");
 	assert_int_equal(c.nets[1].mtu, 0);
 	assert_false(c.nets[1].rx_rate_limiter.set);
 	o = cfg_json_render(&c);
@@ -835,6 +852,9 @@ static void net_render_round_trip(void **state)
 	free(text);
 	assert_int_equal(back.nnets, 2);
 	assert_memory_equal(&back.nets[0], &c.nets[0], sizeof(c.nets[0]));
+	/* Shown, the generated MAC comes back as a given one. */
+	assert_false(back.nets[1].mac_generated);
+	back.nets[1].mac_generated = true;
 	assert_memory_equal(&back.nets[1], &c.nets[1], sizeof(c.nets[1]));
 }
 
