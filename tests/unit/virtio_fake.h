@@ -52,7 +52,7 @@ static void *g(uint64_t gpa)
 	return mem_gpa_to_hva(&gm, gpa, 1);
 }
 
-static void set_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+static inline void set_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
 	uint8_t *d = g(DESC + 16 * i);
 
@@ -63,7 +63,7 @@ static void set_desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, ui
 }
 
 /* The driver offers chain @head as its @n-th available entry. */
-static void offer(uint16_t n, uint16_t head)
+static inline void offer(uint16_t n, uint16_t head)
 {
 	uint16_t idx = (uint16_t)(n + 1);
 
@@ -71,7 +71,7 @@ static void offer(uint16_t n, uint16_t head)
 	memcpy(g(AVAIL + 2), &idx, 2);
 }
 
-static uint16_t used_idx(void)
+static inline uint16_t used_idx(void)
 {
 	uint16_t v;
 
@@ -137,7 +137,7 @@ static void negotiate(struct virtio_mmio *t, uint64_t features)
 				      VIRTIO_CONFIG_S_FEATURES_OK);
 }
 
-static void setup_queue(struct virtio_mmio *t, unsigned qi, uint64_t desc)
+static inline void setup_queue(struct virtio_mmio *t, unsigned qi, uint64_t desc)
 {
 	wr(t, VIRTIO_MMIO_QUEUE_SEL, qi);
 	wr(t, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
