@@ -91,6 +91,13 @@ static const struct jv_field fc_net[] = {
 	{.name = "tx_rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
 	{0},
 };
+/* PATCH /network-interfaces/{id}: Firecracker's PartialNetworkInterface. */
+static const struct jv_field fc_partial_net[] = {
+	{.name = "iface_id", .kind = JV_STR, .required = true, .hint = "name the interface to change"},
+	{.name = "rx_rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
+	{.name = "tx_rate_limiter", .kind = JV_OBJ, .sub = fc_rate_limiter},
+	{0},
+};
 static const char *const fc_levels[] = {"Error", "Warning", "Warn", "Info", "Debug", "Trace", "Off",
 					NULL};
 static const struct jv_field fc_logger[] = {
@@ -567,6 +574,40 @@ int cfg_json_net(const cJSON *o, const char *p, struct cfg_net *n, struct vmm_er
 	n->mtu = (unsigned)mtu;
 	rate_limiter(cJSON_GetObjectItemCaseSensitive(o, "rx_rate_limiter"), &n->rx_rate_limiter);
 	rate_limiter(cJSON_GetObjectItemCaseSensitive(o, "tx_rate_limiter"), &n->tx_rate_limiter);
+	return 0;
+}
+
+/* Fields of NetworkInterface that PATCH cannot change (the device keeps them until it goes). */
+static const char *const net_fixed[] = {"host_dev_name", "guest_mac", "mtu", NULL};
+
+int cfg_json_net_patch(const cJSON *o, const char *p, struct vmm_net_patch *np,
+		       struct vmm_err *e)
+{
+	const cJSON *rl;
+	int r;
+
+	for (const char *const *f = net_fixed; *f; f++)
+		if (cJSON_GetObjectItemCaseSensitive(o, *f))
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s.%s: PATCH changes only rx_rate_limiter and "
+				       "tx_rate_limiter; set %s with PUT /network-interfaces/{id} "
+				       "before InstanceStart",
+				       p, *f, *f);
+	r = jv_validate(o, p, fc_partial_net, e);
+	if (r)
+		return r;
+	memset(np, 0, sizeof(*np));
+	r = jv_get_str(o, p, "iface_id", np->id, sizeof(np->id), e);
+	if (r == 0)
+		return jv_missing(p, "iface_id", "name the interface to change", e);
+	if (r < 0)
+		return r;
+	rl = cJSON_GetObjectItemCaseSensitive(o, "rx_rate_limiter");
+	np->has_rx = cJSON_IsObject(rl);
+	rate_limiter(rl, &np->rx_rate_limiter);
+	rl = cJSON_GetObjectItemCaseSensitive(o, "tx_rate_limiter");
+	np->has_tx = cJSON_IsObject(rl);
+	rate_limiter(rl, &np->tx_rate_limiter);
 	return 0;
 }
 

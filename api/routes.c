@@ -377,6 +377,22 @@ static void put_net(const struct http_request *r, const char *id, struct api_rou
 	cJSON_Delete(o);
 }
 
+static void patch_net(const struct http_request *r, const char *id, struct api_route *out)
+{
+	struct vmm_net_patch n;
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+
+	if (!o)
+		return;
+	if (cfg_json_net_patch(o, "network-interfaces", &n, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (same_id(out, "network-interfaces.iface_id", n.id, id) &&
+		 command(out, VMM_OP_PATCH_NET, render_empty))
+		out->cmd->in.net_patch = n;
+	cJSON_Delete(o);
+}
+
 static void put_entropy(const struct http_request *r, struct api_route *out)
 {
 	struct cfg_entropy en;
@@ -658,6 +674,10 @@ void api_route(const struct http_request *r, struct api_route *out)
 		out->metric = API_M_PUT_NETWORK;
 		if (take_id(path, "/network-interfaces/", id, out))
 			put_net(r, id, out);
+	} else if (m == HTTP_PATCH && has_prefix(path, "/network-interfaces/")) {
+		out->metric = API_M_PATCH_NETWORK;
+		if (take_id(path, "/network-interfaces/", id, out))
+			patch_net(r, id, out);
 	} else if (m == HTTP_PUT && has_prefix(path, "/memory/regions/")) {
 		if (take_id(path, "/memory/regions/", id, out))
 			put_region(r, id, out);

@@ -339,6 +339,70 @@ static void patch_running_drive(struct vmm *m, struct vmm_cmd *c)
 	*d = nd;
 }
 
+/* The interface of @id in @cfg, or NULL with @c's error naming the id. */
+static struct cfg_net *net_of(struct vm_config *cfg, struct vmm_cmd *c, const char *id,
+			      bool booted)
+{
+	for (unsigned i = 0; i < cfg->nnets; i++)
+		if (!strcmp(cfg->nets[i].id, id))
+			return &cfg->nets[i];
+	err_set(&c->err, ERR_CONFIG, -ENOENT,
+		"network-interfaces: no interface has iface_id \"%s\"; %s", id,
+		booted ? "PATCH changes an interface the VM was started with"
+		       : "PUT /network-interfaces/{id} adds one before InstanceStart");
+	return NULL;
+}
+
+static void change_net_patch(struct vm_config *t, struct vmm_cmd *c)
+{
+	const struct vmm_net_patch *in = &c->in.net_patch;
+	struct cfg_net *n = net_of(t, c, in->id, false);
+
+	if (!n)
+		return;
+	if (in->has_rx)
+		rl_update(&n->rx_rate_limiter, &in->rx_rate_limiter);
+	if (in->has_tx)
+		rl_update(&n->tx_rate_limiter, &in->tx_rate_limiter);
+}
+
+/* After boot: the device takes the new limits first, then the configuration (as for drives). */
+static void patch_running_net(struct vmm *m, struct vmm_cmd *c)
+{
+	const struct vmm_net_patch *in = &c->in.net_patch;
+	struct cfg_net *n = net_of(m->cfg, c, in->id, true), nn;
+
+	if (!n)
+		return;
+	nn = *n;
+	if (in->has_rx)
+		rl_update(&nn.rx_rate_limiter, &in->rx_rate_limiter);
+	if (in->has_tx)
+		rl_update(&nn.tx_rate_limiter, &in->tx_rate_limiter);
+	if (!in->has_rx && !in->has_tx)
+		return;
+	if (vm_net_update(m->vm, in->id, in->has_rx ? &nn.rx_rate_limiter : NULL,
+			  in->has_tx ? &nn.tx_rate_limiter : NULL, &c->err))
+		return;
+	*n = nn;
+}
+
+/*
+ * PATCH of a device (Firecracker's Partial*): before boot a change to the configuration,
+ * after it (running or paused) to the device and then the configuration.
+ */
+static void patch_device(struct vmm *m, struct vmm_cmd *c, const char *what,
+			 void (*change)(struct vm_config *, struct vmm_cmd *),
+			 void (*running)(struct vmm *, struct vmm_cmd *))
+{
+	if (m->state == VMM_NOT_STARTED)
+		apply(m, c, change);
+	else if (m->state == VMM_STOPPED || !m->vm)
+		refuse(c, "%s: the VM has stopped", what);
+	else
+		running(m, c);
+}
+
 static void change_net(struct vm_config *t, struct vmm_cmd *c)
 {
 	unsigned i = 0;
@@ -467,16 +531,14 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 			apply(m, c, change_drive);
 		break;
 	case VMM_OP_PATCH_DRIVE:
-		if (m->state == VMM_NOT_STARTED)
-			apply(m, c, change_drive_patch);
-		else if (m->state == VMM_STOPPED || !m->vm)
-			refuse(c, "%s: the VM has stopped", "drives");
-		else
-			patch_running_drive(m, c);
+		patch_device(m, c, "drives", change_drive_patch, patch_running_drive);
 		break;
 	case VMM_OP_PUT_NET:
 		if (!pre_boot(m, c, "network-interfaces"))
 			apply(m, c, change_net);
+		break;
+	case VMM_OP_PATCH_NET:
+		patch_device(m, c, "network-interfaces", change_net_patch, patch_running_net);
 		break;
 	case VMM_OP_PUT_REGION:
 		if (!pre_boot(m, c, "memory.regions"))

@@ -30,6 +30,7 @@ enum vmm_op {
 	VMM_OP_PUT_DRIVE,     /* in.drive: add, or replace the drive of that id */
 	VMM_OP_PATCH_DRIVE,   /* in.drive_patch: before boot the config, after it the device too */
 	VMM_OP_PUT_NET,       /* in.net: add, or replace the interface of that id */
+	VMM_OP_PATCH_NET,     /* in.net_patch: before boot the config, after it the device too */
 	VMM_OP_PUT_REGION,    /* in.region: add, or replace the region of that id */
 	VMM_OP_PUT_ENTROPY,   /* in.entropy: the entropy device */
 	VMM_OP_START,         /* build and boot the VM */
@@ -50,6 +51,14 @@ struct vmm_drive_patch {
 	/* Firecracker's update rule: a bucket given replaces the drive's (size or
 	 * refill_time 0: no limit any more), a bucket not given stays as it was. */
 	struct rl_cfg rate_limiter;
+};
+
+/* Firecracker's PartialNetworkInterface: what PATCH /network-interfaces/{id} changes. */
+struct vmm_net_patch {
+	char id[64];
+	bool has_rx, has_tx;
+	/* The drives' update rule: a bucket given replaces the interface's, one not given stays. */
+	struct rl_cfg rx_rate_limiter, tx_rate_limiter;
 };
 
 struct vmm_machine {
@@ -87,6 +96,7 @@ struct vmm_cmd {
 		struct cfg_drive drive;
 		struct vmm_drive_patch drive_patch;
 		struct cfg_net net;
+		struct vmm_net_patch net_patch;
 		struct mem_region_cfg region;
 		struct cfg_entropy entropy;
 		struct {

@@ -39,6 +39,12 @@ static const char *const seeds[] = {
 	"PUT /network-interfaces/eth0 HTTP/1.1\r\nContent-Length: 83\r\n\r\n{\"iface_id\": "
 	"\"eth0\", "
 	"\"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:ac:10:00:02\"}",
+	"PUT /network-interfaces/eth1 HTTP/1.1\r\nContent-Length: 119\r\n\r\n{\"iface_id\": "
+	"\"eth1\", \"host_dev_name\": \"tap1\", \"mtu\": 9000, \"tx_rate_limiter\": {\"ops\": "
+	"{\"size\": 10, \"refill_time\": 10}}}",
+	"PATCH /network-interfaces/eth0 HTTP/1.1\r\nContent-Length: 115\r\n\r\n{\"iface_id\": "
+	"\"eth0\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"refill_time\": 100}}, "
+	"\"tx_rate_limiter\": null}",
 	"PUT /memory/regions/ram0 HTTP/1.1\r\nContent-Length: 64\r\n\r\n{\"backing\": \"thp\", "
 	"\"size_mib\": 128, \"page_size\": \"2M\", \"prefault\": false}",
 	"PUT /actions HTTP/1.1\r\nContent-Length: 33\r\n\r\n{\"action_type\": \"InstanceStart\"}",

@@ -858,6 +858,44 @@ static void net_render_round_trip(void **state)
 	assert_memory_equal(&back.nets[1], &c.nets[1], sizeof(c.nets[1]));
 }
 
+/* PATCH /network-interfaces/{id}: Firecracker's PartialNetworkInterface, nothing more. */
+static void net_patch_parsed(void **state)
+{
+	struct vmm_net_patch np;
+	struct vmm_err e = {0};
+	cJSON *o;
+
+	(void)state;
+	o = cJSON_Parse("{\"iface_id\": \"eth0\", \"tx_rate_limiter\": {\"ops\": {\"size\": 5, "
+			"\"refill_time\": 10}}, \"rx_rate_limiter\": null}");
+	assert_int_equal(cfg_json_net_patch(o, "network-interfaces", &np, &e), 0);
+	cJSON_Delete(o);
+	assert_string_equal(np.id, "eth0");
+	assert_false(np.has_rx);
+	assert_true(np.has_tx);
+	assert_true(np.tx_rate_limiter.has_ops);
+	assert_int_equal(np.tx_rate_limiter.ops.size, 5);
+
+	o = cJSON_Parse("{\"iface_id\": \"eth0\", \"mtu\": 1500}");
+	assert_int_not_equal(cfg_json_net_patch(o, "network-interfaces", &np, &e), 0);
+	cJSON_Delete(o);
+	assert_non_null(strstr(e.msg, "network-interfaces.mtu: PATCH changes only rx_rate_limiter "
+				      "and tx_rate_limiter"));
+	assert_non_null(strstr(e.msg, "PUT /network-interfaces/{id} before InstanceStart"));
+
+	memset(&e, 0, sizeof(e));
+	o = cJSON_Parse("{\"iface_id\": \"eth0\", \"speed\": 10}");
+	assert_int_not_equal(cfg_json_net_patch(o, "network-interfaces", &np, &e), 0);
+	cJSON_Delete(o);
+	assert_non_null(strstr(e.msg, "network-interfaces.speed: unknown field"));
+
+	memset(&e, 0, sizeof(e));
+	o = cJSON_Parse("{\"rx_rate_limiter\": {}}");
+	assert_int_not_equal(cfg_json_net_patch(o, "network-interfaces", &np, &e), 0);
+	cJSON_Delete(o);
+	assert_non_null(strstr(e.msg, "network-interfaces.iface_id: missing"));
+}
+
 /* A drive's image: the messages name the field, the path, and what to do. */
 static void drive_files_checked(void **state)
 {
@@ -1110,6 +1148,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(drive_render_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_patch_parsed, setup, teardown),
 		cmocka_unit_test_setup_teardown(net_render_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(net_patch_parsed, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_files_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(root_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_metrics_shape, setup, teardown),
