@@ -590,6 +590,38 @@ static bool aligned_for_direct(const struct blk_file *f, const struct iovec *iov
 }
 
 /*
+ * An aligned request on a direct drive: one READ_FIXED/WRITE_FIXED per segment
+ * when every segment sits in one registered buffer (0); 1 when one does not
+ * (nothing planned), -ENOMEM.
+ */
+static int plan_fixed(struct virtio_blk *d, struct blk_req *r, uint8_t kind, uint64_t off)
+{
+	if (req_ops(r, r->niov))
+		return -ENOMEM;
+	for (unsigned i = 0; i < r->niov; i++) {
+		struct blk_op *op = &r->ops[i];
+
+		op->buf_index = fixed_index(d->g, r->iov[i].iov_base, r->iov[i].iov_len);
+		if (op->buf_index < 0) {
+			if (r->ops != r->op_in)
+				free(r->ops);
+			r->ops = r->op_in;
+			r->nops = 0;
+			return 1;
+		}
+		op->kind = kind;
+		op->fd = r->b->f.fd;
+		op->iov = &r->iov[i];
+		op->niov = 1;
+		op->off = off;
+		op->len = r->iov[i].iov_len;
+		off += op->len;
+	}
+	d->st.fixed_count++;
+	return 0;
+}
+
+/*
  * Data request (read or write) of @len bytes at @off: the operations that
  * move it, by the data path of blk.h. 0 or -ENOMEM.
  */
@@ -597,48 +629,20 @@ static int plan_rw(struct virtio_blk *d, struct blk_req *r, bool write, uint64_t
 {
 	const struct blk_file *f = &r->b->f;
 	uint8_t kind = write ? OP_WRITE : OP_READ;
-	int idx[BLK_IOV_INLINE];
-	bool fixed = false;
+	bool aligned = f->direct && aligned_for_direct(f, r->iov, r->niov, off);
 
-	if (f->direct && aligned_for_direct(f, r->iov, r->niov, off)) {
-		/* Fixed only if every segment sits in one registered buffer. */
-		fixed = true;
-		for (unsigned i = 0; i < r->niov && fixed; i++) {
-			int k = fixed_index(d->g, r->iov[i].iov_base, r->iov[i].iov_len);
+	if (aligned) {
+		int p = plan_fixed(d, r, kind, off);
 
-			if (k < 0)
-				fixed = false;
-			else if (i < BLK_IOV_INLINE)
-				idx[i] = k;
-		}
-		if (fixed) {
-			if (req_ops(r, r->niov))
-				return -ENOMEM;
-			for (unsigned i = 0; i < r->niov; i++) {
-				struct blk_op *op = &r->ops[i];
-
-				op->kind = kind;
-				op->fd = f->fd;
-				op->buf_index = i < BLK_IOV_INLINE
-							? idx[i]
-							: fixed_index(d->g, r->iov[i].iov_base,
-								      r->iov[i].iov_len);
-				op->iov = &r->iov[i];
-				op->niov = 1;
-				op->off = off;
-				op->len = r->iov[i].iov_len;
-				off += op->len;
-			}
-			d->st.fixed_count++;
-			return 0;
-		}
+		if (p <= 0)
+			return p;
 	} else if (f->direct) {
 		d->st.fixed_fallbacks++;
 	}
 	if (req_ops(r, 1))
 		return -ENOMEM;
 	r->ops[0].kind = kind;
-	r->ops[0].fd = f->direct && !aligned_for_direct(f, r->iov, r->niov, off) ? f->fd_buf : f->fd;
+	r->ops[0].fd = f->direct && !aligned ? f->fd_buf : f->fd;
 	r->ops[0].iov = r->iov;
 	r->ops[0].niov = r->niov;
 	r->ops[0].off = off;
