@@ -1,6 +1,7 @@
 #include "api/report_json.h"
 
 #include <cJSON.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,6 +254,61 @@ void report_drive_metrics_sum(const struct vm_metrics *m, struct vm_drive_metric
 		s->update_count += d->update_count;
 		s->inflight_max = MAX(s->inflight_max, d->inflight_max);
 	}
+}
+
+/* Every counter of struct vm_net_metrics, under its own name: one list for showing and summing. */
+#define NET_COUNTER(f) {#f, offsetof(struct vm_net_metrics, f)}
+static const struct {
+	const char *name;
+	size_t off;
+} net_counters[] = {
+	NET_COUNTER(rx_packets_count),
+	NET_COUNTER(rx_bytes_count),
+	NET_COUNTER(rx_tap_event_count),
+	NET_COUNTER(rx_queue_event_count),
+	NET_COUNTER(no_rx_avail_buffer),
+	NET_COUNTER(rx_rate_limiter_throttled),
+	NET_COUNTER(rx_dropped_too_big),
+	NET_COUNTER(tap_read_fails),
+	NET_COUNTER(tx_packets_count),
+	NET_COUNTER(tx_bytes_count),
+	NET_COUNTER(tx_queue_event_count),
+	NET_COUNTER(tx_rate_limiter_throttled),
+	NET_COUNTER(tx_malformed_frames),
+	NET_COUNTER(tx_malformed_header),
+	NET_COUNTER(tx_malformed_size),
+	NET_COUNTER(tx_malformed_offload),
+	NET_COUNTER(tap_write_fails),
+	NET_COUNTER(no_tx_avail_buffer),
+};
+/* The list above names every counter: the struct is an id and then only uint64_t ones. */
+_Static_assert(sizeof(struct vm_net_metrics) ==
+		       offsetof(struct vm_net_metrics, rx_packets_count) +
+			       ARRAY_SIZE(net_counters) * sizeof(uint64_t),
+	       "vm_net_metrics has a counter net_counters[] does not name");
+
+static uint64_t net_counter(const struct vm_net_metrics *n, unsigned i)
+{
+	return *(const uint64_t *)((const char *)n + net_counters[i].off);
+}
+
+cJSON *report_net_metrics(const struct vm_net_metrics *n, bool fc)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!fc)
+		cJSON_AddStringToObject(o, "iface_id", n->id);
+	for (unsigned i = 0; i < ARRAY_SIZE(net_counters); i++)
+		add_u64(o, net_counters[i].name, net_counter(n, i));
+	return o;
+}
+
+void report_net_metrics_sum(const struct vm_metrics *m, struct vm_net_metrics *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (unsigned k = 0; k < m->nnets && k < ARRAY_SIZE(m->nets); k++)
+		for (unsigned i = 0; i < ARRAY_SIZE(net_counters); i++)
+			*(uint64_t *)((char *)s + net_counters[i].off) += net_counter(&m->nets[k], i);
 }
 
 int report_print(FILE *out, cJSON *j)

@@ -41,6 +41,16 @@ struct cJSON *report_drive_metrics(const struct vm_drive_metrics *d, bool fc);
 /* Every drive's counters summed into @sum (inflight_max: the largest), id "". */
 void report_drive_metrics_sum(const struct vm_metrics *m, struct vm_drive_metrics *sum);
 
+/*
+ * One network interface's counters as an object, each under its vm_net_metrics name (the
+ * names of Firecracker's NetDeviceMetrics where it has them). @fc: the shape of
+ * Firecracker's net_<iface_id> group; otherwise hugevmm's /metrics entry (iface_id first).
+ */
+struct cJSON *report_net_metrics(const struct vm_net_metrics *n, bool fc);
+
+/* Every interface's counters summed into @sum (Firecracker's "net" group), id "". */
+void report_net_metrics_sum(const struct vm_metrics *m, struct vm_net_metrics *sum);
+
 /* Print @j to @out (pretty), newline-terminated, and free it. */
 int report_print(FILE *out, struct cJSON *j);
 

@@ -188,6 +188,9 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 	x = cJSON_AddArrayToObject(o, "drives");
 	for (unsigned i = 0; i < m->vm.ndrives && i < CFG_MAX_DRIVES; i++)
 		cJSON_AddItemToArray(x, report_drive_metrics(&m->vm.drives[i], false));
+	x = cJSON_AddArrayToObject(o, "nets");
+	for (unsigned i = 0; i < m->vm.nnets && i < CFG_MAX_NETS; i++)
+		cJSON_AddItemToArray(x, report_net_metrics(&m->vm.nets[i], false));
 	x = cJSON_AddObjectToObject(o, "memory");
 	cJSON_AddNumberToObject(x, "measurements", (double)m->measurements);
 	cJSON_AddNumberToObject(x, "coverage_drift_events", (double)m->drift_events);

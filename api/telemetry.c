@@ -164,6 +164,20 @@ static char *metrics_line(const struct vmm_metrics *m, const struct api_stats *s
 		report_drive_metrics_sum(&m->vm, &sum);
 		cJSON_AddItemToObject(o, "block", report_drive_metrics(&sum, true));
 	}
+	/* Firecracker's net groups: one per interface ("net_<iface_id>"), then their sum. */
+	for (unsigned i = 0; i < m->vm.nnets && i < CFG_MAX_NETS; i++) {
+		char key[80];
+
+		snprintf(key, sizeof(key), "net_%s", m->vm.nets[i].id);
+		cJSON_AddItemToObject(o, key, report_net_metrics(&m->vm.nets[i], true));
+	}
+	{
+		struct vm_net_metrics sum;
+
+		/* Always there, zero without interfaces, as the block group is. */
+		report_net_metrics_sum(&m->vm, &sum);
+		cJSON_AddItemToObject(o, "net", report_net_metrics(&sum, true));
+	}
 	/* hugevmm's own: what Firecracker has no word for. */
 	h = cJSON_AddObjectToObject(o, "hugevmm");
 	cJSON_AddStringToObject(h, "state", vmm_state_name(m->state));

@@ -1102,6 +1102,60 @@ static void drive_metrics_shape(void **state)
 	cJSON_Delete(o);
 }
 
+/* Firecracker's net_<iface_id> groups and their sum "net"; hugevmm's /metrics entry. */
+static void net_metrics_shape(void **state)
+{
+	static struct vmm_metrics m;
+	static char line[32768];
+	char path[] = "/tmp/hugevmm-metrics-XXXXXX";
+	struct cfg_metrics mc = {.set = true};
+	struct vmm_err e = {0};
+	cJSON *o, *g;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	m.vm.nnets = 2;
+	snprintf(m.vm.nets[0].id, sizeof(m.vm.nets[0].id), "eth0");
+	m.vm.nets[0].rx_packets_count = 3;
+	m.vm.nets[0].tx_malformed_frames = 1;
+	m.vm.nets[0].no_tx_avail_buffer = 9;
+	snprintf(m.vm.nets[1].id, sizeof(m.vm.nets[1].id), "eth1");
+	m.vm.nets[1].rx_packets_count = 4;
+	m.vm.nets[1].tx_bytes_count = 1500;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(mc.path, sizeof(mc.path), "%s", path);
+	assert_int_equal(api_metrics_apply(&mc, "metrics.metrics_path", &e), 0);
+	assert_int_equal(api_metrics_flush(&m, NULL), 0);
+	api_telemetry_close();
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	unlink(path);
+	o = cJSON_Parse(line);
+	assert_non_null(o);
+	g = cJSON_GetObjectItem(o, "net_eth0");
+	assert_int_equal(cJSON_GetObjectItem(g, "rx_packets_count")->valuedouble, 3);
+	assert_int_equal(cJSON_GetObjectItem(g, "no_tx_avail_buffer")->valuedouble, 9);
+	assert_null(cJSON_GetObjectItem(g, "iface_id"));
+	/* Every counter of struct vm_net_metrics, by its name. */
+	assert_int_equal(cJSON_GetArraySize(g), 18);
+	g = cJSON_GetObjectItem(o, "net");
+	assert_int_equal(cJSON_GetObjectItem(g, "rx_packets_count")->valuedouble, 7);
+	assert_int_equal(cJSON_GetObjectItem(g, "tx_bytes_count")->valuedouble, 1500);
+	assert_int_equal(cJSON_GetObjectItem(g, "tx_malformed_frames")->valuedouble, 1);
+	assert_non_null(cJSON_GetObjectItem(o, "net_eth1"));
+	cJSON_Delete(o);
+	o = report_net_metrics(&m.vm.nets[1], false);
+	assert_string_equal(cJSON_GetObjectItem(o, "iface_id")->valuestring, "eth1");
+	assert_int_equal(cJSON_GetObjectItem(o, "tx_bytes_count")->valuedouble, 1500);
+	cJSON_Delete(o);
+}
+
 /* Every file in configs/ parses and validates: the examples stay true. */
 static void every_bundled_config_parses(void **state)
 {
@@ -1152,6 +1206,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(drive_files_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(root_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_metrics_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(net_metrics_shape, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
