@@ -56,6 +56,31 @@ def sysfs():
     s.restore()
 
 
+def _ip(*args):
+    return subprocess.run(["ip", *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def tapdev():
+    """make(mode="tap") -> the name of a new tun/tap device of that mode (as an orchestrator
+    makes one: hugevmm never does), or skips saying why it cannot; all removed after."""
+    made = []
+
+    def make(mode="tap"):
+        if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+            pytest.skip("making a tap device needs root and /dev/net/tun")
+        name = f"hvt{os.getpid() % 10000}{len(made)}{mode[1]}"
+        r = _ip("tuntap", "add", "dev", name, "mode", mode)
+        if r.returncode:
+            pytest.skip(f"ip tuntap add dev {name} failed here: {r.stderr.strip()}")
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        _ip("link", "del", name)
+
+
 def stray_vmms():
     """hugevmm processes that this pytest started and that are still there."""
     out = []

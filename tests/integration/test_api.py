@@ -84,7 +84,7 @@ def vmm(tmp_path, sysfs):
     assert not os.path.exists(v.sock), "the socket was not removed"
 
 
-def test_configure_over_the_socket_and_boot(vmm):
+def test_configure_over_the_socket_and_boot(vmm, tapdev):
     st, info = api(vmm.sock, "GET", "/")
     assert st == 200 and info["state"] == "Not started" and info["app_name"] == "hugevmm"
     assert api(vmm.sock, "GET", "/version")[1]["firecracker_version"]
@@ -92,7 +92,7 @@ def test_configure_over_the_socket_and_boot(vmm):
     assert api(vmm.sock, "PUT", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": GUEST,
                                                    "is_root_device": True, "is_read_only": True})[0] == 204
     assert api(vmm.sock, "PUT", "/network-interfaces/eth0",
-               {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"})[0] == 204
+               {"iface_id": "eth0", "host_dev_name": tapdev(), "guest_mac": "06:00:ac:10:00:02"})[0] == 204
     st, cfg = api(vmm.sock, "GET", "/vm/config")
     assert st == 200
     assert cfg["boot-source"] == {"kernel_image_path": GUEST, "boot_args": "test=idle tick_ms=50"}

@@ -246,7 +246,7 @@ def test_metrics_path_in_a_missing_directory(tmp_path):
 
 # ---- a client that drives hugevmm as the Firecracker Go SDK and Kata do ----
 
-def sdk_sequence(tmp_path, log_fifo, metrics_fifo, kernel, args):
+def sdk_sequence(tmp_path, log_fifo, metrics_fifo, kernel, args, tap="tap0"):
     """The calls in order, with the bodies those clients send (Go SDK field names,
     omitempty: absent rather than null; Kata adds the log level and origin)."""
     rootfs = tmp_path / "rootfs.ext4"
@@ -260,7 +260,7 @@ def sdk_sequence(tmp_path, log_fifo, metrics_fifo, kernel, args):
         ("PUT", "/boot-source", {"kernel_image_path": kernel, "boot_args": args}),
         ("PUT", "/drives/rootfs", {"drive_id": "rootfs", "path_on_host": str(rootfs),
                                    "is_root_device": True, "is_read_only": False}),
-        ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": "tap0",
+        ("PUT", "/network-interfaces/eth0", {"iface_id": "eth0", "host_dev_name": tap,
                                              "guest_mac": "06:00:ac:10:00:02"}),
         ("GET", "/machine-config", None),
         ("GET", "/vm/config", None),
@@ -268,36 +268,29 @@ def sdk_sequence(tmp_path, log_fifo, metrics_fifo, kernel, args):
     ]
 
 
-def test_go_sdk_and_kata_call_sequence(tmp_path, sysfs):
+def test_go_sdk_and_kata_call_sequence(tmp_path, sysfs, tapdev):
     log_fifo, metrics_fifo = tmp_path / "log.fifo", tmp_path / "metrics.fifo"
     os.mkfifo(log_fifo)
     os.mkfifo(metrics_fifo)
     v = Vmm(tmp_path, ["--id", "sdk-vm"])
     try:
-        steps = sdk_sequence(tmp_path, log_fifo, metrics_fifo, GUEST, "test=idle tick_ms=50")
+        steps = sdk_sequence(tmp_path, log_fifo, metrics_fifo, GUEST, "test=idle tick_ms=50",
+                             tapdev())
         for method, path, body in steps[:-1]:
             st, reply = api(v.sock, method, path, body)
             assert st == (200 if method == "GET" else 204), (path, reply)
         cfg = api(v.sock, "GET", "/vm/config")[1]
         assert cfg["drives"][0]["drive_id"] == "rootfs" and cfg["network-interfaces"][0]["iface_id"] == "eth0"
         st, reply = api(v.sock, *steps[-1][:2], steps[-1][2])
-        have_tap = os.path.exists("/sys/class/net/tap0/tun_flags")
-        if not HAVE_KVM or not have_tap:
-            # Everything an orchestrator does before the boot works; the boot needs the tap
-            # (opened first: hugevmm never creates one) and KVM.
-            if not have_tap:
-                assert st == 400 and 'no network interface "tap0"' in reply["fault_message"] \
-                    and "ip tuntap add dev tap0" in reply["fault_message"], reply
-            else:
-                assert st == 500 and "/dev/kvm" in reply["fault_message"], reply
+        if not HAVE_KVM:
+            # Everything an orchestrator does before the boot works; the boot needs KVM.
+            assert st == 500 and "/dev/kvm" in reply["fault_message"], reply
             assert api(v.sock, "PUT", "/actions", {"action_type": "FlushMetrics"})[0] == 204
             m = json.loads(read_fifo(metrics_fifo).splitlines()[-1])
             assert m["put_api_requests"]["actions_fails"] == 1
             assert m["put_api_requests"]["logger_count"] == 1
             assert all(LOG_LINE.match(ln) for ln in read_fifo(log_fifo).splitlines())
-            pytest.skip("no tap0 on this host: the boot half of the sequence runs where the "
-                        "orchestrator made one" if not have_tap else
-                        "/dev/kvm is absent: the boot half of the sequence runs where it is "
+            pytest.skip("/dev/kvm is absent: the boot half of the sequence runs where it is "
                         "(and in the L1 tier)")
         assert st == 204, reply
         v.wait_console("idle")

@@ -8,7 +8,6 @@ import fcntl
 import json
 import os
 import struct
-import subprocess
 
 import pytest
 
@@ -17,30 +16,6 @@ from conftest import BIN, run
 GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
 TUNSETIFF = 0x400454ca
 IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
-
-
-def ip(*args):
-    return subprocess.run(["ip", *args], capture_output=True, text=True)
-
-
-@pytest.fixture
-def tapdev(request):
-    """make(mode) -> the name of a new tun/tap device of that mode; all removed after."""
-    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
-        pytest.skip("making tap devices needs root and /dev/net/tun")
-    made = []
-
-    def make(mode="tap"):
-        name = f"hvt{os.getpid() % 10000}{len(made)}{mode[1]}"
-        r = ip("tuntap", "add", "dev", name, "mode", mode)
-        if r.returncode:
-            pytest.skip(f"ip tuntap add failed here: {r.stderr.strip()}")
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        ip("link", "del", name)
 
 
 def run_net(tmp_path, host_dev, **extra):
