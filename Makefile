@@ -134,7 +134,8 @@ $(EMBED_BIN): tests/embed/embed_test.c include/hugevmm.h $(BUILD)/libhugevmm.a
 $(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(LIB_INTERNAL)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-tests-bin: $(UNIT_BINS) $(FUZZ_BINS) $(EMBED_BIN)
+# netblast: the frames test_net_guest_qemu.py sends to the test guest (mode=rx).
+tests-bin: $(UNIT_BINS) $(FUZZ_BINS) $(EMBED_BIN) $(BUILD)/bench/netblast
 	@:
 
 # The full suite: unit + integration + L1 (real TDP KVM in emulated L1 guests), then all
@@ -161,7 +162,8 @@ fresh-check:
 	$(Q)bash scripts/fresh-check.sh
 
 # Native baselines: the same memory kinds and, for randread, the test guest's own loop.
-BENCH_BINS := $(BUILD)/bench/memset $(BUILD)/bench/randread $(BUILD)/bench/vmtime $(BUILD)/bench/irqclose
+BENCH_BINS := $(BUILD)/bench/memset $(BUILD)/bench/randread $(BUILD)/bench/vmtime $(BUILD)/bench/irqclose \
+	$(BUILD)/bench/netblast
 $(BUILD)/bench/%: bench/%.c bench/native.h tests/guest/chase.h | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) -std=gnu11 -O2 -D_GNU_SOURCE $(WARN) -o $@ $<

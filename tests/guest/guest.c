@@ -31,6 +31,7 @@
  *                                     until stopped, or exit PASS after N echoes (net.c)
  *   test=netbench mode=tx size=N secs=N
  *                                     broadcast UDP frames of N bytes for secs s; pps, MB/s
+ *   test=netbench mode=rx secs=N      count bench/netblast's frames for secs s; pps, MB/s
  *   The virtio workloads find devices from virtio_mmio.device= entries (virtio.c) and take
  *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c and blk.c).
  */

@@ -12,8 +12,15 @@
  *       keeps the transmit ring full of N-byte frames (60..16372; a UDP datagram to
  *       255.255.255.255 port 9 in a broadcast frame, no FCS) for secs s (the TSC against
  *       the PIT); prints "netbench mode=tx size=N pps=X mbps=Y frames=F ms=T ..." (MB/s
- *       of frame bytes, 10^6). Frames received meanwhile are dropped. mode=rx and echo:
- *       not yet.
+ *       of frame bytes, 10^6). Frames received meanwhile are dropped.
+ *   test=netbench mode=rx secs=N [wait=N]
+ *       counts the frames of EtherType 0x88b5 (what bench/netblast.c sends: a 64-bit
+ *       big-endian sequence number after the Ethernet header) for secs s from the first
+ *       one (or until none came for 2 s: "ended=idle"), and prints "netbench mode=rx
+ *       size=S pps=X mbps=Y frames=F ms=T lost=L ..." -- S the first frame's size
+ *       (other_size= counts frames of another), L the sequence numbers skipped (frames
+ *       the sender numbered that never arrived). Fails when no such frame came within
+ *       wait= s (60). Other frames are counted as ignored.
  *
  * The driver: negotiates VERSION_1, MAC, MRG_RXBUF and EVENT_IDX as offered (no
  * checksum or segmentation offloads: every frame is whole and checksummed), receive
@@ -23,7 +30,8 @@
  * each, so with MRG_RXBUF a frame may span num_buffers of them (gathered here). A frame
  * to send is the header and the frame in one descriptor (VERSION_1 allows any layout).
  * Used rings are polled, or with irq=1 waited on by interrupt; event_idx=, qsize= as for
- * the other virtio workloads.
+ * the other virtio workloads. Polling loops never read InterruptStatus: the device is
+ * asked for no interrupts then (virtio.c), and each read would be an exit to the VMM.
  */
 #include "chase.h"
 #include "guest.h"
@@ -38,10 +46,14 @@
 #define TX_SLOTS        32
 #define TX_BUF          16384 /* header and frame: echo replies up to ~16 KiB (MTU 9000) */
 #define FRAME_MAX       65536
+#define HEAD_COPY       64 /* mode=rx: the bytes of a frame looked at (the rest is not copied) */
 #define WAIT_CYCLES     20000000000ull
 
-#define ETH_ARP  0x0806
-#define ETH_IPV4 0x0800
+#define ETH_ARP   0x0806
+#define ETH_IPV4  0x0800
+#define ETH_BENCH 0x88b5 /* IEEE 802 Local Experimental EtherType 1: netblast's frames */
+
+enum mode { SERVE, BENCH_TX, BENCH_RX };
 
 /* Buffers in guest RAM above the image (1.6 MiB: .bss would grow the image past 4 MiB). */
 static uint8_t (*rx_bufs)[PAGE];
@@ -53,12 +65,16 @@ static struct net {
 	struct virtq *rx, *tx;
 	uint8_t mac[6], ip[4];
 	unsigned prefix;
-	bool mrg, bench;                    /* bench: received frames are counted and dropped */
+	bool mrg;
+	enum mode mode;
 	uint16_t rx_buf_of[VIRTQ_MAX_SIZE]; /* rx head -> buffer index */
 	uint8_t tx_slot_of[VIRTQ_MAX_SIZE]; /* tx head -> slot */
 	uint8_t tx_free[TX_SLOTS];
 	unsigned ntx_free;
 	uint64_t rx_frames, tx_frames, merged, arp, echoed, dropped, bad_csum, ignored;
+	/* mode=rx: frames counted in [t_first, rx_end = t_first + window) */
+	uint64_t window, t_first, t_last, rx_end, counted, bytes, size, other_size, next_seq, lost,
+		reordered, late;
 } n;
 
 static uint16_t be16(const uint8_t *p)
@@ -70,6 +86,15 @@ static void put_be16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)(v >> 8);
 	p[1] = (uint8_t)v;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
 }
 
 /* The Internet checksum (RFC 1071): the ones' complement of the ones' complement sum. */
@@ -101,6 +126,22 @@ static void put_ip(const uint8_t *ip)
 			putc_('.');
 		putu(ip[i]);
 	}
+}
+
+static void put_tenths(uint64_t t)
+{
+	putu(t / 10);
+	putc_('.');
+	putu(t % 10);
+}
+
+/* " key=value" */
+static void put_kv(const char *key, uint64_t v)
+{
+	putc_(' ');
+	puts_(key);
+	putc_('=');
+	putu(v);
 }
 
 static bool parse_ip(const char *s, uint8_t *ip, unsigned *prefix)
@@ -182,30 +223,47 @@ static void tx_send(uint8_t slot, uint32_t len)
 
 /* ---- ARP and ICMP ---- */
 
-static void handle_arp(const uint8_t *f, uint32_t len)
+static void eth_header(uint8_t *o, const uint8_t *to, uint16_t type)
 {
-	const uint8_t *a = f + 14;
-	uint8_t slot, *o;
-
-	if (len < 14 + 28 || be16(a) != 1 || be16(a + 2) != ETH_IPV4 || a[4] != 6 || a[5] != 4 ||
-	    be16(a + 6) != 1 || !mem_eq(a + 24, n.ip, 4)) {
-		n.ignored++;
-		return;
-	}
-	slot = tx_slot();
-	o = tx_bufs[slot] + NET_HDR;
-	memcpy(o, a + 8, 6); /* to the asker */
+	memcpy(o, to, 6);
 	memcpy(o + 6, n.mac, 6);
-	put_be16(o + 12, ETH_ARP);
+	put_be16(o + 12, type);
+}
+
+/* An ARP packet (@op 1 request, 2 reply) after an Ethernet header to @eth_to. */
+static void send_arp(const uint8_t *eth_to, uint16_t op, const uint8_t *tha, const uint8_t *tpa)
+{
+	uint8_t slot = tx_slot(), *o = tx_bufs[slot] + NET_HDR;
+
+	eth_header(o, eth_to, ETH_ARP);
 	put_be16(o + 14, 1);
 	put_be16(o + 16, ETH_IPV4);
 	o[18] = 6;
 	o[19] = 4;
-	put_be16(o + 20, 2); /* reply */
+	put_be16(o + 20, op);
 	memcpy(o + 22, n.mac, 6);
 	memcpy(o + 28, n.ip, 4);
-	memcpy(o + 32, a + 8, 10); /* the asker's MAC and IP */
+	memcpy(o + 32, tha, 6);
+	memcpy(o + 38, tpa, 4);
 	tx_send(slot, 42);
+}
+
+static void handle_arp(const uint8_t *f, uint32_t len)
+{
+	const uint8_t *a = f + 14;
+	uint16_t op;
+
+	if (len < 14 + 28 || be16(a) != 1 || be16(a + 2) != ETH_IPV4 || a[4] != 6 || a[5] != 4 ||
+	    !mem_eq(a + 24, n.ip, 4)) {
+		n.ignored++;
+		return;
+	}
+	op = be16(a + 6);
+	if (op != 1) {
+		n.ignored += op != 2;
+		return;
+	}
+	send_arp(a + 8, 2, a + 8, a + 14); /* to the asker: its MAC and IP */
 	n.arp++;
 }
 
@@ -239,9 +297,7 @@ static void handle_ipv4(const uint8_t *f, uint32_t len)
 	}
 	slot = tx_slot();
 	o = tx_bufs[slot] + NET_HDR;
-	memcpy(o, f + 6, 6); /* back to the sender's MAC */
-	memcpy(o + 6, n.mac, 6);
-	put_be16(o + 12, ETH_IPV4);
+	eth_header(o, f + 6, ETH_IPV4); /* back to the sender's MAC */
 	oip = o + 14;
 	memcpy(oip, ip, total);
 	oip[8] = 64;                  /* TTL */
@@ -257,12 +313,48 @@ static void handle_ipv4(const uint8_t *f, uint32_t len)
 	n.echoed++;
 }
 
+/* mode=rx: count netblast's frames that arrive before the window closes. */
+static void bench_rx_frame(const uint8_t *f, uint32_t len)
+{
+	uint64_t now, seq;
+
+	if (len < 22 || be16(f + 12) != ETH_BENCH) {
+		n.ignored++;
+		return;
+	}
+	now = chase_rdtsc();
+	seq = be64(f + 14);
+	if (!n.counted) {
+		n.t_first = now;
+		n.rx_end = now + n.window;
+		n.size = len;
+		n.next_seq = seq;
+	} else if (now >= n.rx_end) {
+		n.late++;
+		return;
+	}
+	if (seq > n.next_seq)
+		n.lost += seq - n.next_seq;
+	else if (seq < n.next_seq)
+		n.reordered++;
+	if (seq >= n.next_seq)
+		n.next_seq = seq + 1;
+	n.counted++;
+	n.bytes += len;
+	n.other_size += len != n.size;
+	n.t_last = now;
+}
+
 static void handle_frame(const uint8_t *f, uint32_t len)
 {
 	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 	n.rx_frames++;
-	if (n.bench || len < 14 || (!mem_eq(f, n.mac, 6) && !mem_eq(f, bcast, 6))) {
+	if (n.mode == BENCH_RX) {
+		bench_rx_frame(f, len);
+		return;
+	}
+	if (n.mode == BENCH_TX || len < 14 || (!mem_eq(f, n.mac, 6) && !mem_eq(f, bcast, 6))) {
 		n.ignored++;
 		return;
 	}
@@ -278,10 +370,11 @@ static void handle_frame(const uint8_t *f, uint32_t len)
 	}
 }
 
-/* Take one received frame (all of its merged buffers); false when none is there. */
+/* Take one received frame (all of its merged buffers); false when none is there. In
+ * mode=rx only the first HEAD_COPY bytes are gathered: the frame is counted, not read. */
 static bool rx_one(void)
 {
-	uint32_t id, len, got, nbufs = 1;
+	uint32_t id, len, got, nbufs = 1, cap = n.mode == BENCH_RX ? HEAD_COPY : FRAME_MAX;
 	uint16_t buf;
 	const uint8_t *p;
 
@@ -296,7 +389,7 @@ static bool rx_one(void)
 	if (!nbufs)
 		fail("net: num_buffers is 0");
 	got = len - NET_HDR;
-	memcpy(frame, p + NET_HDR, got);
+	memcpy(frame, p + NET_HDR, got < cap ? got : cap);
 	n.merged += nbufs > 1;
 	rx_post(buf);
 	for (uint32_t k = 1; k < nbufs; k++) {
@@ -310,8 +403,8 @@ static bool rx_one(void)
 		buf = n.rx_buf_of[id];
 		if (len > PAGE)
 			fail("net: a used receive buffer longer than posted");
-		if (got + len <= FRAME_MAX)
-			memcpy(frame + got, rx_bufs[buf], len);
+		if (got < cap)
+			memcpy(frame + got, rx_bufs[buf], len < cap - got ? len : cap - got);
 		got += len;
 		rx_post(buf);
 	}
@@ -321,6 +414,18 @@ static bool rx_one(void)
 	}
 	handle_frame(frame, got);
 	return true;
+}
+
+/* Take every received frame there is, give the buffers back; true when there was one. */
+static bool rx_all(void)
+{
+	bool any = false;
+
+	while (rx_one())
+		any = true;
+	if (any)
+		virtq_kick(n.rx);
+	return any;
 }
 
 /* Find, negotiate and start the device, fill the receive ring, print "net up ...". */
@@ -367,43 +472,34 @@ static void net_start(void)
 	put_ip(n.ip);
 	putc_('/');
 	putu(n.prefix);
-	puts_(" mrg_rxbuf=");
-	putu(n.mrg);
-	puts_(" event_idx=");
-	putu(virtio_has(n.d, VIRTIO_F_EVENT_IDX));
-	puts_(" irq=");
-	putu(n.d->use_irq);
-	puts_(" rxq=");
-	putu(n.rx->size);
-	puts_(" txq=");
-	putu(n.tx->size);
+	put_kv("mrg_rxbuf", n.mrg);
+	put_kv("event_idx", virtio_has(n.d, VIRTIO_F_EVENT_IDX));
+	put_kv("irq", n.d->use_irq);
+	put_kv("rxq", n.rx->size);
+	put_kv("txq", n.tx->size);
 	puts_("\n");
 }
 
-static void parse_ip_arg(void)
+static void parse_ip_arg(const char *who)
 {
 	char ipstr[32];
 
-	if (!arg("ip", ipstr, sizeof(ipstr)) || !parse_ip(ipstr, n.ip, &n.prefix))
-		fail("net: ip=A.B.C.D/N is required");
+	if (!arg("ip", ipstr, sizeof(ipstr)) || !parse_ip(ipstr, n.ip, &n.prefix)) {
+		puts_(who);
+		fail(": ip=A.B.C.D/N is required");
+	}
 }
 
 void do_net(void)
 {
 	uint64_t count = arg_u64("count", 0);
 
-	parse_ip_arg();
+	parse_ip_arg("net");
 	net_start();
 	for (;;) {
-		bool any = false;
+		bool any = rx_all();
 
-		while (rx_one())
-			any = true;
-		if (any)
-			virtq_kick(n.rx); /* the buffers given back */
 		tx_reclaim();
-		if (!n.d->use_irq)
-			virtio_ack(n.d);
 		if (count && n.echoed >= count)
 			break;
 		if (!any && n.d->use_irq)
@@ -420,43 +516,32 @@ void do_net(void)
 	}
 	puts_("net echoed=");
 	putu(n.echoed);
-	puts_(" arp=");
-	putu(n.arp);
-	puts_(" rx_frames=");
-	putu(n.rx_frames);
-	puts_(" tx_frames=");
-	putu(n.tx_frames);
-	puts_(" merged=");
-	putu(n.merged);
-	puts_(" ignored=");
-	putu(n.ignored);
-	puts_(" bad_csum=");
-	putu(n.bad_csum);
-	puts_(" dropped=");
-	putu(n.dropped);
-	puts_(" rx_notifies=");
-	putu(n.rx->notifies);
-	puts_(" tx_notifies=");
-	putu(n.tx->notifies);
-	puts_(" irqs=");
-	putu(n.d->irqs);
+	put_kv("arp", n.arp);
+	put_kv("rx_frames", n.rx_frames);
+	put_kv("tx_frames", n.tx_frames);
+	put_kv("merged", n.merged);
+	put_kv("ignored", n.ignored);
+	put_kv("bad_csum", n.bad_csum);
+	put_kv("dropped", n.dropped);
+	put_kv("rx_notifies", n.rx->notifies);
+	put_kv("tx_notifies", n.tx->notifies);
+	put_kv("irqs", n.d->irqs);
 	puts_("\n");
 	pass(0);
 }
 
-/* ---- test=netbench mode=tx ---- */
+/* ---- test=netbench ---- */
 
 /* A UDP datagram to 255.255.255.255 port 9 (discard) in a broadcast frame of @size
  * bytes (without the FCS), from our MAC and address. */
 static void bench_frame(uint8_t *f, uint32_t size)
 {
+	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	uint8_t *ip = f + 14, *udp = ip + 20;
 	uint32_t total = size - 14;
 
 	memset(f, 0, size);
-	memset(f, 0xff, 6);
-	memcpy(f + 6, n.mac, 6);
-	put_be16(f + 12, ETH_IPV4);
+	eth_header(f, bcast, ETH_IPV4);
 	ip[0] = 0x45;
 	put_be16(ip + 2, (uint16_t)total);
 	put_be16(ip + 6, 0x4000); /* don't fragment */
@@ -473,32 +558,28 @@ static void bench_frame(uint8_t *f, uint32_t size)
 		udp[i] = (uint8_t)i;
 }
 
-static void put_tenths(uint64_t t)
+static uint64_t elapsed_ms(uint64_t cycles, uint64_t hz)
 {
-	putu(t / 10);
-	putc_('.');
-	putu(t % 10);
+	uint64_t ms = cycles / (hz / 1000);
+
+	return ms ? ms : 1;
 }
 
-void do_netbench(void)
+/* " pps=X mbps=Y frames=F ms=T" */
+static void put_rate(uint64_t frames, uint64_t bytes, uint64_t ms)
 {
-	char mode[8] = "tx";
-	uint64_t size = arg_u64("size", 64), secs = arg_u64("secs", 5), hz, t0, end, now;
-	uint64_t sent = 0, done = 0, cycles, ms;
-	char ipstr[32];
+	put_kv("pps", frames * 1000 / ms);
+	/* MB/s of frame bytes (10^6) in tenths: bytes * 10 / 10^6 / (ms / 10^3) */
+	puts_(" mbps=");
+	put_tenths(bytes / (ms * 100));
+	put_kv("frames", frames);
+	put_kv("ms", ms);
+}
 
-	arg("mode", mode, sizeof(mode));
-	if (!str_eq(mode, "tx"))
-		fail("netbench: only mode=tx is implemented");
-	if (size < 60 || size > TX_BUF - NET_HDR || size > 65535)
-		fail("netbench: size must be 60..16372 (an Ethernet frame without the FCS)");
-	if (!secs || secs > 3600)
-		fail("netbench: secs must be 1..3600");
-	if (arg("ip", ipstr, sizeof(ipstr)) && !parse_ip(ipstr, n.ip, &n.prefix))
-		fail("netbench: ip=A.B.C.D/N does not parse");
-	net_start();
-	n.bench = true;
-	hz = tsc_rate("netbench");
+static void bench_tx(uint64_t size, uint64_t secs, uint64_t hz)
+{
+	uint64_t done = 0, t0, end, now, ms;
+
 	for (unsigned i = 0; i < TX_SLOTS; i++) {
 		memset(tx_bufs[i], 0, NET_HDR);
 		bench_frame(tx_bufs[i] + NET_HDR, (uint32_t)size);
@@ -520,7 +601,6 @@ void do_netbench(void)
 				break;
 			}
 			n.tx_slot_of[head] = slot;
-			sent++;
 			posted = true;
 		}
 		if (posted)
@@ -529,14 +609,11 @@ void do_netbench(void)
 			n.tx_free[n.ntx_free++] = n.tx_slot_of[id];
 			done++;
 		}
-		while (rx_one()) /* whatever comes in: dropped (n.bench) */
-			;
-		if (!n.d->use_irq)
-			virtio_ack(n.d);
-		else if (!n.ntx_free)
+		rx_all(); /* whatever comes in: dropped (BENCH_TX) */
+		if (n.d->use_irq && !n.ntx_free)
 			virtq_wait(n.tx, hz);
 	}
-	cycles = chase_rdtsc() - t0;
+	ms = elapsed_ms(chase_rdtsc() - t0, hz);
 	for (uint64_t w = chase_rdtsc(); n.ntx_free < TX_SLOTS;) {
 		uint32_t id, len;
 
@@ -549,24 +626,82 @@ void do_netbench(void)
 	}
 	puts_("netbench mode=tx size=");
 	putu(size);
-	ms = cycles / (hz / 1000);
-	if (!ms)
-		ms = 1;
-	puts_(" pps=");
-	putu(done * 1000 / ms);
-	/* MB/s of frame bytes (10^6) in tenths: bytes * 10 / 10^6 / (ms / 10^3) */
-	puts_(" mbps=");
-	put_tenths(done * size / (ms * 100));
-	puts_(" frames=");
-	putu(done);
-	puts_(" ms=");
-	putu(ms);
-	puts_(" tsc_mhz=");
-	putu(hz / 1000000);
-	puts_(" tx_notifies=");
-	putu(n.tx->notifies);
-	puts_(" irqs=");
-	putu(n.d->irqs);
+	put_rate(done, done * size, ms);
+	put_kv("tsc_mhz", hz / 1000000);
+	put_kv("tx_notifies", n.tx->notifies);
+	put_kv("irqs", n.d->irqs);
 	puts_("\n");
+}
+
+static void bench_rx(uint64_t secs, uint64_t hz)
+{
+	uint64_t wait = arg_u64("wait", 60), t0 = chase_rdtsc(), now, ms;
+	const char *ended = "time";
+
+	n.window = secs * hz;
+	for (;;) {
+		bool any = rx_all();
+
+		now = chase_rdtsc();
+		if (!n.counted) {
+			if (now - t0 > wait * hz)
+				fail("netbench: no frame of EtherType 0x88b5 (bench/netblast) came "
+				     "within wait= s");
+		} else if (now >= n.rx_end) {
+			break;
+		} else if (now - n.t_last > 2 * hz) {
+			ended = "idle"; /* the sender stopped */
+			break;
+		}
+		if (!any && n.d->use_irq)
+			virtq_wait(n.rx, hz / 10);
+		else if (!any)
+			__asm__ volatile("pause");
+	}
+	/* The window: to its end, or to the last frame when the sender stopped before it. */
+	ms = elapsed_ms((ended[0] == 't' ? n.rx_end : n.t_last) - n.t_first, hz);
+	puts_("netbench mode=rx size=");
+	putu(n.size);
+	put_rate(n.counted, n.bytes, ms);
+	put_kv("lost", n.lost);
+	put_kv("reordered", n.reordered);
+	put_kv("other_size", n.other_size);
+	put_kv("late", n.late);
+	put_kv("ignored", n.ignored);
+	put_kv("merged", n.merged);
+	puts_(" ended=");
+	puts_(ended);
+	put_kv("tsc_mhz", hz / 1000000);
+	put_kv("rx_notifies", n.rx->notifies);
+	put_kv("irqs", n.d->irqs);
+	puts_("\n");
+}
+
+void do_netbench(void)
+{
+	char mode[8] = "tx", ipstr[32];
+	uint64_t size = arg_u64("size", 64), secs = arg_u64("secs", 5), hz;
+
+	arg("mode", mode, sizeof(mode));
+	if (size < 60 || size > TX_BUF - NET_HDR)
+		fail("netbench: size must be 60..16372 (an Ethernet frame without the FCS)");
+	if (!secs || secs > 3600)
+		fail("netbench: secs must be 1..3600");
+	if (str_eq(mode, "tx")) {
+		n.mode = BENCH_TX;
+		if (arg("ip", ipstr, sizeof(ipstr)) && !parse_ip(ipstr, n.ip, &n.prefix))
+			fail("netbench: ip=A.B.C.D/N does not parse");
+	} else if (str_eq(mode, "rx")) {
+		n.mode = BENCH_RX;
+	} else {
+		fail("netbench: mode= is tx or rx (echo: not yet)");
+	}
+	/* The TSC first: "net up" then means ready (mode=rx counts from the first frame). */
+	hz = tsc_rate("netbench");
+	net_start();
+	if (n.mode == BENCH_TX)
+		bench_tx(size, secs, hz);
+	else
+		bench_rx(secs, hz);
 	pass(0);
 }
