@@ -32,6 +32,8 @@
  *   test=netbench mode=tx size=N secs=N
  *                                     broadcast UDP frames of N bytes for secs s; pps, MB/s
  *   test=netbench mode=rx secs=N      count bench/netblast's frames for secs s; pps, MB/s
+ *   test=netbench mode=echo size=N secs=N ip=A.B.C.D/N peer=A.B.C.D
+ *                                     ICMP echo round trips to peer, one at a time; RTTs
  *   The virtio workloads find devices from virtio_mmio.device= entries (virtio.c) and take
  *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c and blk.c).
  */

@@ -21,6 +21,13 @@
  *       (other_size= counts frames of another), L the sequence numbers skipped (frames
  *       the sender numbered that never arrived). Fails when no such frame came within
  *       wait= s (60). Other frames are counted as ignored.
+ *   test=netbench mode=echo size=N secs=N ip=A.B.C.D/N peer=A.B.C.D
+ *       resolves the peer's MAC by ARP, then sends it ICMP echo requests in N-byte frames
+ *       (60..16372), one at a time, for secs s, each round trip timed with the TSC from
+ *       before the request is queued to when its reply is taken from the receive ring (a
+ *       request unanswered for 1 s is counted lost and the next one goes); prints
+ *       "netbench mode=echo size=S rtt_us_median=X rtt_us_p99=Y n=N lost=L ..." (the
+ *       lower median; the nearest-rank 99th percentile; up to 2^20 round trips).
  *
  * The driver: negotiates VERSION_1, MAC, MRG_RXBUF and EVENT_IDX as offered (no
  * checksum or segmentation offloads: every frame is whole and checksummed), receive
@@ -48,12 +55,13 @@
 #define FRAME_MAX       65536
 #define HEAD_COPY       64 /* mode=rx: the bytes of a frame looked at (the rest is not copied) */
 #define WAIT_CYCLES     20000000000ull
+#define ECHO_MAX        (1u << 20)
 
 #define ETH_ARP   0x0806
 #define ETH_IPV4  0x0800
 #define ETH_BENCH 0x88b5 /* IEEE 802 Local Experimental EtherType 1: netblast's frames */
 
-enum mode { SERVE, BENCH_TX, BENCH_RX };
+enum mode { SERVE, BENCH_TX, BENCH_RX, BENCH_ECHO };
 
 /* Buffers in guest RAM above the image (1.6 MiB: .bss would grow the image past 4 MiB). */
 static uint8_t (*rx_bufs)[PAGE];
@@ -72,6 +80,12 @@ static struct net {
 	uint8_t tx_free[TX_SLOTS];
 	unsigned ntx_free;
 	uint64_t rx_frames, tx_frames, merged, arp, echoed, dropped, bad_csum, ignored;
+	/* mode=echo */
+	uint8_t peer_ip[4], peer_mac[6];
+	bool peer_known, echo_got;
+	uint16_t echo_id, echo_seq;
+	uint32_t echo_len; /* the IPv4 datagram's length */
+	uint64_t echo_t, echo_late, echo_bad;
 	/* mode=rx: frames counted in [t_first, rx_end = t_first + window) */
 	uint64_t window, t_first, t_last, rx_end, counted, bytes, size, other_size, next_seq, lost,
 		reordered, late;
@@ -259,12 +273,44 @@ static void handle_arp(const uint8_t *f, uint32_t len)
 		return;
 	}
 	op = be16(a + 6);
+	/* The peer's address from its request or its reply, as any ARP cache would. */
+	if (n.mode == BENCH_ECHO && mem_eq(a + 14, n.peer_ip, 4)) {
+		memcpy(n.peer_mac, a + 8, 6);
+		n.peer_known = true;
+	}
 	if (op != 1) {
 		n.ignored += op != 2;
 		return;
 	}
 	send_arp(a + 8, 2, a + 8, a + 14); /* to the asker: its MAC and IP */
 	n.arp++;
+}
+
+/* mode=echo: an echo reply; the one we wait for when its identifier, sequence number,
+ * length and data are ours. */
+static void echo_reply(const uint8_t *ip, unsigned ihl, unsigned total)
+{
+	const uint8_t *icmp = ip + ihl;
+
+	if (!mem_eq(ip + 12, n.peer_ip, 4) || be16(icmp + 4) != n.echo_id) {
+		n.ignored++;
+		return;
+	}
+	if (be16(icmp + 6) != n.echo_seq || n.echo_got) {
+		n.echo_late++; /* an answer to a request already given up */
+		return;
+	}
+	for (unsigned i = 8; i < total - ihl; i++)
+		if (icmp[i] != (uint8_t)(i + n.echo_seq)) {
+			n.echo_bad++;
+			return;
+		}
+	if (total != n.echo_len) {
+		n.echo_bad++;
+		return;
+	}
+	n.echo_t = chase_rdtsc();
+	n.echo_got = true;
 }
 
 static void handle_ipv4(const uint8_t *f, uint32_t len)
@@ -289,6 +335,10 @@ static void handle_ipv4(const uint8_t *f, uint32_t len)
 	}
 	if (csum(ip, ihl) != 0 || csum(ip + ihl, total - ihl) != 0) {
 		n.bad_csum++;
+		return;
+	}
+	if (n.mode == BENCH_ECHO && ip[ihl] == 0 && ip[ihl + 1] == 0) {
+		echo_reply(ip, ihl, total);
 		return;
 	}
 	if (ip[ihl] != 8 || ip[ihl + 1] != 0) {
@@ -677,6 +727,158 @@ static void bench_rx(uint64_t secs, uint64_t hz)
 	puts_("\n");
 }
 
+/* Resolve the peer's MAC: a broadcast ARP request every second, 10 at most. */
+static void arp_peer(uint64_t hz)
+{
+	static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	static const uint8_t zero[6] = {0};
+
+	for (unsigned tries = 0; !n.peer_known; tries++) {
+		uint64_t t0 = chase_rdtsc();
+
+		if (tries == 10)
+			fail("netbench: no ARP reply from peer= in 10 s");
+		send_arp(bcast, 1, zero, n.peer_ip);
+		while (!n.peer_known && chase_rdtsc() - t0 < hz) {
+			if (!rx_all() && n.d->use_irq)
+				virtq_wait(n.rx, hz / 10);
+			tx_reclaim();
+		}
+	}
+}
+
+/* The @k-th smallest of @a[0..@len) (0-based); reorders @a (Hoare's quickselect). */
+static uint32_t kth(uint32_t *a, long len, long k)
+{
+	long lo = 0, hi = len - 1;
+
+	while (lo < hi) {
+		uint32_t pivot = a[lo + (hi - lo) / 2], t;
+		long i = lo, j = hi;
+
+		while (i <= j) {
+			while (a[i] < pivot)
+				i++;
+			while (a[j] > pivot)
+				j--;
+			if (i <= j) {
+				t = a[i];
+				a[i++] = a[j];
+				a[j--] = t;
+			}
+		}
+		/* [lo, j] <= pivot <= [i, hi]; what lies between equals the pivot */
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			break;
+	}
+	return a[k];
+}
+
+/* Cycles as microseconds in tenths. */
+static void put_us(const char *key, uint64_t cycles, uint64_t hz)
+{
+	putc_(' ');
+	puts_(key);
+	putc_('=');
+	put_tenths(cycles * 10000000 / hz);
+}
+
+static void bench_echo(uint64_t size, uint64_t secs, uint64_t hz)
+{
+	uint32_t *rtt = ram_alloc((uint64_t)ECHO_MAX * sizeof(*rtt), PAGE, "netbench");
+	uint64_t nrtt = 0, lost = 0, t0, end, min = ~0ull, max = 0, sum = 0;
+	uint32_t total = (uint32_t)size - 14;
+	char ipstr[32];
+	unsigned prefix;
+
+	if (!arg("peer", ipstr, sizeof(ipstr)) || !parse_ip(ipstr, n.peer_ip, &prefix) ||
+	    prefix != 32)
+		fail("netbench: mode=echo needs peer=A.B.C.D");
+	arp_peer(hz);
+	n.echo_id = 0x4856; /* "HV" */
+	n.echo_len = total;
+	t0 = chase_rdtsc();
+	end = t0 + secs * hz;
+	while (chase_rdtsc() < end && nrtt < ECHO_MAX) {
+		uint8_t slot = tx_slot(), *o = tx_bufs[slot] + NET_HDR, *ip = o + 14, *icmp = ip + 20;
+		uint64_t t, now;
+
+		n.echo_seq++;
+		n.echo_got = false;
+		eth_header(o, n.peer_mac, ETH_IPV4);
+		memset(ip, 0, 20);
+		ip[0] = 0x45;
+		put_be16(ip + 2, (uint16_t)total);
+		put_be16(ip + 4, n.echo_seq);
+		put_be16(ip + 6, 0x4000); /* don't fragment */
+		ip[8] = 64;
+		ip[9] = 1;
+		memcpy(ip + 12, n.ip, 4);
+		memcpy(ip + 16, n.peer_ip, 4);
+		put_be16(ip + 10, csum(ip, 20));
+		icmp[0] = 8;
+		icmp[1] = 0;
+		put_be16(icmp + 2, 0);
+		put_be16(icmp + 4, n.echo_id);
+		put_be16(icmp + 6, n.echo_seq);
+		for (uint32_t i = 8; i < total - 20; i++)
+			icmp[i] = (uint8_t)(i + n.echo_seq);
+		put_be16(icmp + 2, csum(icmp, total - 20));
+		t = chase_rdtsc();
+		tx_send(slot, (uint32_t)size);
+		for (;;) {
+			bool any = rx_all();
+
+			if (n.echo_got)
+				break;
+			now = chase_rdtsc();
+			if (now - t > hz) {
+				lost++;
+				break;
+			}
+			if (!any && n.d->use_irq)
+				virtq_wait(n.rx, t + hz - now);
+			else if (!any)
+				__asm__ volatile("pause");
+		}
+		if (n.echo_got) {
+			uint64_t c = n.echo_t - t;
+
+			rtt[nrtt++] = (uint32_t)c;
+			sum += c;
+			min = c < min ? c : min;
+			max = c > max ? c : max;
+		}
+		tx_reclaim();
+	}
+	puts_("netbench mode=echo size=");
+	putu(size);
+	if (nrtt) {
+		uint32_t med = kth(rtt, (long)nrtt, (long)(nrtt - 1) / 2);
+		uint32_t p99 = kth(rtt, (long)nrtt, (long)((nrtt * 99 + 99) / 100) - 1);
+
+		put_us("rtt_us_median", med, hz);
+		put_us("rtt_us_p99", p99, hz);
+		put_us("rtt_us_min", min, hz);
+		put_us("rtt_us_max", max, hz);
+		put_us("rtt_us_mean", sum / nrtt, hz);
+	}
+	put_kv("n", nrtt);
+	put_kv("lost", lost);
+	put_kv("late", n.echo_late);
+	put_kv("bad", n.echo_bad);
+	put_kv("ms", elapsed_ms(chase_rdtsc() - t0, hz));
+	put_kv("tsc_mhz", hz / 1000000);
+	put_kv("irqs", n.d->irqs);
+	puts_("\n");
+	if (!nrtt)
+		fail("netbench: no echo request was answered");
+}
+
 void do_netbench(void)
 {
 	char mode[8] = "tx", ipstr[32];
@@ -693,15 +895,20 @@ void do_netbench(void)
 			fail("netbench: ip=A.B.C.D/N does not parse");
 	} else if (str_eq(mode, "rx")) {
 		n.mode = BENCH_RX;
+	} else if (str_eq(mode, "echo")) {
+		n.mode = BENCH_ECHO;
+		parse_ip_arg("netbench");
 	} else {
-		fail("netbench: mode= is tx or rx (echo: not yet)");
+		fail("netbench: mode= is tx, rx or echo");
 	}
 	/* The TSC first: "net up" then means ready (mode=rx counts from the first frame). */
 	hz = tsc_rate("netbench");
 	net_start();
 	if (n.mode == BENCH_TX)
 		bench_tx(size, secs, hz);
-	else
+	else if (n.mode == BENCH_RX)
 		bench_rx(secs, hz);
+	else
+		bench_echo(size, secs, hz);
 	pass(0);
 }
