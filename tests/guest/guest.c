@@ -27,8 +27,10 @@
  *                                     qd requests in flight for secs s; iops and MB/s
  *   test=blk-bad bad=KIND [disk=N]    a bad request (range, status, nostatus, rodesc): IOERR
  *                                     or DEVICE_NEEDS_RESET, then idle as test=idle does
- *   test=net ip=A.B.C.D/N [count=N]   virtio-net: answer ARP and ICMP echo for the address
- *                                     until stopped, or exit PASS after N echoes (net.c)
+ *   test=net ip=A.B.C.D/N [count=N] [bad=N]
+ *                                     virtio-net: answer ARP and ICMP echo for the address
+ *                                     until stopped, or exit PASS after N echoes (net.c);
+ *                                     bad=N: N malformed frames of each kind first
  *   test=netbench mode=tx size=N secs=N
  *                                     broadcast UDP frames of N bytes for secs s; pps, MB/s
  *   test=netbench mode=rx secs=N      count bench/netblast's frames for secs s; pps, MB/s

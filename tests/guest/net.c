@@ -3,11 +3,17 @@
  * (DeviceID 1) of the command line's virtio_mmio.device= entries, written from
  * the virtio 1.2 specification (5.1 Network Device).
  *
- *   test=net ip=A.B.C.D/N [count=N]
+ *   test=net ip=A.B.C.D/N [count=N] [bad=N [bad_kinds=short,big,gso]]
  *       prints "net up mac=xx:xx:xx:xx:xx:xx ip=A.B.C.D/N ...", then answers ARP
  *       requests for its address and ICMP echo requests to it; runs until the VMM stops
  *       it, or with count=N exits PASS after answering N echo requests, printing
- *       "net echoed=N arp=A ...".
+ *       "net echoed=N arp=A ...". With bad=N it first transmits N malformed frames of
+ *       each kind -- "short": a chain of 8 bytes, shorter than the 12-byte header; "big":
+ *       70000 bytes of frame behind the header in 5 descriptors (over 64 KiB + 14);
+ *       "gso": a header asking for TCPv4 segmentation, which this driver never
+ *       negotiates (HOST_TSO4) -- waits for the device to give them back and prints
+ *       "net bad sent=3N returned=R needs_reset=0|1" (DEVICE_NEEDS_RESET in the status
+ *       afterwards), then answers as above. A device should drop and count them and go on.
  *   test=netbench mode=tx size=N secs=N [ip=A.B.C.D/N]
  *       keeps the transmit ring full of N-byte frames (60..16372; a UDP datagram to
  *       255.255.255.255 port 9 in a broadcast frame, no FCS) for secs s (the TSC against
@@ -49,13 +55,18 @@
 #define NET_F_STATUS    16
 #define NET_CFG_MAC     0
 #define NET_HDR         12 /* struct virtio_net_hdr with num_buffers (VERSION_1) */
+#define GSO_TCPV4       1  /* virtio_net_hdr.gso_type */
 #define PAGE            4096u
 #define TX_SLOTS        32
 #define TX_BUF          16384 /* header and frame: echo replies up to ~16 KiB (MTU 9000) */
 #define FRAME_MAX       65536
 #define HEAD_COPY       64 /* mode=rx: the bytes of a frame looked at (the rest is not copied) */
 #define WAIT_CYCLES     20000000000ull
+#define NO_SLOT         0xff /* tx_slot_of[] of a chain that holds no transmit buffer */
 #define ECHO_MAX        (1u << 20)
+#define BAD_BIG         70000u /* frame bytes of a "big" bad frame */
+#define BAD_BIG_DESCS   5
+#define BAD_GSO_FRAME   (14 + 20 + 20 + 2 * 1448)
 
 #define ETH_ARP   0x0806
 #define ETH_IPV4  0x0800
@@ -76,10 +87,11 @@ static struct net {
 	bool mrg;
 	enum mode mode;
 	uint16_t rx_buf_of[VIRTQ_MAX_SIZE]; /* rx head -> buffer index */
-	uint8_t tx_slot_of[VIRTQ_MAX_SIZE]; /* tx head -> slot */
+	uint8_t tx_slot_of[VIRTQ_MAX_SIZE]; /* tx head -> slot, or NO_SLOT */
 	uint8_t tx_free[TX_SLOTS];
 	unsigned ntx_free;
 	uint64_t rx_frames, tx_frames, merged, arp, echoed, dropped, bad_csum, ignored;
+	uint64_t bad_back; /* malformed chains the device gave back */
 	/* mode=echo */
 	uint8_t peer_ip[4], peer_mac[6];
 	bool peer_known, echo_got;
@@ -200,8 +212,12 @@ static void tx_reclaim(void)
 {
 	uint32_t id, len;
 
-	while (virtq_pop(n.tx, &id, &len))
-		n.tx_free[n.ntx_free++] = n.tx_slot_of[id];
+	while (virtq_pop(n.tx, &id, &len)) {
+		if (n.tx_slot_of[id] == NO_SLOT)
+			n.bad_back++;
+		else
+			n.tx_free[n.ntx_free++] = n.tx_slot_of[id];
+	}
 }
 
 /* A transmit buffer's frame area (after the header): wait for one when all are out. */
@@ -540,12 +556,134 @@ static void parse_ip_arg(const char *who)
 	}
 }
 
+/* ---- test=net bad=N: malformed frames the device must drop ---- */
+
+/* Is @kind among bad_kinds= (comma-separated; all three when absent)? */
+static bool bad_kind(const char *kinds, const char *kind)
+{
+	size_t kl = slen(kind);
+
+	for (const char *p = kinds; *p;) {
+		size_t l = 0;
+
+		while (p[l] && p[l] != ',')
+			l++;
+		if (l == kl && mem_eq(p, kind, kl))
+			return true;
+		p += l + (p[l] == ',');
+	}
+	return false;
+}
+
+/* Post a chain that holds no transmit buffer; waits for room in the ring. */
+static void tx_chain(const struct vbuf *b, unsigned nb)
+{
+	int head;
+
+	for (;;) {
+		tx_reclaim();
+		head = virtq_add(n.tx, b, nb, false);
+		if (head >= 0)
+			break;
+		if (!virtq_wait(n.tx, WAIT_CYCLES))
+			fail("net: bad=: no transmit chain came back within the time limit");
+	}
+	n.tx_slot_of[head] = NO_SLOT;
+	virtq_kick(n.tx);
+}
+
+static void send_bad(uint64_t count)
+{
+	static const uint8_t nobody[6] = {0x06, 0x00, 0x00, 0x00, 0x00, 0xfe};
+	char kinds[64] = "short,big,gso";
+	uint8_t *hdr, *big, *gso, *ip, *tcp;
+	uint64_t sent = 0, t0;
+	struct vbuf b[1 + BAD_BIG_DESCS];
+	bool k_short, k_big, k_gso;
+
+	arg("bad_kinds", kinds, sizeof(kinds));
+	k_short = bad_kind(kinds, "short");
+	k_big = bad_kind(kinds, "big");
+	k_gso = bad_kind(kinds, "gso");
+	if (!k_short && !k_big && !k_gso)
+		fail("net: bad_kinds= names none of short, big, gso");
+	hdr = ram_alloc(PAGE, PAGE, "net");
+	big = ram_alloc(BAD_BIG, PAGE, "net");
+	gso = ram_alloc(NET_HDR + BAD_GSO_FRAME, PAGE, "net");
+	memset(hdr, 0, NET_HDR);
+	/* big: to a MAC nobody has (the host drops it, should it get there), zeros behind. */
+	memset(big, 0, BAD_BIG);
+	eth_header(big, nobody, ETH_BENCH);
+	/* gso: a TCPv4 segment of 2 x 1448 bytes for the device to cut -- never negotiated. */
+	memset(gso, 0, NET_HDR + BAD_GSO_FRAME);
+	gso[1] = GSO_TCPV4;
+	gso[2] = 14 + 20 + 20; /* le16 hdr_len */
+	gso[4] = (uint8_t)1448; /* le16 gso_size */
+	gso[5] = 1448 >> 8;
+	eth_header(gso + NET_HDR, nobody, ETH_IPV4);
+	ip = gso + NET_HDR + 14;
+	ip[0] = 0x45;
+	put_be16(ip + 2, BAD_GSO_FRAME - 14);
+	put_be16(ip + 6, 0x4000);
+	ip[8] = 64;
+	ip[9] = 6;
+	memcpy(ip + 12, n.ip, 4);
+	ip[16] = 169; /* 169.254.255.254: link-local, nobody */
+	ip[17] = 254;
+	ip[18] = 255;
+	ip[19] = 254;
+	put_be16(ip + 10, csum(ip, 20));
+	tcp = ip + 20;
+	put_be16(tcp, 9);
+	put_be16(tcp + 2, 9);
+	tcp[12] = 5 << 4;
+	tcp[13] = 0x18; /* PSH, ACK */
+	put_be16(tcp + 14, 65535);
+	for (uint64_t i = 0; i < count; i++) {
+		if (k_short) { /* 8 bytes: shorter than the header */
+			b[0] = (struct vbuf){(uint64_t)(uintptr_t)hdr, 8, false};
+			tx_chain(b, 1);
+			sent++;
+		}
+		if (k_big) {
+			b[0] = (struct vbuf){(uint64_t)(uintptr_t)hdr, NET_HDR, false};
+			for (unsigned k = 0; k < BAD_BIG_DESCS; k++)
+				b[1 + k] = (struct vbuf){(uint64_t)(uintptr_t)big +
+								 k * (BAD_BIG / BAD_BIG_DESCS),
+							 BAD_BIG / BAD_BIG_DESCS, false};
+			tx_chain(b, 1 + BAD_BIG_DESCS);
+			sent++;
+		}
+		if (k_gso) {
+			b[0] = (struct vbuf){(uint64_t)(uintptr_t)gso, NET_HDR + BAD_GSO_FRAME, false};
+			tx_chain(b, 1);
+			sent++;
+		}
+	}
+	/* Until every chain is back, or the device stopped (DEVICE_NEEDS_RESET: QEMU's takes
+	 * a short header as fatal), or 10^10 TSC cycles (3-5 s) went by. */
+	for (t0 = chase_rdtsc(); n.bad_back < sent && chase_rdtsc() - t0 < WAIT_CYCLES / 2;) {
+		tx_reclaim();
+		if (vio_read(n.d, VIO_STATUS) & VIRTIO_S_NEEDS_RESET)
+			break;
+	}
+	puts_("net bad sent=");
+	putu(sent);
+	put_kv("returned", n.bad_back);
+	put_kv("needs_reset", !!(vio_read(n.d, VIO_STATUS) & VIRTIO_S_NEEDS_RESET));
+	puts_(" kinds=");
+	puts_(kinds);
+	puts_("\n");
+}
+
 void do_net(void)
 {
-	uint64_t count = arg_u64("count", 0);
+	uint64_t count = arg_u64("count", 0), bad = arg_u64("bad", 0);
 
 	parse_ip_arg("net");
 	net_start();
+	if (bad)
+		send_bad(bad);
 	for (;;) {
 		bool any = rx_all();
 
