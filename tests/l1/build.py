@@ -13,7 +13,8 @@ debugfs and curl, and for networking ip (iproute2), ping, iperf3 and ethtool,
 with their shared libraries; blkimg (tests/l1/blkimg.c,
 static: the test guest's sector pattern); an L2 Linux (the same package's
 bzImage, and the ELF vmlinux inside it) with a busybox initramfs that loads
-the package's virtio_mmio, virtio_rng and virtio_blk, and two ext4 images made
+the package's virtio_mmio, virtio_rng and virtio_blk (and a second one,
+initrd-net.cpio, with virtio_net, iperf3 and ethtool too), and two ext4 images made
 here with mkfs.ext4 -d (gzip'd): the L2's root file system (busybox and
 tests/l1/l2rootinit.sh as /sbin/init) and a small data disk; the cases
 (tests/l1/cases.py) and the init that runs them (tests/l1/init.sh). With --bench the cases are the launch benchmark's
@@ -45,6 +46,11 @@ PACKAGES = {
 }
 MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax", "tun"]
 L2_MODULES = ["virtio_mmio", "virtio_rng", "virtio_blk"]
+# The networking L2's initramfs (/guest/initrd-net.cpio) has these too, and L2_NET_TOOLS
+# with their libraries as /bin/X; the other L2 boots (the launch benchmark's among them)
+# keep the smaller one.
+L2_NET_MODULES = ["virtio_net"]  # and failover, net_failover
+L2_NET_TOOLS = ["/usr/bin/iperf3", "/usr/sbin/ethtool"]
 # A RAM block device in L1 with an ext4 on it: where the disk cases' images live (a
 # block-device file system, unlike L1's rootfs: O_DIRECT, hole punching, OFD locks).
 DISK_MODULES = ["brd"]
@@ -282,6 +288,13 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
             f.write("\n".join(l2order) + "\n")
         os.makedirs(os.path.join(root, "guest"))
         cpio(l2, os.path.join(root, "guest", "initrd.cpio"))
+        net_order = [install_module(p, l2mods) for p in
+                     module_closure(module_index(tree), L2_MODULES + L2_NET_MODULES)]
+        with open(os.path.join(l2mods, "order"), "w") as f:
+            f.write("\n".join(net_order) + "\n")
+        for t in L2_NET_TOOLS:
+            copy_with_libs(l2, t, "/bin/" + os.path.basename(t))
+        cpio(l2, os.path.join(root, "guest", "initrd-net.cpio"))
         shutil.copy(vmlinuz, os.path.join(root, "guest", "bzImage"))
         extract_vmlinux(vmlinuz, os.path.join(root, "guest", "vmlinux"))
         shutil.copy(guest, os.path.join(root, "guest", "testguest.elf"))

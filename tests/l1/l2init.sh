@@ -77,6 +77,87 @@ if /bin/busybox grep -q 'l2.devices=1' /proc/cmdline; then
 	echo "L2: hwrng bytes=$n distinct=$d"
 	/bin/busybox dmesg | /bin/busybox grep -iE 'virtio|hwrng|acpi: ' | /bin/busybox sed 's/^/L2: dmesg /'
 fi
+# Network (l2.net=ADDR/N[,ADDR/N...], the initramfs of tests/l1/build.py's L2_NET_MODULES):
+# the kernel's virtio_net finds hugevmm's interfaces through ACPI alone; eth0, eth1... get
+# the addresses in order and come up with the offloads the device offered and the driver
+# took; the L2 pings each l2.peer= (eth0's, eth1's...), then with l2.xfer_mib=N moves N MiB
+# of random bytes over TCP both ways with the first peer (busybox nc and cat; tests/l1/
+# init.sh's run_net listens: port 7001 sends L1's file, port 7002 keeps what comes), and
+# shows the checksums and TCP's segment counts beside eth0's frame counts.
+NET=
+PEERS=
+XFER=
+for a in $(/bin/busybox cat /proc/cmdline); do
+	case "$a" in
+	l2.net=*) NET=$(echo "${a#l2.net=}" | /bin/busybox tr , ' ') ;;
+	l2.peer=*) PEERS=$(echo "${a#l2.peer=}" | /bin/busybox tr , ' ') ;;
+	l2.xfer_mib=*) XFER=${a#l2.xfer_mib=} ;;
+	esac
+done
+ms() { /bin/busybox awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+if [ -n "$NET" ]; then
+	load_modules
+	/bin/busybox ip link set lo up
+	echo "L2: cmdline=$(/bin/busybox cat /proc/cmdline)"
+	i=0
+	for a in $NET; do
+		dev=eth$i
+		j=0
+		while [ ! -e /sys/class/net/$dev ] && [ $j -lt 100 ]; do
+			/bin/busybox sleep 0.1
+			j=$((j + 1))
+		done
+		/bin/busybox ip addr add "$a" dev $dev && /bin/busybox ip link set $dev up
+		# features: the virtio feature bits the driver acked, bit 0 first.
+		echo "L2: $dev mac=$(/bin/busybox cat /sys/class/net/$dev/address 2>/dev/null)" \
+			"addr=$a mtu=$(/bin/busybox cat /sys/class/net/$dev/mtu 2>/dev/null)" \
+			"operstate=$(/bin/busybox cat /sys/class/net/$dev/operstate 2>/dev/null)" \
+			"features=$(/bin/busybox cat /sys/class/net/$dev/device/features 2>/dev/null)"
+		/bin/ethtool -k $dev 2>&1 |
+			/bin/busybox grep -E '^((rx|tx)-checksumming|(tcp|generic)-segmentation-offload):' |
+			/bin/busybox sed "s/^/L2: $dev offload /"
+		i=$((i + 1))
+	done
+	echo "L2: acpi_devices=$(/bin/busybox ls /sys/bus/acpi/devices | /bin/busybox tr '\n' ' ')"
+	/bin/busybox dmesg | /bin/busybox grep -iE 'virtio|net_failover' |
+		/bin/busybox sed 's/^/L2: dmesg /'
+	echo "L2: net up"
+	for p in $PEERS; do
+		r=$(/bin/busybox ping -c 5 -W 2 "$p" 2>&1 | /bin/busybox grep 'packets transmitted')
+		echo "L2: ping $p: $r"
+	done
+	set -- $PEERS
+	if [ -n "$XFER" ] && [ -n "$1" ]; then
+		# cat on both ends (nc -e): 64 KiB writes and sendfile, the sizes TSO takes; nc's
+		# own 1 KiB reads and writes would leave every segment alone on a slow guest.
+		/bin/busybox dd if=/dev/urandom of=/tmp/out.bin bs=1M count="$XFER" 2>/dev/null
+		t=$(ms)
+		/bin/busybox nc "$1" 7001 -e /bin/busybox sh -c '/bin/busybox cat >/tmp/in.bin'
+		rc=$?
+		echo "L2: received rc=$rc bytes=$(/bin/busybox wc -c </tmp/in.bin) ms=$(($(ms) - t))" \
+			"sha256=$(/bin/busybox sha256sum /tmp/in.bin | /bin/busybox cut -d' ' -f1)"
+		t=$(ms)
+		/bin/busybox nc "$1" 7002 -e /bin/busybox cat /tmp/out.bin
+		rc=$?
+		# cat is done when the last bytes are in the socket: wait until L1 took them all
+		# (the connection past ESTABLISHED, FIN_WAIT1, CLOSING) before a poweroff drops them.
+		j=0
+		while /bin/busybox awk '$3 ~ /:1B5A$/ && ($4 == "01" || $4 == "04" || $4 == "0B") { f = 1 }
+			END { exit !f }' /proc/net/tcp && [ $j -lt 100 ]; do
+			/bin/busybox sleep 0.1
+			j=$((j + 1))
+		done
+		echo "L2: sent rc=$rc bytes=$(/bin/busybox wc -c </tmp/out.bin) ms=$(($(ms) - t))" \
+			"sha256=$(/bin/busybox sha256sum /tmp/out.bin | /bin/busybox cut -d' ' -f1)"
+	fi
+	# The driver counts a frame once however many TCP segments it carries, TCP counts
+	# segments (OutSegs here, and L1's): more segments than frames, TSO or GSO at work.
+	for s in rx_packets rx_bytes tx_packets tx_bytes; do
+		echo "L2: eth0 $s=$(/bin/busybox cat /sys/class/net/eth0/statistics/$s)"
+	done
+	# TCP's own view: retransmissions, segments with a bad checksum.
+	/bin/busybox grep '^Tcp:' /proc/net/snmp | /bin/busybox sed 's/^/L2: snmp /'
+fi
 echo "L2: done"
 if /bin/busybox grep -q 'l2.end=poweroff' /proc/cmdline; then
 	/bin/busybox poweroff -f
