@@ -1,7 +1,7 @@
 """The cases the L1 init runs, written into the image as one directory each:
 
     cases/NN-name/kind         boot | cover | refuse | drift | badring | fcclient | disk |
-                               diskapi | disklock | bench | run | vbench | irqclose
+                               diskapi | disklock | net | bench | run | vbench | irqclose
     cases/NN-name/args         run only: hugevmm's arguments, one a line, run in /repo
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
@@ -14,11 +14,20 @@
                                "NAME gz:FILE" or "NAME pattern:SECTORS:SEED"
     cases/NN-name/readback     disk kinds, optional: "NAME PATH" files read from an ext4
                                image after the VM (debugfs)
-    cases/NN-name/waitfor      diskapi, disklock: the guest's line to wait for
+    cases/NN-name/waitfor      diskapi, disklock, net: the guest's line to wait for
     cases/NN-name/patch        diskapi, optional: PATCH /drives/<drive_id> bodies, one a
                                line, sent after that line; then the guest ends by itself
     cases/NN-name/second.json  disklock: configs run while the first VM holds the image
                                (and second-ro.json), and after.json once it is gone
+    cases/NN-name/taps         net, fcclient: the taps made in a namespace first, one a line:
+                               "NAME ADDR/N" (the L1 side's address)
+    cases/NN-name/ping         net, optional: addresses pinged (20 echoes) from the
+                               namespace once the guest printed `waitfor` (and `flood`:
+                               ping -f, 2 s); then GET /metrics and SIGTERM, or with `end`
+                               "self" the VM's own end (without `waitfor`: that alone)
+    cases/NN-name/xfer         net, optional: MiB L1 sends the L2 and keeps from it (TCP)
+    cases/NN-name/enter        net, optional: "setns": hugevmm joins the namespace with
+                               nsenter (the namespace only) instead of ip netns exec
 
 The init (tests/l1/init.sh) runs them in order and prints what it saw; the
 assertions are on the host side (tests/l1/test_l1.py), keyed by case name."""
@@ -191,6 +200,112 @@ def blk_cases():
     ]
 
 
+# Networking. Every net case gets a network namespace of its own in L1 (made and deleted by
+# the init) with the taps of its `taps` file in it ("NAME ADDR/N": the L1 side's link-local
+# address); hugevmm runs inside it and opens them by name. Nothing leaves L1.
+GUEST_MAC = "06:00:ac:10:00:02"
+SECOND_MAC = "06:00:ac:10:01:02"
+L2_MAC = "06:00:ac:10:00:12"
+NET_TX_LIMIT = {"bandwidth": {"size": 100000, "refill_time": 100}}  # 1 MB/s, no burst
+NET_RX_LIMIT = {"bandwidth": {"size": 25000, "refill_time": 100}}  # 250 kB/s
+NET_XFER_MIB = 4  # random bytes over TCP each way, L1 <-> L2
+
+
+def nic(i, mac=None, **extra):
+    """Interface eth@i on tap@i; without @mac hugevmm generates one."""
+    n = {"iface_id": f"eth{i}", "host_dev_name": f"tap{i}"}
+    if mac:
+        n["guest_mac"] = mac
+    n.update(extra)
+    return n
+
+
+def with_nics(cfg, nics):
+    """@cfg with Firecracker's network interfaces, and its metrics (a line at exit) in
+    /tmp/case.metrics."""
+    cfg = json.loads(json.dumps(cfg))
+    cfg["network-interfaces"] = nics
+    cfg["metrics"] = {"metrics_path": "/tmp/case.metrics"}
+    return cfg
+
+
+def taps(*addrs):
+    """A `taps` file: tap0, tap1... with these L1-side addresses."""
+    return "".join(f"tap{i} {a}\n" for i, a in enumerate(addrs))
+
+
+def net_case(cfg, addrs, **files):
+    """A case of kind net: `waitfor` the guest's line, then ping each address of `ping`
+    (20 echoes) from the namespace, `flood` (ping -f: as fast as answered), read the API,
+    and stop the VM (SIGTERM), or with `end` self let it end by itself; without `waitfor`
+    the VM runs to its end. `xfer` (MiB): L1's side of the L2's TCP moves (l2init.sh)."""
+    return Files(dict({"config.json": json.dumps(cfg, indent=1), "taps": taps(*addrs)},
+                      **files))
+
+
+def net_guest(args, nics):
+    cfg = guest({"backing": "thp"}, args)
+    return with_nics(cfg, nics)
+
+
+def linux_net():
+    """The Debian L2 with two interfaces (eth0 with guest_mac, eth1 with a generated one),
+    found through ACPI alone by its own virtio_net: it pings the L1 side of each tap and
+    moves NET_XFER_MIB of random bytes over TCP each way with L1; it powers off."""
+    cfg = boot("bzImage", 1)
+    cfg["boot-source"]["initrd_path"] = "/guest/initrd-net.cpio"
+    cfg["machine-config"]["virtio_cmdline"] = "never"
+    cfg["boot-source"]["boot_args"] = (
+        L2_ARGS.replace("nomodules ", "") + " l2.net=169.254.20.2/24,169.254.21.2/24"
+        " l2.peer=169.254.20.1,169.254.21.1" f" l2.xfer_mib={NET_XFER_MIB} l2.end=poweroff")
+    return net_case(with_nics(cfg, [nic(0, L2_MAC), nic(1)]),
+                    ["169.254.20.1/24", "169.254.21.1/24"], waitfor="^L2: net up",
+                    end="self\n", xfer=f"{NET_XFER_MIB}\n")
+
+
+def net_cases():
+    """The test guest's virtio-net driver (tests/guest/net.c) and the Debian L2's on
+    hugevmm's device over taps in L1: pings with one and two interfaces, the configured
+    and the generated MAC, the rate limiters each way, malformed transmit frames; TCP
+    both ways with the L2's offloads on."""
+    up = "^net up mac="
+    ping = "test=net ip=169.254.10.2/24 irq=1"
+    bench = "test=netbench mode=tx size=1500 secs=2 irq=1 ip=169.254.10.2/24"
+    return [
+        # 20 echoes, then ping -f for 2 s: the unlimited receive rate.
+        ("net-ping", "net", net_case(net_guest(ping, [nic(0, GUEST_MAC)]), ["169.254.10.1/24"],
+                                     waitfor=up, ping="169.254.10.2\n",
+                                     flood="169.254.10.2\n"), "thp", {}),
+        # Two interfaces, the first (the one the test guest drives) with a generated MAC.
+        ("net-ping-2nics", "net",
+         net_case(net_guest(ping, [nic(0), nic(1, SECOND_MAC)]),
+                  ["169.254.10.1/24", "169.254.11.1/24"], waitfor=up, ping="169.254.10.2\n"),
+         "thp", {}),
+        # hugevmm in the namespace by setns alone, as Firecracker's jailer puts it there:
+        # /sys is still the L1's (ip netns exec mounts the namespace's own).
+        ("net-ping-setns", "net", net_case(net_guest(ping, [nic(0, GUEST_MAC)]),
+                                           ["169.254.10.1/24"], waitfor=up,
+                                           ping="169.254.10.2\n", enter="setns\n"), "thp", {}),
+        # ping -f of 1442-byte frames (32 in flight, 2 s) against the receive limit.
+        ("net-flood-rx-limited", "net",
+         net_case(net_guest(ping, [nic(0, GUEST_MAC, rx_rate_limiter=NET_RX_LIMIT)]),
+                  ["169.254.10.1/24"], waitfor=up, flood="169.254.10.2\n"), "thp", {}),
+        # 2 s of 1500-byte frames sent as fast as the device takes them, without and with
+        # the transmit limit.
+        ("net-bench-free", "net", net_case(net_guest(bench, [nic(0, GUEST_MAC)]),
+                                           ["169.254.10.1/24"]), "thp", {}),
+        ("net-bench-tx-limited", "net",
+         net_case(net_guest(bench, [nic(0, GUEST_MAC, tx_rate_limiter=NET_TX_LIMIT)]),
+                  ["169.254.10.1/24"]), "thp", {}),
+        # Malformed transmit frames (too short for the header, over 64 KiB + 14, a GSO
+        # header never negotiated): dropped and counted, the pings still answered.
+        ("net-bad-tx", "net",
+         net_case(net_guest(ping + " bad=4", [nic(0, GUEST_MAC)]), ["169.254.10.1/24"],
+                  waitfor="^net bad ", ping="169.254.10.2\n"), "thp", {}),
+        ("linux-net", "net", linux_net(), "thp", {}),
+    ]
+
+
 def all_cases():
     """(name, kind, config, setup, env) in run order."""
     return [
@@ -233,11 +348,11 @@ def all_cases():
         ("rng-bad-ring", "badring",
          entropy(guest({"backing": "thp"}, "test=virtio-bad bad=addr tick_ms=200")), "thp", {}),
         # 6. Disks: a Debian L2 on an ext4 root on /dev/vda with a read-only /dev/vdb, and
-        #    the test guest's driver.
+        #    the test guest's driver; then networking (net_cases: taps in a namespace).
         ("linux-rootfs", "disk", linux_rootfs(), "thp", {}),
-    ] + blk_cases() + [
+    ] + blk_cases() + net_cases() + [
         # 7. Firecracker's clients: the Go SDK's and Kata's calls, in order, then the boot.
-        ("fc-sdk-sequence", "fcclient", {}, "thp", {}),
+        ("fc-sdk-sequence", "fcclient", Files({"taps": "tap0 169.254.30.1/24\n"}), "thp", {}),
         # Coverage drift: split one huge page of a running guest (test hook), re-measure.
         ("drift-thp-split", "drift", guest({"backing": "thp"}), "thp",
          {"HUGEVMM_TEST_HOOKS": "1"}),

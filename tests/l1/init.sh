@@ -125,13 +125,14 @@ evidence() { # $1 pid, $2 suffix
 	emit "smaps$2" /tmp/smaps$2
 }
 
+IN_NS= # what hugevmm runs under: a net case's ip netns exec (or nsenter)
 start_vmm() { # $1 case dir: starts hugevmm on its own API socket, sets PID, SOCK and OUT
 	SOCK=/tmp/$(basename "$1").sock
 	# Files of its own too: the background child truncates them only after the fork, and a
 	# wait on an old file's "idle" would race ahead of the new VMM.
 	OUT=/tmp/$(basename "$1").out
 	ERR=/tmp/$(basename "$1").err
-	env $(cat "$1/env") hugevmm --api-sock $SOCK --config-file "$1/config.json" \
+	env $(cat "$1/env") $IN_NS hugevmm --api-sock $SOCK --config-file "$1/config.json" \
 		>$OUT 2>$ERR </dev/null &
 	PID=$!
 }
@@ -246,7 +247,14 @@ run_fcclient() {
 	OUT=/tmp/fc.out
 	ERR=/tmp/fc.err
 	rm -f /tmp/calls /tmp/fc.log /tmp/fc.metrics
-	hugevmm --api-sock $SOCK --id sdk-vm >$OUT 2>$ERR </dev/null &
+	# The interface it puts is on tap0, which the orchestrator makes first (hugevmm opens an
+	# existing tap): here in a namespace, as for the net cases.
+	/bin/ip netns del $NS 2>/dev/null
+	if ! net_make "$1" >/tmp/net.err 2>&1; then
+		attr net_setup failed
+		emit net_setup /tmp/net.err
+	fi
+	/bin/ip netns exec $NS hugevmm --api-sock $SOCK --id sdk-vm >$OUT 2>$ERR </dev/null &
 	PID=$!
 	i=0
 	while [ ! -S $SOCK ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
@@ -275,6 +283,7 @@ run_fcclient() {
 	emit metrics /tmp/fc.metrics
 	emit stdout $OUT
 	emit stderr $ERR
+	net_gone "$1" >/tmp/net.err 2>&1 || emit net_gone /tmp/net.err
 }
 
 run_refuse() {
@@ -418,6 +427,122 @@ run_disklock() {
 	stop_vmm
 	vmm_once "$1/after.json" after
 	disks_report "$1"
+}
+
+# ---- Network ----
+# Each net case gets its own network namespace with the taps of its `taps` file ("NAME
+# ADDR/N": persistent taps, up, the L1 side's address), and hugevmm runs inside it. Debian's
+# ip and ping by path (busybox's own applets first otherwise).
+NS=l1net
+inns() { nsenter --net=/run/netns/$NS "$@"; }
+
+net_make() { # $1 case dir; fails saying which step did
+	/bin/ip netns add $NS || return 1
+	/bin/ip -n $NS link set lo up || return 1
+	while read -r tap addr; do
+		/bin/ip -n $NS tuntap add dev "$tap" mode tap &&
+			/bin/ip -n $NS addr add "$addr" dev "$tap" &&
+			/bin/ip -n $NS link set "$tap" up || return 1
+	done <"$1/taps"
+}
+
+net_gone() { # $1 case dir: the taps deleted first (a tap would outlive its namespace in L1's)
+	while read -r tap addr; do
+		/bin/ip -n $NS tuntap del dev "$tap" mode tap
+	done <"$1/taps"
+	/bin/ip netns del $NS
+}
+
+# The taps' offloads as the kernel has them (hugevmm sets them from what the guest acked).
+net_offloads() { # $1 case dir
+	while read -r tap addr; do
+		inns ethtool -k "$tap" 2>&1 |
+			grep -E '^(tx-checksumming|scatter-gather|(tcp|generic)-segmentation-offload):'
+	done <"$1/taps" >/tmp/offloads
+	emit offloads /tmp/offloads
+}
+
+sums() { echo "bytes=$(wc -c <"$1") sha256=$(sha256sum <"$1" | cut -d' ' -f1)"; } 2>/dev/null
+
+# A VM on taps: with `waitfor`, once the guest printed it, each address of `ping` gets 20
+# echoes (0.05 s apart) and each of `flood` ping -f (1400 bytes, 32 in flight, 2 s) from the
+# namespace, the neighbours it learned are shown (the guest's MAC on the wire), the API is
+# read, and the VM is stopped (SIGTERM) -- or with `end` "self" left to end by itself;
+# without `waitfor` it runs to its end. With `xfer` (MiB), L1's side of the L2's TCP moves
+# (l2init.sh) listens first: port 7001 sends N MiB of random bytes, port 7002 keeps what
+# comes; the checksums of both. Then the taps' counters (ip -j -s link) and the metrics line
+# hugevmm wrote at exit.
+run_net() {
+	rm -f /tmp/case.metrics /tmp/net-in.bin /tmp/net-out.bin
+	/bin/ip netns del $NS 2>/dev/null
+	if ! net_make "$1" >/tmp/net.err 2>&1; then
+		attr net_setup failed
+		emit net_setup /tmp/net.err
+		net_gone "$1" >/dev/null 2>&1
+		return
+	fi
+	srv=
+	if [ -f "$1/xfer" ]; then
+		head -c $(($(cat "$1/xfer") << 20)) /dev/urandom >/tmp/net-in.bin
+		attr l1.sent "$(sums /tmp/net-in.bin)"
+		# Not through inns: $! is then the listener itself.
+		nsenter --net=/run/netns/$NS nc -l -p 7001 -e cat /tmp/net-in.bin \
+			</dev/null >/dev/null 2>&1 &
+		srv=$!
+		nsenter --net=/run/netns/$NS nc -l -p 7002 -e sh -c 'cat >/tmp/net-out.bin' \
+			</dev/null >/dev/null 2>&1 &
+		srv="$srv $!"
+	fi
+	t0=$(uptime_ms)
+	# ip netns exec gives the namespace its own /sys as well; `enter` setns: only the
+	# network namespace joined (nsenter), as Firecracker's jailer does (--netns).
+	IN_NS="/bin/ip netns exec $NS"
+	[ "$(cat "$1/enter" 2>/dev/null)" = setns ] && IN_NS="nsenter --net=/run/netns/$NS"
+	start_vmm "$1"
+	IN_NS=
+	if [ -f "$1/waitfor" ]; then
+		if wait_line $OUT "$(cat "$1/waitfor")" $PID; then
+			attr ready yes
+			net_offloads "$1"
+			[ -f "$1/ping" ] && while read -r a; do
+				inns /bin/ping -c 20 -i 0.05 -W 2 "$a" >/tmp/ping 2>&1
+				attr "ping.$a.rc" $?
+				emit "ping.$a" /tmp/ping
+			done <"$1/ping"
+			[ -f "$1/flood" ] && while read -r a; do
+				inns /bin/ping -q -f -l 32 -s 1400 -w 2 "$a" >/tmp/ping 2>&1
+				emit "flood.$a" /tmp/ping
+			done <"$1/flood"
+			inns /bin/ip neigh >/tmp/neigh 2>&1 # before the carrier goes, and they with it
+			emit neigh /tmp/neigh
+			api_get /metrics metrics-api
+			api_get /vm/config vmconfig
+		else
+			attr ready no
+		fi
+	fi
+	if [ -f "$1/waitfor" ] && [ "$(cat "$1/end" 2>/dev/null)" != self ]; then
+		stop_vmm
+	else
+		supervise $PID 120
+		attr rc $?
+		emit stdout $OUT
+		emit stderr $ERR
+	fi
+	attr ms $(($(uptime_ms) - t0))
+	for p in $srv; do # the listeners end with their connection; one the L2 never made, here
+		i=0
+		while kill -0 "$p" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+		kill "$p" 2>/dev/null && attr listener_left yes
+	done
+	[ -f "$1/xfer" ] && attr l1.received "$(sums /tmp/net-out.bin)"
+	/bin/ip -n $NS -j -s link >/tmp/links 2>&1
+	emit links /tmp/links
+	inns grep '^Tcp:' /proc/net/snmp >/tmp/snmp 2>&1 # the namespace's TCP counters
+	emit snmp /tmp/snmp
+	[ -f /tmp/case.metrics ] && emit metrics /tmp/case.metrics
+	net_gone "$1" >/tmp/net.err 2>&1 || emit net_gone /tmp/net.err
+	rm -f /tmp/case.metrics /tmp/net-in.bin /tmp/net-out.bin
 }
 
 # One launch, timed: from just before exec to the L2's first userspace line (as the VMM's

@@ -346,6 +346,7 @@ def test_a_firecracker_client_boots_and_stops_a_vm(l1, kernel):
     assert flushed["vcpu"]["exit_io"] > 0, context(res, c)
     assert flushed["hugevmm"]["memory"]["ram_bytes"] == 128 * MiB, context(res, c)
     assert "entropy" in flushed, context(res, c)
+    assert "net_eth0" in flushed, context(res, c)  # its interface, on the tap L1 made
 
 
 # ---- Disks ----
@@ -599,3 +600,288 @@ def test_bad_requests_leave_the_vmm_running(l1, kernel, kind):
         assert "broke a virtio rule" in c["files"]["stderr"], context(res, c)
     assert unchanged(c, "d0"), context(res, c)
     assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", context(res, c)
+
+
+# ---- Network ----
+# Each net case ran in a namespace of its own in L1 with its taps (tests/l1/init.sh:
+# run_net); files: ping.<addr>, flood.<addr> (ping -f), offloads (ethtool -k of the taps
+# while the VM ran), neigh (what the namespace learned), links (ip -j -s link after the VM),
+# metrics-api (GET /metrics), vmconfig (GET /vm/config), metrics (the line at exit).
+
+FLOOD_FRAME = 1400 + 8 + 20 + 14  # ping -s 1400: ICMP, IPv4 and Ethernet headers
+
+
+def net_context(res, c):
+    extra = [f"--- {k}:\n{tail(v, 12)}" for k, v in sorted(c["files"].items())
+             if k.split(".")[0] in ("ping", "flood", "offloads", "neigh", "net_setup")]
+    return "\n".join(extra + [context(res, c)])
+
+
+def net_case(l1, kernel, name):
+    res, c = get_case(l1, kernel, name)
+    assert "net_setup" not in c["attrs"], "L1 could not make the namespace and taps\n" + \
+        net_context(res, c)
+    return res, c
+
+
+def pinged(res, c, addr, n=20):
+    """ping -c @n from the namespace: all answered."""
+    out = c["files"].get(f"ping.{addr}", "")
+    m = re.search(r"(\d+) packets transmitted, (\d+) received,.* ([\d.]+)% packet loss", out)
+    assert m and (m.group(1), m.group(2), m.group(3)) == (str(n), str(n), "0"), \
+        f"ping {addr}\n" + net_context(res, c)
+
+
+def flooded(res, c, addr):
+    """ping -f for 2 s: the echoes answered."""
+    out = c["files"].get(f"flood.{addr}", "")
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m, f"ping -f {addr}\n" + net_context(res, c)
+    return int(m.group(2))
+
+
+def net_up(res, c):
+    """The test guest's `net up` line: the MAC it read from the device."""
+    m = re.search(r"^net up mac=([0-9a-f:]{17}) ip=(\S+) ", c["files"].get("stdout", ""), re.M)
+    assert m, net_context(res, c)
+    return m.group(1)
+
+
+def neigh_mac(c, addr):
+    m = re.search(rf"^{re.escape(addr)} dev \S+ lladdr ([0-9a-f:]{{17}})",
+                  c["files"].get("neigh", ""), re.M)
+    return m and m.group(1)
+
+
+def offloads(c):
+    """ethtool -k of the case's taps while the VM ran: [{feature: "on"|"off"}], in tap order."""
+    taps, cur = [], None
+    for line in c["files"].get("offloads", "").splitlines():
+        k, _, v = line.partition(":")
+        if k == "tx-checksumming":
+            cur = {}
+            taps.append(cur)
+        if cur is not None and v.strip():
+            cur[k] = v.split()[0]
+    return taps
+
+
+def tap_stats(res, c):
+    """{tap: stats64 of ip -j -s link} after the VM."""
+    try:
+        links = json.loads(c["files"].get("links", ""))
+    except ValueError:
+        pytest.fail("no ip -j -s link output\n" + net_context(res, c))
+    return {ln["ifname"]: ln.get("stats64", {}) for ln in links}
+
+
+def net_api(res, c):
+    """GET /metrics' interfaces (hugevmm's names), in config order."""
+    try:
+        m = json.loads(c["files"].get("metrics-api", ""))
+    except ValueError:
+        pytest.fail("no GET /metrics answer\n" + net_context(res, c))
+    assert "nets" in m, f"GET /metrics has no nets: {sorted(m)}\n" + net_context(res, c)
+    return m["nets"]
+
+
+def net_exit(res, c, iface="eth0"):
+    """The metrics line at exit: Firecracker's net_<iface_id> group."""
+    m = exit_metrics(res, c)
+    assert f"net_{iface}" in m, f"no net_{iface} in the metrics line: {sorted(m)}\n" + \
+        net_context(res, c)
+    return m[f"net_{iface}"]
+
+
+def vm_config_nets(res, c):
+    try:
+        return json.loads(c["files"].get("vmconfig", ""))["network-interfaces"]
+    except (ValueError, KeyError):
+        pytest.fail("no network-interfaces in GET /vm/config\n" + net_context(res, c))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("name", ["net-ping", "net-ping-setns"])
+def test_test_guest_answers_pings_on_a_tap(l1, kernel, name):
+    """test=net under hugevmm on a tap in a namespace: ping -c 20 from the namespace, 0%
+    loss; the MAC the guest read from the device, and the one the namespace learned by ARP,
+    are the configured guest_mac; the tap's offloads stay off (the test guest acks none);
+    both sides counted the frames. net-ping-setns: hugevmm joined the namespace by setns
+    alone (Firecracker's jailer), where /sys is not the namespace's."""
+    res, c = net_case(l1, kernel, name)
+    assert c["attrs"].get("ready") == "yes", net_context(res, c)
+    pinged(res, c, "169.254.10.2")
+    assert net_up(res, c) == cases.GUEST_MAC, net_context(res, c)
+    assert neigh_mac(c, "169.254.10.2") == cases.GUEST_MAC, net_context(res, c)
+    off = offloads(c)
+    assert off and off[0]["tx-checksumming"] == "off" and \
+        off[0]["tcp-segmentation-offload"] == "off", net_context(res, c)
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", net_context(res, c)
+    n = net_api(res, c)
+    assert len(n) == 1 and n[0]["rx_packets_count"] >= 20 and n[0]["tx_packets_count"] >= 20, n
+    assert n[0]["tx_malformed_frames"] == 0, n
+    fc = net_exit(res, c)
+    assert fc["rx_packets_count"] >= 20 and fc["tx_packets_count"] >= 20, fc
+    tap = tap_stats(res, c)["tap0"]
+    assert tap["rx"]["packets"] >= 20 and tap["tx"]["packets"] >= 20, tap
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_two_interfaces_and_a_generated_mac(l1, kernel):
+    """Two interfaces on two taps: the test guest drives the first, whose guest_mac was left
+    out -- hugevmm generated a locally administered unicast one (02:...), the same in GET
+    /vm/config, in the device's config space and on the wire; the second keeps its own."""
+    res, c = net_case(l1, kernel, "net-ping-2nics")
+    assert c["attrs"].get("ready") == "yes", net_context(res, c)
+    pinged(res, c, "169.254.10.2")
+    mac = net_up(res, c)
+    assert mac.startswith("02:"), net_context(res, c)
+    nets = vm_config_nets(res, c)
+    assert [n["iface_id"] for n in nets] == ["eth0", "eth1"], nets
+    assert nets[0]["guest_mac"].lower() == mac and nets[1]["guest_mac"] == cases.SECOND_MAC, nets
+    assert neigh_mac(c, "169.254.10.2") == mac, net_context(res, c)
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", net_context(res, c)
+    n = net_api(res, c)
+    assert len(n) == 2 and n[0]["tx_packets_count"] >= 20, n
+
+
+def netbench(res, c):
+    m = re.search(r"^netbench mode=tx size=(\d+) pps=(\d+) mbps=([\d.]+) frames=(\d+) ms=(\d+) ",
+                  guest_passed(res, c), re.M)
+    assert m, net_context(res, c)
+    return int(m.group(1)), float(m.group(3)), int(m.group(4)), int(m.group(5))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_tx_rate_limiter_limits_bandwidth(l1, kernel):
+    """tx_rate_limiter bandwidth 100000 bytes per 100 ms: in ms milliseconds at most
+    100000 + 1000 * ms bytes of frames leave, so 2 s of 1500-byte frames come to ~1 MB/s
+    whatever the emulation's speed, counted by the guest and at the tap alike; unlimited the
+    same run goes far faster (16.7 MB/s seen), and the throttling is counted."""
+    res, c = net_case(l1, kernel, "net-bench-free")
+    _, free, _, _ = netbench(res, c)
+    assert net_exit(res, c)["tx_rate_limiter_throttled"] == 0
+    res, c = net_case(l1, kernel, "net-bench-tx-limited")
+    size, limited, frames, ms = netbench(res, c)
+    bw = cases.NET_TX_LIMIT["bandwidth"]
+    bound = bw["size"] + bw["size"] * ms / bw["refill_time"]  # bytes in ms milliseconds
+    # The guest's count includes the frames it had in flight when time was up (32 at most).
+    assert frames * size <= bound * 1.05 + 32 * size, (frames, size, ms, bound)
+    assert tap_stats(res, c)["tap0"]["rx"]["bytes"] <= bound * 1.05 + 32 * size, \
+        tap_stats(res, c)
+    assert limited >= 0.5 * bw["size"] * 1000 / bw["refill_time"] / 1e6, \
+        f"limited {limited} MB/s: stalled, not limited\n" + net_context(res, c)
+    assert free >= 3 * limited, (free, limited)
+    assert net_exit(res, c)["tx_rate_limiter_throttled"] > 0
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_rx_rate_limiter_limits_bandwidth(l1, kernel):
+    """rx_rate_limiter bandwidth 25000 bytes per 100 ms: 2 s of ping -f with 1442-byte
+    frames gets at most (25000 + 250 * 2000) bytes of them to the guest, so about 360
+    echoes answered; unlimited (net-ping) the guest answers far more, and the throttling
+    is counted."""
+    res, c = net_case(l1, kernel, "net-ping")
+    free = flooded(res, c, "169.254.10.2")
+    assert net_exit(res, c)["rx_rate_limiter_throttled"] == 0
+    res, c = net_case(l1, kernel, "net-flood-rx-limited")
+    assert c["attrs"].get("ready") == "yes", net_context(res, c)
+    limited = flooded(res, c, "169.254.10.2")
+    bw = cases.NET_RX_LIMIT["bandwidth"]
+    bound = bw["size"] + bw["size"] * 2000 / bw["refill_time"]
+    assert limited * FLOOD_FRAME <= bound * 1.1, (limited, bound)
+    assert limited * FLOOD_FRAME >= 0.3 * bound, \
+        f"{limited} echoes: stalled, not limited\n" + net_context(res, c)
+    assert free >= 3 * limited, (free, limited)
+    assert net_exit(res, c)["rx_rate_limiter_throttled"] > 0
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_malformed_tx_frames_are_dropped_and_counted(l1, kernel):
+    """bad=4: the test guest sends 4 frames of each malformed kind (a chain shorter than
+    the virtio-net header, a frame over 64 KiB + 14, a GSO header never negotiated); the
+    device gives each back, drops it and counts it by reason, needs no reset, and the pings
+    that follow are all answered."""
+    res, c = net_case(l1, kernel, "net-bad-tx")
+    assert c["attrs"].get("ready") == "yes", net_context(res, c)
+    assert re.search(r"^net bad sent=12 returned=12 needs_reset=0", c["files"]["stdout"], re.M), \
+        net_context(res, c)
+    pinged(res, c, "169.254.10.2")
+    n = net_api(res, c)[0]
+    assert (n["tx_malformed_header"], n["tx_malformed_size"], n["tx_malformed_offload"]) == \
+        (4, 4, 4), n
+    assert n["tx_malformed_frames"] == 12, n
+    assert net_exit(res, c)["tx_malformed_frames"] == 12
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", net_context(res, c)
+
+
+def snmp_tcp(text):
+    """The Tcp: lines of /proc/net/snmp (names, then values) as {name: value}."""
+    lines = [ln.split()[1:] for ln in text.splitlines() if ln.startswith("Tcp:")]
+    return dict(zip(lines[0], map(int, lines[1]))) if len(lines) >= 2 else {}
+
+
+VIRTIO_NET_F = {"CSUM": 0, "GUEST_CSUM": 1, "MAC": 5, "GUEST_TSO4": 7, "HOST_TSO4": 11,
+                "MRG_RXBUF": 15, "VERSION_1": 32}
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_linux_moves_files_over_virtio_net_with_offloads(l1, kernel):
+    """A stock Debian kernel whose initramfs loads its own virtio_mmio and virtio_net finds
+    both interfaces through ACPI alone, in config order (eth0 the configured MAC, eth1 a
+    generated one), takes the checksum and TSO offloads the device offers (so the tap's
+    follow), pings the L1 side of each tap, and moves 4 MiB of random bytes over TCP each
+    way: the checksums agree on both sides, TCP saw no retransmission or bad checksum, and
+    the frames carried several segments each way (TSO and the host's GSO through the
+    device)."""
+    res, c = net_case(l1, kernel, "linux-net")
+    out, err, a = c["files"]["stdout"], c["files"]["stderr"], c["attrs"]
+    assert a.get("ready") == "yes", net_context(res, c)
+    assert a["rc"] == "0" and "guest powered off (ACPI S5)" in err, net_context(res, c)
+    cmdline = re.search(r"L2: cmdline=(.*)", out).group(1)
+    assert "virtio_mmio.device" not in cmdline, cmdline
+    acpi = re.search(r"L2: acpi_devices=(.*)", out).group(1)
+    assert "LNRO0005:00" in acpi and "LNRO0005:01" in acpi, net_context(res, c)
+    eth = dict(re.findall(r"^L2: (eth\d) (mac=.*)$", out, re.M))
+    assert set(eth) == {"eth0", "eth1"}, net_context(res, c)
+    nets = vm_config_nets(res, c)
+    for i, dev in enumerate(("eth0", "eth1")):
+        f = dict(kv.split("=", 1) for kv in eth[dev].split())
+        assert f["mac"] == nets[i]["guest_mac"].lower(), (dev, f, nets)
+        bits = f["features"]
+        for name, bit in VIRTIO_NET_F.items():
+            assert bits[bit] == "1", f"{dev}: {name} not negotiated: {bits}"
+        for k in ("rx-checksumming", "tx-checksumming", "tcp-segmentation-offload"):
+            assert re.search(rf"^L2: {dev} offload {k}: on", out, re.M), (dev, k, out)
+    assert eth["eth0"].startswith(f"mac={cases.L2_MAC} "), eth
+    assert nets[1]["guest_mac"].startswith("02:"), nets
+    for off in offloads(c):  # the taps follow what the guest acked
+        assert off["tx-checksumming"] == "on" and off["tcp-segmentation-offload"] == "on", \
+            net_context(res, c)
+    for peer in ("169.254.20.1", "169.254.21.1"):
+        assert f"L2: ping {peer}: 5 packets transmitted, 5 packets received, 0% packet loss" \
+            in out, net_context(res, c)
+    size = cases.NET_XFER_MIB << 20
+    assert "listener_left" not in a, "L1's listeners were never connected to\n" + \
+        net_context(res, c)
+    l1_sent = dict(kv.split("=") for kv in a["l1.sent"].split())
+    l1_got = dict(kv.split("=") for kv in a.get("l1.received", "").split() if "=" in kv)
+    m = re.search(r"^L2: received rc=0 bytes=(\d+) ms=\d+ sha256=([0-9a-f]{64})", out, re.M)
+    assert m and int(m.group(1)) == size and m.group(2) == l1_sent["sha256"], \
+        (l1_sent, net_context(res, c))
+    m = re.search(r"^L2: sent rc=0 bytes=(\d+) ms=\d+ sha256=([0-9a-f]{64})", out, re.M)
+    assert m and int(m.group(1)) == size, net_context(res, c)
+    assert l1_got.get("bytes") == str(size) and l1_got.get("sha256") == m.group(2), \
+        (l1_got, net_context(res, c))
+    # Frames vs TCP segments (TCP counts segments sent, however many a frame carries): the
+    # L2 sent TSO frames through the device (HOST_TSO4), and the L1's GSO frames reached
+    # the L2 whole (GUEST_TSO4) -- at least two segments a frame on average, each way.
+    st = {k: int(v) for k, v in re.findall(r"^L2: eth0 (\w+)=(\d+)$", out, re.M)}
+    l2_tcp, l1_tcp = snmp_tcp(re.sub(r"(?m)^L2: snmp ", "", out)), snmp_tcp(c["files"]["snmp"])
+    assert l2_tcp["OutSegs"] >= 2 * st["tx_packets"], (l2_tcp, st)
+    assert l1_tcp["OutSegs"] >= 2 * st["rx_packets"], (l1_tcp, st)
+    assert l2_tcp["RetransSegs"] == 0 and l2_tcp["InCsumErrors"] == 0, l2_tcp
+    assert l1_tcp["InCsumErrors"] == 0, l1_tcp
+    fc = net_exit(res, c)
+    assert fc["rx_bytes_count"] >= size and fc["tx_bytes_count"] >= size, fc
+    assert fc["tx_malformed_frames"] == 0, fc
