@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/ethtool.h>
 #include <linux/if_tun.h>
+#include <linux/sockios.h>
 #include <linux/virtio_ids.h>
 #include <linux/virtio_mmio.h>
 #include <linux/virtio_net.h>
@@ -12,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -28,12 +30,26 @@
 
 #define F(b) (1ull << (b))
 
+/* Whether interface @name of this network namespace is driven by tun (a tun or a tap). */
+static bool is_tun(const char *name)
+{
+	struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
+	struct ifreq ifr = {.ifr_data = (void *)&info};
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	bool tun;
+
+	if (s < 0)
+		return true; /* cannot tell: TUNSETIFF will */
+	memcpy(ifr.ifr_name, name, strlen(name) + 1);
+	tun = ioctl(s, SIOCETHTOOL, &ifr) ? errno != EOPNOTSUPP : !strcmp(info.driver, "tun");
+	close(s);
+	return tun;
+}
+
 int tap_open(const char *name, char *why, size_t whylen)
 {
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
-	char sys[64 + IFNAMSIZ];
 	int hdr = NET_HDR_LEN, fd, e;
-	struct stat st;
 
 	if (!name[0] || strlen(name) >= IFNAMSIZ || strchr(name, '/')) {
 		snprintf(why, whylen, "\"%s\" is not an interface name (1 to %d characters, no '/')",
@@ -48,8 +64,12 @@ int tap_open(const char *name, char *why, size_t whylen)
 			 name, name, name);
 		return -ENODEV;
 	}
-	snprintf(sys, sizeof(sys), "/sys/class/net/%s/tun_flags", name);
-	if (stat(sys, &st)) {
+	/*
+	 * Whether it is a tun/tap at all, asked of this network namespace (not /sys, which
+	 * shows the namespace it was mounted in: a VMM moved by setns, as Firecracker's
+	 * jailer does, would read another namespace's interfaces there).
+	 */
+	if (!is_tun(name)) {
 		snprintf(why, whylen,
 			 "\"%s\" is not a tap device (it exists, but not as a tun/tap interface); "
 			 "name a tap made with ip tuntap add dev NAME mode tap",
