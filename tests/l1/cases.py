@@ -207,7 +207,7 @@ GUEST_MAC = "06:00:ac:10:00:02"
 SECOND_MAC = "06:00:ac:10:01:02"
 L2_MAC = "06:00:ac:10:00:12"
 NET_TX_LIMIT = {"bandwidth": {"size": 100000, "refill_time": 100}}  # 1 MB/s, no burst
-NET_RX_LIMIT = {"bandwidth": {"size": 25000, "refill_time": 100}}  # 250 kB/s
+NET_RX_LIMIT = {"bandwidth": {"size": 12500, "refill_time": 100}}  # 125 kB/s
 NET_XFER_MIB = 4  # random bytes over TCP each way, L1 <-> L2
 
 

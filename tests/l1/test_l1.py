@@ -777,10 +777,11 @@ def test_the_tx_rate_limiter_limits_bandwidth(l1, kernel):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_the_rx_rate_limiter_limits_bandwidth(l1, kernel):
-    """rx_rate_limiter bandwidth 25000 bytes per 100 ms: 2 s of ping -f with 1442-byte
-    frames gets at most (25000 + 250 * 2000) bytes of them to the guest, so about 360
-    echoes answered; unlimited (net-ping) the guest answers far more, and the throttling
-    is counted."""
+    """rx_rate_limiter bandwidth 12500 bytes per 100 ms: 2 s of ping -f with 1442-byte
+    frames gets at most (12500 + 125 * 2000) bytes of them to the guest, so about 180
+    echoes answered whatever the emulation's speed; unlimited (net-ping) the guest answers
+    several times more (900-8400 seen, by how busy the machine is), and the throttling is
+    counted."""
     res, c = net_case(l1, kernel, "net-ping")
     free = flooded(res, c, "169.254.10.2")
     assert net_exit(res, c)["rx_rate_limiter_throttled"] == 0
@@ -792,7 +793,7 @@ def test_the_rx_rate_limiter_limits_bandwidth(l1, kernel):
     assert limited * FLOOD_FRAME <= bound * 1.1, (limited, bound)
     assert limited * FLOOD_FRAME >= 0.3 * bound, \
         f"{limited} echoes: stalled, not limited\n" + net_context(res, c)
-    assert free >= 3 * limited, (free, limited)
+    assert free >= 2 * limited, (free, limited)
     assert net_exit(res, c)["rx_rate_limiter_throttled"] > 0
 
 
