@@ -3,7 +3,7 @@
  * receive side (the net benchmark's mode=rx; tests/integration/test_net_guest_qemu.py):
  * sent on the host end of a tap, each frame is queued for the tap's reader, the VMM.
  *
- *   netblast IFACE SIZE SECS [DST_MAC]
+ *   netblast [-n NICE] IFACE SIZE SECS [DST_MAC]
  *
  * An AF_PACKET raw socket bound to IFACE with PACKET_QDISC_BYPASS (straight to the
  * driver: a tap queues the frame for its reader, or drops it when that queue is full),
@@ -11,8 +11,9 @@
  * SIZE bytes without the FCS (60..65535; more than the interface's MTU + 14 is refused):
  * DST_MAC (default ff:ff:ff:ff:ff:ff), IFACE's own MAC, EtherType 0x88b5 (IEEE 802
  * Local Experimental 1), a 64-bit big-endian sequence number counting from 1 (the test
- * guest's mode=rx counts the numbers it never saw), then bytes 0, 1, 2, ... Prints one
- * line on stdout:
+ * guest's mode=rx counts the numbers it never saw), then bytes 0, 1, 2, ... -n: run at
+ * that nice value (busybox has no nice(1); inside the L1 harness the VMM comes first).
+ * Prints one line on stdout:
  *
  *   netblast if=tap0 size=64 sent=N bytes=B ms=T pps=X mbps=Y errors=E tx_dropped=D
  *
@@ -36,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,8 +110,14 @@ int main(int argc, char **argv)
 	uint8_t *bufs;
 	long size;
 
+	if (argc > 2 && !strcmp(argv[1], "-n")) {
+		if (setpriority(PRIO_PROCESS, 0, atoi(argv[2])) < 0)
+			perror("netblast: setpriority (going on at the current nice value)");
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc < 4 || argc > 5) {
-		fprintf(stderr, "usage: netblast IFACE SIZE SECS [DST_MAC]\n");
+		fprintf(stderr, "usage: netblast [-n NICE] IFACE SIZE SECS [DST_MAC]\n");
 		return 2;
 	}
 	size = strtol(argv[2], NULL, 10);
