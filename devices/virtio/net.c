@@ -164,10 +164,14 @@ static void rx_resume(void *arg, int res)
 	pthread_mutex_unlock(&n->t.lock);
 }
 
-/* Read one frame into n->frame: 1, 0 when the tap is empty, -1 when it failed for good. */
+/*
+ * Read one frame into n->frame: 1, 0 when the tap is empty (or gave only frames
+ * it could not use, NET_BATCH of them: the loop comes back), -1 when it failed for
+ * good (reading stops).
+ */
 static int rx_read(struct virtio_net *n)
 {
-	for (;;) {
+	for (unsigned tries = 0; tries < NET_BATCH; tries++) {
 		ssize_t r = read(n->tap, n->frame, FRAME_BUF);
 
 		if (r < 0) {
@@ -176,24 +180,22 @@ static int rx_read(struct virtio_net *n)
 			if (errno == EAGAIN)
 				return 0;
 			n->st.tap_read_fails++;
-			if (errno == EBADFD || errno == EIO || errno == EBADF) {
-				log_warn("net %s: reading the tap: %s; receiving stops", n->id,
-					 strerror(errno));
-				return -1;
-			}
-			continue;
+			log_warn("net %s: reading the tap: %s; receiving stops", n->id,
+				 strerror(errno));
+			return -1;
 		}
 		if ((size_t)r < NET_HDR_LEN + 14) {
-			n->st.tap_read_fails++;
+			n->st.tap_read_fails++; /* no room for an Ethernet header */
 			continue;
 		}
-		if ((size_t)r >= FRAME_BUF) {
-			n->st.rx_dropped_too_big++; /* truncated by the read */
+		if ((size_t)r > NET_HDR_LEN + NET_FRAME_MAX) {
+			n->st.rx_dropped_too_big++; /* over the limit, or truncated by the read */
 			continue;
 		}
 		n->pend = (uint32_t)r;
 		return 1;
 	}
+	return 0;
 }
 
 /*
@@ -206,7 +208,8 @@ static int rx_deliver(struct virtio_net *n)
 	struct vq *q = &n->t.vq[RXQ];
 	struct vq_chain *c = &n->chain;
 	volatile uint8_t *nb[2] = {NULL, NULL}; /* where num_buffers lives in the first chain */
-	uint32_t off = 0, room = 0;
+	uint64_t room = 0; /* a chain may hold up to 4 GiB: a 32-bit sum could wrap */
+	uint32_t off = 0;
 	unsigned k = 0;
 	char why[VQ_WHY_LEN];
 	uint64_t wait;
@@ -236,7 +239,7 @@ static int rx_deliver(struct virtio_net *n)
 			return 0;
 		}
 		n->heads[k] = c->head;
-		n->lens[k] = MIN(c->out_len, n->pend - room);
+		n->lens[k] = (uint32_t)MIN(c->out_len, n->pend - room);
 		room += c->out_len;
 		if (k == 0) {
 			/* The header's num_buffers (bytes 10 and 11) in the first chain. */
@@ -403,7 +406,7 @@ static int tx_one(struct virtio_net *n, const struct vq_chain *c)
 		log_debug("net %s: transmit frame dropped: %s", n->id, bad);
 		goto malformed;
 	}
-	wait = rl_take(&n->tx_rl, frame, 1, now_ns());
+	wait = n->tx_paid ? 0 : rl_take(&n->tx_rl, frame, 1, now_ns());
 	if (wait) {
 		n->st.tx_rate_limiter_throttled++;
 		n->t_tx = n->t.host->timer(n->t.host->opaque, wait, tx_resume, n);
@@ -417,7 +420,8 @@ static int tx_one(struct virtio_net *n, const struct vq_chain *c)
 		w = writev(n->tap, iov, (int)niov);
 	while (w < 0 && errno == EINTR);
 	if (w < 0 && errno == EAGAIN) {
-		/* The tokens were taken; the frame goes as soon as the tap has room. */
+		/* The tokens were taken (not again); the frame goes once the tap has room. */
+		n->tx_paid = true;
 		n->st.no_tx_avail_buffer++;
 		n->w_tx = n->t.host->watch(n->t.host->opaque, n->tap, POLLOUT, on_tap_out, n);
 		if (!n->w_tx) {
@@ -427,6 +431,7 @@ static int tx_one(struct virtio_net *n, const struct vq_chain *c)
 		}
 		return 0;
 	}
+	n->tx_paid = false;
 	if (w < 0) {
 		n->st.tap_write_fails++;
 		log_debug("net %s: tap write: %s; frame dropped", n->id, strerror(errno));
@@ -533,6 +538,7 @@ static void net_reset(struct virtio_mmio *t)
 	n->acked = 0;
 	n->mrg = false;
 	n->pend = 0;
+	n->tx_paid = false;
 	set_offloads(n, 0);
 }
 

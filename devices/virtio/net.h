@@ -81,6 +81,7 @@ struct virtio_net {
 	/* Transmit. */
 	void *w_tx;      /* the loop's watch on the tap (POLLOUT), when the tap was full */
 	void *t_tx;      /* rate limiter (or batch) resume */
+	bool tx_paid;    /* the chain at the head paid its tokens, then met a full tap */
 	struct ratelimit tx_rl;
 
 	struct virtio_net_stats st;
