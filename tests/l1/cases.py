@@ -290,6 +290,13 @@ def net_cases():
         ("net-flood-rx-limited", "net",
          net_case(net_guest(ping, [nic(0, GUEST_MAC, rx_rate_limiter=NET_RX_LIMIT)]),
                   ["169.254.10.1/24"], waitfor=up, flood="169.254.10.2\n"), "thp", {}),
+        # The same limit, then PATCH /network-interfaces/eth0 lifts it while the guest runs
+        # (a bucket of size 0: no limit) and ping -f again.
+        ("net-patch-rx", "net",
+         net_case(net_guest(ping, [nic(0, GUEST_MAC, rx_rate_limiter=NET_RX_LIMIT)]),
+                  ["169.254.10.1/24"], waitfor=up, flood="169.254.10.2\n",
+                  patch_net='eth0 {"iface_id": "eth0", "rx_rate_limiter": '
+                            '{"bandwidth": {"size": 0, "refill_time": 0}}}\n'), "thp", {}),
         # 2 s of 1500-byte frames sent as fast as the device takes them, without and with
         # the transmit limit.
         ("net-bench-free", "net", net_case(net_guest(bench, [nic(0, GUEST_MAC)]),

@@ -513,6 +513,22 @@ run_net() {
 				inns /bin/ping -q -f -l 32 -s 1400 -w 2 "$a" >/tmp/ping 2>&1
 				emit "flood.$a" /tmp/ping
 			done <"$1/flood"
+			# Each line of `patch_net` ("IFACE_ID BODY") as PATCH /network-interfaces/ID
+			# while the guest runs, then `flood` again (flood2.ADDR).
+			if [ -f "$1/patch_net" ]; then
+				rm -f /tmp/calls
+				while read -r id body; do
+					code=$(curl -s -o /tmp/resp -w '%{http_code}' --unix-socket $SOCK \
+						-X PATCH -H 'Content-Type: application/json' -d "$body" \
+						"http://localhost/network-interfaces/$id")
+					echo "$code PATCH /network-interfaces/$id $(cat /tmp/resp)" >>/tmp/calls
+				done <"$1/patch_net"
+				emit calls /tmp/calls
+				[ -f "$1/flood" ] && while read -r a; do
+					inns /bin/ping -q -f -l 32 -s 1400 -w 2 "$a" >/tmp/ping 2>&1
+					emit "flood2.$a" /tmp/ping
+				done <"$1/flood"
+			fi
 			inns /bin/ip neigh >/tmp/neigh 2>&1 # before the carrier goes, and they with it
 			emit neigh /tmp/neigh
 			api_get /metrics metrics-api

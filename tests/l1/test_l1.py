@@ -632,9 +632,9 @@ def pinged(res, c, addr, n=20):
         f"ping {addr}\n" + net_context(res, c)
 
 
-def flooded(res, c, addr):
+def flooded(res, c, addr, name="flood"):
     """ping -f for 2 s: the echoes answered."""
-    out = c["files"].get(f"flood.{addr}", "")
+    out = c["files"].get(f"{name}.{addr}", "")
     m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
     assert m, f"ping -f {addr}\n" + net_context(res, c)
     return int(m.group(2))
@@ -795,6 +795,22 @@ def test_the_rx_rate_limiter_limits_bandwidth(l1, kernel):
         f"{limited} echoes: stalled, not limited\n" + net_context(res, c)
     assert free >= 2 * limited, (free, limited)
     assert net_exit(res, c)["rx_rate_limiter_throttled"] > 0
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_patch_lifts_the_rx_limit_of_a_running_guest(l1, kernel):
+    """PATCH /network-interfaces/eth0 after boot: the receive limit of 125 kB/s holds ping -f
+    to about 180 echoes in 2 s; a bandwidth bucket of size 0 (Firecracker's "no limit")
+    lifts it at once, and the same ping -f gets at least twice as many."""
+    res, c = net_case(l1, kernel, "net-patch-rx")
+    assert c["attrs"].get("ready") == "yes", net_context(res, c)
+    assert c["files"].get("calls", "").startswith("204 PATCH /network-interfaces/eth0"), \
+        net_context(res, c)
+    limited = flooded(res, c, "169.254.10.2")
+    free = flooded(res, c, "169.254.10.2", "flood2")
+    bw = cases.NET_RX_LIMIT["bandwidth"]
+    assert limited * FLOOD_FRAME <= (bw["size"] + bw["size"] * 2000 / bw["refill_time"]) * 1.1
+    assert free >= 2 * limited, (free, limited, net_context(res, c))
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
