@@ -478,6 +478,13 @@ static void tx_process(struct virtio_net *n)
 	}
 	if (pushed && vq_should_notify(q))
 		virtio_mmio_interrupt(&n->t, VIRTIO_MMIO_INT_VRING);
+	/*
+	 * A frame written to a tap is handled by the host's stack before writev returns
+	 * (softirq on the way out), so an answer (ARP, ICMP, a TCP ACK) may be in the tap
+	 * already: deliver it now rather than after another trip round the loop.
+	 */
+	if (pushed && n->t.vq[RXQ].ready && n->w_rx)
+		rx_process(n);
 }
 
 /* ---- the transport's callbacks ---- */
