@@ -285,10 +285,27 @@ static int rx_deliver(struct virtio_net *n)
 	return 1;
 }
 
+/*
+ * One interrupt for what both queues gave back since the last, if the driver wants
+ * one (EVENT_IDX or NO_INTERRUPT, per queue): the device has one interrupt line.
+ */
+static void signal_used(struct virtio_net *n)
+{
+	bool want = false;
+
+	if (n->tx_unsignalled)
+		want |= vq_should_notify(&n->t.vq[TXQ]);
+	if (n->rx_unsignalled)
+		want |= vq_should_notify(&n->t.vq[RXQ]);
+	n->tx_unsignalled = n->rx_unsignalled = false;
+	if (want)
+		virtio_mmio_interrupt(&n->t, VIRTIO_MMIO_INT_VRING);
+}
+
 static void rx_process(struct virtio_net *n)
 {
 	struct vq *q = &n->t.vq[RXQ];
-	bool pushed = false, room = true;
+	bool room = true;
 
 	if (n->t_rx || n->rx_dead)
 		return; /* throttled: the timer resumes */
@@ -306,7 +323,16 @@ static void rx_process(struct virtio_net *n)
 		r = rx_deliver(n);
 		if (r < 0)
 			return;
-		pushed |= q->used_idx != before;
+		if (q->used_idx != before) {
+			n->rx_unsignalled = true;
+			/*
+			 * The first frame of a wake-up is signalled at once, not after the read
+			 * that finds the tap empty: a lone answer reaches the guest a system
+			 * call sooner; a burst still gets one more interrupt at its end at most.
+			 */
+			if (!i)
+				signal_used(n);
+		}
 		if (!r) {
 			room = false; /* no room (the guest's next buffers kick us) or throttled */
 			break;
@@ -314,8 +340,7 @@ static void rx_process(struct virtio_net *n)
 		n->pend = 0;
 	}
 	rx_watch(n, room && !n->t_rx && !n->rx_dead);
-	if (pushed && vq_should_notify(q))
-		virtio_mmio_interrupt(&n->t, VIRTIO_MMIO_INT_VRING);
+	signal_used(n);
 }
 
 /* ---- transmit ---- */
@@ -470,21 +495,21 @@ static void tx_process(struct virtio_net *n)
 			break;
 		}
 		vq_push(q, c->head, 0);
-		pushed = true;
+		pushed = n->tx_unsignalled = true;
 	}
 	if (i == NET_BATCH && !n->t_tx) {
 		/* More may wait: let the loop breathe, then go on. */
 		n->t_tx = n->t.host->timer(n->t.host->opaque, 0, tx_resume, n);
 	}
-	if (pushed && vq_should_notify(q))
-		virtio_mmio_interrupt(&n->t, VIRTIO_MMIO_INT_VRING);
 	/*
 	 * A frame written to a tap is handled by the host's stack before writev returns
 	 * (softirq on the way out), so an answer (ARP, ICMP, a TCP ACK) may be in the tap
-	 * already: deliver it now rather than after another trip round the loop.
+	 * already: deliver it now rather than after another trip round the loop, under the
+	 * same interrupt as the transmitted chains.
 	 */
 	if (pushed && n->t.vq[RXQ].ready && n->w_rx)
 		rx_process(n);
+	signal_used(n);
 }
 
 /* ---- the transport's callbacks ---- */
@@ -546,6 +571,7 @@ static void net_reset(struct virtio_mmio *t)
 	n->mrg = false;
 	n->pend = 0;
 	n->tx_paid = false;
+	n->rx_unsignalled = n->tx_unsignalled = false;
 	set_offloads(n, 0);
 }
 

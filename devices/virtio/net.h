@@ -84,6 +84,7 @@ struct virtio_net {
 	bool tx_paid;    /* the chain at the head paid its tokens, then met a full tap */
 	struct ratelimit tx_rl;
 
+	bool rx_unsignalled, tx_unsignalled; /* used entries given back without an interrupt */
 	struct virtio_net_stats st;
 	struct vq_chain chain, first; /* a chain being served; a frame's first receive chain */
 	uint16_t heads[VQ_MAX_SIZE];
