@@ -1,7 +1,8 @@
 /*
  * The virtio-net workload of the test guest, on the first network device
- * (DeviceID 1) of the command line's virtio_mmio.device= entries, written from
- * the virtio 1.2 specification (5.1 Network Device).
+ * (DeviceID 1) of the command line's virtio_mmio.device= entries (nic=N: the
+ * N-th, from 0, for every mode below), written from the virtio 1.2 specification
+ * (5.1 Network Device).
  *
  *   test=net ip=A.B.C.D/N [count=N] [bad=N [bad_kinds=short,big,gso]]
  *       prints "net up mac=xx:xx:xx:xx:xx:xx ip=A.B.C.D/N ...", then answers ARP
@@ -504,10 +505,10 @@ static void net_start(void)
 	rx_bufs = ram_alloc((uint64_t)VIRTQ_MAX_SIZE * PAGE, PAGE, "net");
 	tx_bufs = ram_alloc((uint64_t)TX_SLOTS * TX_BUF, PAGE, "net");
 	frame = ram_alloc(FRAME_MAX, PAGE, "net");
-	n.d = virtio_find(VIRTIO_ID_NET);
+	n.d = virtio_find_nth(VIRTIO_ID_NET, (unsigned)arg_u64("nic", 0));
 	if (!n.d)
-		fail("net: no network device (DeviceID 1, transport version 2) among the "
-		     "virtio_mmio.device= entries");
+		fail("net: no such network device (DeviceID 1, transport version 2; nic= counts "
+		     "from 0) among the virtio_mmio.device= entries");
 	o.dev_features = 1u << NET_F_MAC | 1u << NET_F_MRG_RXBUF;
 	if (!virtio_start(n.d, 2, &o))
 		fail("net: the network device did not initialize (the line above says why)");

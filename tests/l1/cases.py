@@ -281,6 +281,12 @@ def net_cases():
          net_case(net_guest(ping, [nic(0), nic(1, SECOND_MAC)]),
                   ["169.254.10.1/24", "169.254.11.1/24"], waitfor=up, ping="169.254.10.2\n"),
          "thp", {}),
+        # The same two, the test guest driving the second (nic=1) on the second tap.
+        ("net-ping-nic1", "net",
+         net_case(net_guest("test=net nic=1 ip=169.254.11.2/24 irq=1",
+                            [nic(0), nic(1, SECOND_MAC)]),
+                  ["169.254.10.1/24", "169.254.11.1/24"], waitfor=up, ping="169.254.11.2\n"),
+         "thp", {}),
         # hugevmm in the namespace by setns alone, as Firecracker's jailer puts it there:
         # /sys is still the L1's (ip netns exec mounts the namespace's own).
         ("net-ping-setns", "net", net_case(net_guest(ping, [nic(0, GUEST_MAC)]),

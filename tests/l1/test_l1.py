@@ -745,6 +745,21 @@ def test_two_interfaces_and_a_generated_mac(l1, kernel):
     assert len(n) == 2 and n[0]["tx_packets_count"] >= 20, n
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_second_of_two_interfaces(l1, kernel):
+    """The test guest drives the second interface (nic=1) on the second tap: ping -c 20 to
+    it at 0% loss, its configured MAC in the config space and on the wire, its frames
+    counted on eth1, none sent on eth0."""
+    res, c = net_case(l1, kernel, "net-ping-nic1")
+    assert c["attrs"].get("ready") == "yes", net_context(res, c)
+    pinged(res, c, "169.254.11.2")
+    assert net_up(res, c) == cases.SECOND_MAC, net_context(res, c)
+    assert neigh_mac(c, "169.254.11.2") == cases.SECOND_MAC, net_context(res, c)
+    n = net_api(res, c)
+    assert [x["iface_id"] for x in n] == ["eth0", "eth1"], n
+    assert n[1]["tx_packets_count"] >= 20 and n[0]["tx_packets_count"] == 0, n
+
+
 def netbench(res, c):
     m = re.search(r"^netbench mode=tx size=(\d+) pps=(\d+) mbps=([\d.]+) frames=(\d+) ms=(\d+) ",
                   guest_passed(res, c), re.M)
