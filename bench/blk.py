@@ -26,21 +26,13 @@ Times are L1's and dominated by emulation: the ratios between contenders are the
 For trying it out, the environment narrows it: HUGEVMM_BENCH_BLK_RUNS (5; --quick 3),
 _SECS (2, each run's I/O time), _FS (tmpfs,pmem), _WHO (contenders: hugevmm,
 hugevmm-direct,qemu,qemu-direct,fio,fio-direct), _MIB (the image's size)."""
-import contextlib
-import inspect
 import json
 import os
-import re
-import shutil
 import sys
 
 from common import ROOT, metric
+from l1bench import bench_image, check_tools, l1build, parse, run_l1
 
-sys.path.insert(0, os.path.join(ROOT, "tests", "l1"))
-import build as l1build  # noqa: E402
-import run as l1run  # noqa: E402
-
-KERNEL = "6.12"
 FIO = "/usr/bin/fio"
 GUEST_MIB = 128
 H, HD, Q, QD, F, FD = ("hugevmm", "hugevmm direct", "QEMU microvm", "QEMU microvm cache.direct=on",
@@ -104,48 +96,15 @@ def case_files(fs, mib, runs, secs, fio, who=CONTENDERS):
     return files
 
 
-@contextlib.contextmanager
 def blk_image(cases):
-    """While active, the L1 benchmark image (tests/l1/build.py --bench) also carries
-    bench/blk.sh as /bin/run_blkbench, fio with its libraries, and @cases
-    ({dir name: {file: text}}); its initramfs is packed again."""
-    orig = l1build.build
-
-    def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
-        r = orig(flavour, out, hugevmm, guest, bench, tag, run)
-        if not bench:
-            return r
-        root = os.path.join(os.path.dirname(r[1]), "root")
-        dest = os.path.join(root, "bin", "run_blkbench")
-        shutil.copy(os.path.join(ROOT, "bench", "blk.sh"), dest)
-        os.chmod(dest, 0o755)
+    """The L1 benchmark image (tests/l1/build.py --bench) that also carries bench/blk.sh as
+    /bin/run_blkbench, fio with its libraries, and @cases ({dir name: {file: text}}); its
+    initramfs is packed again; a context manager (l1bench.bench_image)."""
+    def extra(work, root):
         if os.path.exists(FIO):
             l1build.copy_with_libs(root, FIO)
-        for name, files in cases.items():
-            d = os.path.join(root, "cases", name)
-            os.makedirs(d)
-            for fname, text in files.items():
-                with open(os.path.join(d, fname), "w") as f:
-                    f.write(text)
-        l1build.cpio(root, r[1])
-        return r
 
-    l1build.build = build
-    try:
-        yield
-    finally:
-        l1build.build = orig
-
-
-def parse(attrs):
-    """{(contender, pattern): [{key: number}]} of the measured runs."""
-    out = {}
-    for k, v in attrs.items():
-        m = re.fullmatch(r"([a-z-]+)\.([a-z0-9-]+)\.run(\d+)", k)
-        if m:
-            out.setdefault((m.group(1), m.group(2)), []).append(
-                {kk: float(vv) for kk, vv in (x.split("=", 1) for x in v.split() if "=" in x)})
-    return out
+    return bench_image("blk.sh", "run_blkbench", cases, extra)
 
 
 def direct_path(got):
@@ -166,10 +125,7 @@ def good(contender, r):
 
 
 def run(a):
-    for t in l1build.BENCH_TOOLS:
-        if not os.path.exists(os.path.join(a.bindir, t)):
-            raise RuntimeError(f"{a.bindir}/{t} is missing; `make build/bench/{t}` builds it")
-    l1build.BENCH_TOOLS_DIR = os.path.abspath(a.bindir)
+    check_tools(a.bindir)
     env = os.environ.get
     runs = int(env("HUGEVMM_BENCH_BLK_RUNS", "3" if a.quick else "5"))
     secs = int(env("HUGEVMM_BENCH_BLK_SECS", "2"))
@@ -181,13 +137,7 @@ def run(a):
     cases = {f"{90 + i}-blk-{fs}": case_files(fs, mib, runs, secs, fio, who)
              for i, (fs, mib, _) in enumerate(fss)}
     names = [n[3:] for n in cases]
-    # The test guest to put in L1, where the harness takes one (tests/l1/run.py --guest).
-    kw = {"guest": a.guest} if "guest" in inspect.signature(l1run.run_all).parameters else {}
-    with blk_image(cases):
-        res = l1run.run_all([KERNEL], only=",".join(names), timeout=5400, bench_runs=runs,
-                            hugevmm=a.hugevmm, **kw)[KERNEL]
-    if not res["done"]:
-        raise RuntimeError(f"L1 did not finish (qemu {res['rc']}); log {res['log']}")
+    res = run_l1(a, blk_image(cases), ",".join(names), runs)
     out, failed, fs_params = [], [], {}
     for (fs, mib, label), name in zip(fss, names):
         c = res["cases"].get(name)
@@ -198,7 +148,7 @@ def run(a):
             continue
         fs_params[label] = {"image_mib": mib, "mount": c["attrs"].get("mount"),
                             "image_write_ms": c["attrs"].get("image_ms")}
-        got = parse(c["attrs"])
+        got = parse(c["attrs"], contender=r"[a-z-]+", strict=True)
         fs_params[label]["direct_path"] = direct_path(got)
         for (who, pat), rs in got.items():
             for i, r in enumerate(rs):

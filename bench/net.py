@@ -25,22 +25,16 @@ between hugevmm and QEMU are the result.
 For trying it out, the environment narrows it: HUGEVMM_BENCH_NET_RUNS (5; --quick 3),
 _SECS (3, each run's measured time), _PATTERNS (names, comma-separated: tx-64, tx-1500,
 rx-64, rx-1500, echo-64, echo-1500, iperf)."""
-import contextlib
-import inspect
 import json
 import os
-import re
 import shutil
 import sys
 
 from common import ROOT, metric
+from l1bench import bench_image, check_tools, l1build, parse, run_l1
 
-sys.path.insert(0, os.path.join(ROOT, "tests", "l1"))
-import build as l1build  # noqa: E402
-import cases as l1cases  # noqa: E402
-import run as l1run  # noqa: E402
+import cases as l1cases  # noqa: E402  (tests/l1's, on the path l1bench sets)
 
-KERNEL = "6.12"
 H, Q = "hugevmm", "QEMU microvm"
 CONTENDERS = {"hugevmm": H, "qemu": Q}
 RATIOS = {"hugevmm / QEMU": (H, Q)}
@@ -114,24 +108,13 @@ def case_files(runs, secs, patterns):
     return files
 
 
-@contextlib.contextmanager
 def net_image(cases, bindir):
-    """While active, the L1 benchmark image (tests/l1/build.py --bench) also carries
-    bench/net.sh as /bin/run_netbench, netblast, @cases ({dir name: {file: text}}) and
+    """The L1 benchmark image (tests/l1/build.py --bench) that also carries bench/net.sh as
+    /bin/run_netbench, netblast, @cases ({dir name: {file: text}}) and
     /guest/initrd-netbench.cpio: the networking L2's initramfs (build.py's l2root: busybox,
-    the virtio and virtio_net modules, iperf3) with bench/net.sh as its init."""
-    orig = l1build.build
-
-    def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
-        r = orig(flavour, out, hugevmm, guest, bench, tag, run)
-        if not bench:
-            return r
-        work = os.path.dirname(r[1])
-        root = os.path.join(work, "root")
-        script = os.path.join(ROOT, "bench", "net.sh")
-        dest = os.path.join(root, "bin", "run_netbench")
-        shutil.copy(script, dest)
-        os.chmod(dest, 0o755)
+    the virtio and virtio_net modules, iperf3) with bench/net.sh as its init; a context
+    manager (l1bench.bench_image)."""
+    def extra(work, root):
         l1build.copy_with_libs(root, os.path.join(bindir, NETBLAST), f"/bin/{NETBLAST}")
         l2 = os.path.join(work, "l2netbench")
         shutil.rmtree(l2, ignore_errors=True)
@@ -139,39 +122,11 @@ def net_image(cases, bindir):
         if not os.path.exists(os.path.join(l2, "bin", "iperf3")):
             raise RuntimeError("the L2 tree has no iperf3: tests/l1/build.py's networking L2 "
                                "(L2_NET_TOOLS) is needed")
-        shutil.copy(script, os.path.join(l2, "init"))
+        shutil.copy(os.path.join(ROOT, "bench", "net.sh"), os.path.join(l2, "init"))
         os.chmod(os.path.join(l2, "init"), 0o755)
         l1build.cpio(l2, os.path.join(root, L2_INITRD.lstrip("/")))
-        for name, files in cases.items():
-            d = os.path.join(root, "cases", name)
-            os.makedirs(d)
-            for fname, text in files.items():
-                with open(os.path.join(d, fname), "w") as f:
-                    f.write(text)
-        l1build.cpio(root, r[1])
-        return r
 
-    l1build.build = build
-    try:
-        yield
-    finally:
-        l1build.build = orig
-
-
-def parse(attrs):
-    """{(contender, pattern): [{key: number}]} of the measured runs."""
-    out = {}
-    for k, v in attrs.items():
-        m = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.run(\d+)", k)
-        if m:
-            r = {}
-            for kk, vv in (x.split("=", 1) for x in v.split() if "=" in x):
-                try:
-                    r[kk] = float(vv)
-                except ValueError:
-                    pass
-            out.setdefault((m.group(1), m.group(2)), []).append(r)
-    return out
+    return bench_image("net.sh", "run_netbench", cases, extra)
 
 
 def good(contender, pattern, r):
@@ -201,22 +156,14 @@ def rx_lost(got):
 
 
 def run(a):
-    for t in l1build.BENCH_TOOLS + [NETBLAST]:
-        if not os.path.exists(os.path.join(a.bindir, t)):
-            raise RuntimeError(f"{a.bindir}/{t} is missing; `make build/bench/{t}` builds it")
-    l1build.BENCH_TOOLS_DIR = os.path.abspath(a.bindir)
+    check_tools(a.bindir, [NETBLAST])
     env = os.environ.get
     runs = int(env("HUGEVMM_BENCH_NET_RUNS", "3" if a.quick else "5"))
     secs = int(env("HUGEVMM_BENCH_NET_SECS", "3"))
     patterns = env("HUGEVMM_BENCH_NET_PATTERNS", ",".join(p[0] for p in PATTERNS)).split(",")
     name = "95-net"
     cases = {name: case_files(runs, secs, patterns)}
-    kw = {"guest": a.guest} if "guest" in inspect.signature(l1run.run_all).parameters else {}
-    with net_image(cases, os.path.abspath(a.bindir)):
-        res = l1run.run_all([KERNEL], only="net", timeout=5400, bench_runs=runs,
-                            hugevmm=a.hugevmm, **kw)[KERNEL]
-    if not res["done"]:
-        raise RuntimeError(f"L1 did not finish (qemu {res['rc']}); log {res['log']}")
+    res = run_l1(a, net_image(cases, os.path.abspath(a.bindir)), "net", runs)
     c = res["cases"].get("net")
     if not c or not c.get("ended"):
         raise RuntimeError(f"net: not run or not finished; log {res['log']}")
