@@ -1,11 +1,12 @@
 /*
- * What the two mutation fuzzers share: the fixed-seed PRNG (a failure
- * reproduces from its seed), the byte-level mutations, and a silent log sink.
+ * What the fuzzers share: the fixed-seed PRNG (a failure reproduces from its
+ * seed), the byte-level mutations, a descriptor's bytes, and a silent log sink.
  * Header-only: each fuzzer is one translation unit.
  */
 #ifndef HUGEVMM_TESTS_FUZZ_H
 #define HUGEVMM_TESTS_FUZZ_H
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,16 @@ static __attribute__((unused)) size_t fuzz_insert(char *d, size_t n, size_t cap,
 	memmove(d + at + len, d + at, n - at);
 	memcpy(d + at, t, len);
 	return n + len;
+}
+
+/* The 16 bytes of a split-ring descriptor as a guest lays them out (little-endian host). */
+static __attribute__((unused)) void fuzz_desc(uint8_t d[16], uint64_t addr, uint32_t len,
+					      uint16_t flags, uint16_t next_idx)
+{
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next_idx, 2);
 }
 
 static void quiet(enum log_level lvl, const char *msg, void *opaque)

@@ -123,10 +123,7 @@ static void desc(unsigned i, uint64_t a, uint32_t len, uint16_t flags, uint16_t 
 {
 	uint8_t b[16];
 
-	memcpy(b, &a, 8);
-	memcpy(b + 8, &len, 4);
-	memcpy(b + 12, &flags, 2);
-	memcpy(b + 14, &nx, 2);
+	fuzz_desc(b, a, len, flags, nx);
 	put(DESC + 16ull * i, b, 16);
 }
 

@@ -181,16 +181,29 @@ static uint64_t below(uint64_t n)
 
 /* ---- guest memory ---- */
 
+/*
+ * The host address of guest RAM at @gpa and how many bytes of it (at most
+ * @len) are contiguous there, in *@n; outside RAM, a failure saying what the
+ * model @did.
+ */
+static uint8_t *ram(uint64_t gpa, size_t len, uint64_t *n, const char *did)
+{
+	uint8_t *h;
+
+	*n = mem_gpa_piece(&gm, gpa, len, &h);
+	if (!*n)
+		fail("the model %s outside RAM at 0x%llx", did, (unsigned long long)gpa);
+	return h;
+}
+
 static void put(uint64_t gpa, const void *src, size_t len)
 {
 	const uint8_t *s = src;
 
 	while (len) {
-		uint8_t *h;
-		uint64_t n = mem_gpa_piece(&gm, gpa, len, &h);
+		uint64_t n;
+		uint8_t *h = ram(gpa, len, &n, "wrote");
 
-		if (!n)
-			fail("the model wrote outside RAM at 0x%llx", (unsigned long long)gpa);
 		memcpy(h, s, n);
 		gpa += n;
 		s += n;
@@ -203,11 +216,9 @@ static void get(uint64_t gpa, void *dst, size_t len)
 	uint8_t *d = dst;
 
 	while (len) {
-		uint8_t *h;
-		uint64_t n = mem_gpa_piece(&gm, gpa, len, &h);
+		uint64_t n;
+		uint8_t *h = ram(gpa, len, &n, "read");
 
-		if (!n)
-			fail("the model read outside RAM at 0x%llx", (unsigned long long)gpa);
 		memcpy(d, h, n);
 		gpa += n;
 		d += n;
@@ -218,11 +229,9 @@ static void get(uint64_t gpa, void *dst, size_t len)
 static void fill(uint64_t gpa, int c, size_t len)
 {
 	while (len) {
-		uint8_t *h;
-		uint64_t n = mem_gpa_piece(&gm, gpa, len, &h);
+		uint64_t n;
+		uint8_t *h = ram(gpa, len, &n, "filled");
 
-		if (!n)
-			fail("the model filled outside RAM at 0x%llx", (unsigned long long)gpa);
 		memset(h, c, n);
 		gpa += n;
 		len -= n;
@@ -437,10 +446,7 @@ static void write_desc(uint64_t table, unsigned i, uint64_t a, uint32_t len, uin
 {
 	uint8_t b[16];
 
-	memcpy(b, &a, 8);
-	memcpy(b + 8, &len, 4);
-	memcpy(b + 12, &flags, 2);
-	memcpy(b + 14, &nx, 2);
+	fuzz_desc(b, a, len, flags, nx);
 	put(table + 16ull * i, b, 16);
 }
 

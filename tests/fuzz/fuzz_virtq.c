@@ -62,10 +62,7 @@ static void plausible_desc(uint64_t gpa, uint16_t size)
 		l = (uint32_t)(16 * (next() % 20));
 		a = (next() % (2 * SLOT)) & ~15ull;
 	}
-	memcpy(d, &a, 8);
-	memcpy(d + 8, &l, 4);
-	memcpy(d + 12, &f, 2);
-	memcpy(d + 14, &n, 2);
+	fuzz_desc(d, a, l, f, n);
 	for (unsigned i = 0; i < 16; i++) {
 		uint8_t *h;
 

@@ -149,6 +149,56 @@ def run(args, env=None, timeout=120):
                           stdin=subprocess.DEVNULL)
 
 
+def listing(d):
+    return sorted(os.listdir(d))
+
+
+def run_guest_config(tmp_path, sections, refused=True):
+    """`hugevmm --api-sock S --config-file F` with the test guest (test=exit code=0, one vCPU,
+    64 MiB, its console in tmp_path) and the top-level @sections after those; returns (exit
+    code, stderr). With @refused, checks that the run left nothing behind in tmp_path."""
+    cfg = dict({"boot-source": {"kernel_image_path": os.path.join(os.path.dirname(BIN),
+                                                                  "testguest.elf"),
+                                "boot_args": "test=exit code=0"},
+                "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+                "serial": {"serial_out_path": str(tmp_path / "console.log")}}, **sections)
+    path = tmp_path / "vm.json"
+    path.write_text(json.dumps(cfg))
+    before = listing(tmp_path)
+    r = run(["--api-sock", str(tmp_path / "api.sock"), "--config-file", str(path)], timeout=60)
+    # No socket, no console file: the refusal came before anything was made.
+    if refused:
+        assert listing(tmp_path) == before, (listing(tmp_path), before, r.stderr)
+    return r.returncode, r.stderr
+
+
+def error_line(err):
+    """The last line of @err that says "error"."""
+    lines = [l for l in err.splitlines() if "error" in l]
+    assert lines, err
+    return lines[-1]
+
+
+def assert_refused(code, err, words):
+    """A config refused (exit 2), its error line holding each of @words."""
+    assert code == 2, f"exit {code}: {err}"
+    line = error_line(err)
+    for w in words:
+        assert w in line, f"{w!r} not in: {line}"
+
+
+@pytest.fixture
+def vmm(tmp_path):
+    """hugevmm serving its API in tmp_path (fcapi.Vmm); after the test, it must have removed
+    its socket. test_api.py and test_firecracker.py have a `vmm` of their own."""
+    from fcapi import Vmm  # fcapi imports this module
+
+    v = Vmm(tmp_path)
+    yield v
+    v.close()
+    assert not os.path.exists(v.sock), "the socket was not removed"
+
+
 def check(tmp_path, regions=None, env=None, **top):
     """Run `hugevmm check`; returns (exit code, report or None, stderr)."""
     r = run(["check", "--config-file", write_config(tmp_path, regions, **top)], env=env)

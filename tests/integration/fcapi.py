@@ -113,6 +113,12 @@ def api(sock, method, path, body=None, check=True):
     return r.status, reply
 
 
+def flush_metrics(sock, path):
+    """FlushMetrics, then the last line of the metrics file @path, parsed."""
+    assert api(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
+    return json.loads(path.read_text().splitlines()[-1])
+
+
 class Vmm:
     """hugevmm serving an API socket in @tmp_path (console and stderr in files there)."""
 

@@ -15,8 +15,8 @@ import tempfile
 
 import pytest
 
-from conftest import BIN, run
-from fcapi import Vmm, api, conforms
+from conftest import BIN, assert_refused, error_line, run, run_guest_config
+from fcapi import api, conforms, flush_metrics
 
 GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
 HAVE_KVM = os.access("/dev/kvm", os.R_OK | os.W_OK)
@@ -34,31 +34,9 @@ def drive(drive_id, path, root=False, **kw):
     return dict({"drive_id": drive_id, "path_on_host": str(path), "is_root_device": root}, **kw)
 
 
-def listing(d):
-    return sorted(os.listdir(d))
-
-
 def run_config(tmp_path, drives, refused=True, **top):
-    """`hugevmm --api-sock S --config-file F` with the test guest and @drives; returns
-    (exit code, stderr). With @refused, checks that the run left nothing behind in tmp_path."""
-    cfg = dict({"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=exit code=0"},
-                "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
-                "serial": {"serial_out_path": str(tmp_path / "console.log")},
-                "drives": drives}, **top)
-    path = tmp_path / "vm.json"
-    path.write_text(json.dumps(cfg))
-    before = listing(tmp_path)
-    r = run(["--api-sock", str(tmp_path / "api.sock"), "--config-file", str(path)], timeout=60)
-    # No socket, no console file: the refusal came before anything was made.
-    if refused:
-        assert listing(tmp_path) == before, (listing(tmp_path), before, r.stderr)
-    return r.returncode, r.stderr
-
-
-def error_line(err):
-    lines = [l for l in err.splitlines() if "error" in l]
-    assert lines, err
-    return lines[-1]
+    """run_guest_config with @drives and the other top-level sections @top."""
+    return run_guest_config(tmp_path, dict({"drives": drives}, **top), refused)
 
 
 # ---------------------------------------------------------------- the config file
@@ -127,11 +105,7 @@ CASES = ["missing", "directory", "fifo", "socket", "char_device", "empty",
 @pytest.mark.parametrize("case", CASES)
 def test_config_file_refuses(case, tmp_path):
     drives, words = bad_file_cases(tmp_path)[case]
-    code, err = run_config(tmp_path, drives)
-    assert code == 2, f"exit {code}: {err}"
-    line = error_line(err)
-    for w in words:
-        assert w in line, f"{w!r} not in: {line}"
+    assert_refused(*run_config(tmp_path, drives), words)
 
 
 def as_nobody(args, timeout=60):
@@ -221,14 +195,6 @@ def test_check_takes_every_field(tmp_path):
 
 # ---------------------------------------------------------------- the API before boot
 
-@pytest.fixture
-def vmm(tmp_path):
-    v = Vmm(tmp_path)
-    yield v
-    v.close()
-    assert not os.path.exists(v.sock), "the socket was not removed"
-
-
 def drives_of(sock):
     st, cfg = api(sock, "GET", "/vm/config")
     assert st == 200
@@ -284,11 +250,6 @@ def test_api_seventeenth_drive(vmm, tmp_path):
     assert st == 400 and "at most 16" in reply["fault_message"] \
         and "18 interrupt lines" in reply["fault_message"], reply
     assert len(drives_of(vmm.sock)) == 16
-
-
-def flush_metrics(sock, path):
-    assert api(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
-    return json.loads(path.read_text().splitlines()[-1])
 
 
 def test_api_patch_before_boot(vmm, tmp_path):

@@ -11,8 +11,8 @@ import os
 
 import pytest
 
-from conftest import BIN, run
-from fcapi import Vmm, api, conforms
+from conftest import BIN, assert_refused, run, run_guest_config
+from fcapi import Vmm, api, conforms, flush_metrics
 
 GUEST = os.path.join(os.path.dirname(BIN), "testguest.elf")
 # A name no host has as an interface: the config errors below come before any tap is opened.
@@ -30,32 +30,6 @@ def generated_mac(host_dev_name, iface_id):
     for b in host_dev_name.encode() + b"\0" + iface_id.encode():
         h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
     return "02:" + ":".join(f"{(h >> s) & 0xff:02x}" for s in (56, 48, 40, 32, 24))
-
-
-def listing(d):
-    return sorted(os.listdir(d))
-
-
-def run_config(tmp_path, nets):
-    """`hugevmm --api-sock S --config-file F` with the test guest and @nets; returns (exit
-    code, stderr), having checked that the run left nothing behind in tmp_path."""
-    cfg = {"boot-source": {"kernel_image_path": GUEST, "boot_args": "test=exit code=0"},
-           "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
-           "serial": {"serial_out_path": str(tmp_path / "console.log")},
-           "network-interfaces": nets}
-    path = tmp_path / "vm.json"
-    path.write_text(json.dumps(cfg))
-    before = listing(tmp_path)
-    r = run(["--api-sock", str(tmp_path / "api.sock"), "--config-file", str(path)], timeout=60)
-    # No socket, no console file: the refusal came before anything was made.
-    assert listing(tmp_path) == before, (listing(tmp_path), before, r.stderr)
-    return r.returncode, r.stderr
-
-
-def error_line(err):
-    lines = [l for l in err.splitlines() if "error" in l]
-    assert lines, err
-    return lines[-1]
 
 
 # ---------------------------------------------------------------- the config file
@@ -140,11 +114,7 @@ def test_config_file_refuses(case, tmp_path):
     if case == "no_such_tap" and os.path.exists(f"/sys/class/net/{NO_TAP}"):
         pytest.skip(f"this host has an interface {NO_TAP}")
     nets, words = BAD[case]
-    code, err = run_config(tmp_path, nets)
-    assert code == 2, f"exit {code}: {err}"
-    line = error_line(err)
-    for w in words:
-        assert w in line, f"{w!r} not in: {line}"
+    assert_refused(*run_guest_config(tmp_path, {"network-interfaces": nets}), words)
 
 
 def test_check_takes_every_field(tmp_path):
@@ -165,14 +135,6 @@ def test_check_takes_every_field(tmp_path):
 
 
 # ---------------------------------------------------------------- the API before boot
-
-@pytest.fixture
-def vmm(tmp_path):
-    v = Vmm(tmp_path)
-    yield v
-    v.close()
-    assert not os.path.exists(v.sock), "the socket was not removed"
-
 
 def nets_of(sock):
     st, cfg = api(sock, "GET", "/vm/config")
@@ -267,11 +229,6 @@ def test_api_put_id_must_match_the_path(vmm):
     st, reply = api(vmm.sock, "PUT", "/network-interfaces/eth0", net("eth1", "tap0"))
     assert st == 400 and '"eth1" does not match the path\'s "eth0"' in reply["fault_message"], \
         reply
-
-
-def flush_metrics(sock, path):
-    assert api(sock, "PUT", "/actions", {"action_type": "FlushMetrics"}) == (204, None)
-    return json.loads(path.read_text().splitlines()[-1])
 
 
 def test_api_patch_before_boot(vmm, tmp_path):

@@ -1038,16 +1038,39 @@ static void root_args(void **state)
 	assert_string_equal(cmd, "console=ttyS0 root=/dev/vda rw");
 }
 
+/* @m flushed to a metrics file as FlushMetrics writes it: the line written, parsed. */
+static cJSON *flushed_metrics(const struct vmm_metrics *m)
+{
+	static char line[32768];
+	char path[] = "/tmp/hugevmm-metrics-XXXXXX";
+	struct cfg_metrics mc = {.set = true};
+	struct vmm_err e = {0};
+	cJSON *o;
+	FILE *f;
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(mc.path, sizeof(mc.path), "%s", path);
+	assert_int_equal(api_metrics_apply(&mc, "metrics.metrics_path", &e), 0);
+	assert_int_equal(api_metrics_flush(m, NULL), 0);
+	api_telemetry_close();
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	unlink(path);
+	o = cJSON_Parse(line);
+	assert_non_null(o);
+	return o;
+}
+
 /* Per-drive counters as Firecracker writes them (block_<id>, block) and in GET /metrics. */
 static void drive_metrics_shape(void **state)
 {
 	static struct vmm_metrics m;
-	char path[] = "/tmp/hugevmm-metrics-XXXXXX", line[8192];
-	struct cfg_metrics mc = {.set = true};
-	struct vmm_err e = {0};
 	cJSON *o, *g;
-	FILE *f;
-	int fd;
 
 	(void)state;
 	m.vm.ndrives = 2;
@@ -1064,20 +1087,7 @@ static void drive_metrics_shape(void **state)
 	m.vm.drives[1].inflight_max = 4;
 	m.vm.drives[1].update_count = 1;
 
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	close(fd);
-	snprintf(mc.path, sizeof(mc.path), "%s", path);
-	assert_int_equal(api_metrics_apply(&mc, "metrics.metrics_path", &e), 0);
-	assert_int_equal(api_metrics_flush(&m, NULL), 0);
-	api_telemetry_close();
-	f = fopen(path, "r");
-	assert_non_null(f);
-	assert_non_null(fgets(line, sizeof(line), f));
-	fclose(f);
-	unlink(path);
-	o = cJSON_Parse(line);
-	assert_non_null(o);
+	o = flushed_metrics(&m);
 	g = cJSON_GetObjectItem(o, "block_rootfs");
 	assert_int_equal(cJSON_GetObjectItem(g, "read_count")->valuedouble, 3);
 	assert_int_equal(cJSON_GetObjectItem(g, "read_bytes")->valuedouble, 12288);
@@ -1106,13 +1116,7 @@ static void drive_metrics_shape(void **state)
 static void net_metrics_shape(void **state)
 {
 	static struct vmm_metrics m;
-	static char line[32768];
-	char path[] = "/tmp/hugevmm-metrics-XXXXXX";
-	struct cfg_metrics mc = {.set = true};
-	struct vmm_err e = {0};
 	cJSON *o, *g;
-	FILE *f;
-	int fd;
 
 	(void)state;
 	m.vm.nnets = 2;
@@ -1124,20 +1128,7 @@ static void net_metrics_shape(void **state)
 	m.vm.nets[1].rx_packets_count = 4;
 	m.vm.nets[1].tx_bytes_count = 1500;
 
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	close(fd);
-	snprintf(mc.path, sizeof(mc.path), "%s", path);
-	assert_int_equal(api_metrics_apply(&mc, "metrics.metrics_path", &e), 0);
-	assert_int_equal(api_metrics_flush(&m, NULL), 0);
-	api_telemetry_close();
-	f = fopen(path, "r");
-	assert_non_null(f);
-	assert_non_null(fgets(line, sizeof(line), f));
-	fclose(f);
-	unlink(path);
-	o = cJSON_Parse(line);
-	assert_non_null(o);
+	o = flushed_metrics(&m);
 	g = cJSON_GetObjectItem(o, "net_eth0");
 	assert_int_equal(cJSON_GetObjectItem(g, "rx_packets_count")->valuedouble, 3);
 	assert_int_equal(cJSON_GetObjectItem(g, "no_tx_avail_buffer")->valuedouble, 9);
