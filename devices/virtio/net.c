@@ -218,7 +218,7 @@ static int rx_deliver(struct virtio_net *n)
 	while (room < n->pend) {
 		int got;
 
-		if (k == q->size || (k == 1 && !n->mrg)) {
+		if (k == q->size || (k == 1 && !acked(n, VIRTIO_NET_F_MRG_RXBUF))) {
 			/* Every buffer the guest can give is too small: it never fits. */
 			while (k--)
 				vq_unpop(q);
@@ -537,7 +537,6 @@ static void set_offloads(struct virtio_net *n, unsigned off)
 		return;
 	}
 	n->offloads = off;
-	n->st.offloads = off;
 }
 
 static void net_activate(struct virtio_mmio *t)
@@ -546,7 +545,6 @@ static void net_activate(struct virtio_mmio *t)
 	unsigned off = 0;
 
 	n->acked = t->driver_features;
-	n->mrg = acked(n, VIRTIO_NET_F_MRG_RXBUF);
 	/* What the tap may hand us is what the guest takes (the spec ties TSO to CSUM). */
 	if (acked(n, VIRTIO_NET_F_GUEST_CSUM)) {
 		off |= TUN_F_CSUM;
@@ -568,7 +566,6 @@ static void net_reset(struct virtio_mmio *t)
 	 * live and stand down. A frame read but not delivered is dropped with the queues.
 	 */
 	n->acked = 0;
-	n->mrg = false;
 	n->pend = 0;
 	n->tx_paid = false;
 	n->rx_unsignalled = n->tx_unsignalled = false;

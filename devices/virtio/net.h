@@ -57,7 +57,6 @@ struct virtio_net_stats {
 	uint64_t tx_packets_count, tx_bytes_count, tx_queue_event_count;
 	uint64_t tx_rate_limiter_throttled, tx_malformed_frames, tx_malformed_header;
 	uint64_t tx_malformed_size, tx_malformed_offload, tap_write_fails, no_tx_avail_buffer;
-	uint64_t offloads; /* TUN_F_* the tap has now */
 };
 
 struct virtio_net {
@@ -67,7 +66,6 @@ struct virtio_net {
 	uint8_t config[12]; /* mac, status, max_virtqueue_pairs, mtu */
 	int tap;
 	unsigned offloads; /* TUN_F_* set on the tap */
-	bool mrg;          /* MRG_RXBUF acked */
 	uint64_t acked;    /* the driver's features at DRIVER_OK */
 
 	/* Receive. */
