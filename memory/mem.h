@@ -35,6 +35,13 @@ enum mem_verdict {
 	MEM_VERDICT_DEFERRED, /* cannot be judged before boot (unknown level, no prefault) */
 };
 
+/* What giving memory back does on a region (memory/reclaim.h). */
+enum mem_reclaim_kind {
+	MEM_RECLAIM_KEEP,     /* nothing is given back */
+	MEM_RECLAIM_DONTNEED, /* private anonymous: MADV_DONTNEED on whole host pages */
+	MEM_RECLAIM_PUNCH,    /* shared (memfd, hugetlb "return"): fallocate(PUNCH_HOLE) */
+};
+
 struct mem_slot {
 	unsigned id;     /* memslot number, dense from 0 */
 	unsigned region; /* index into guest_mem.regions */
@@ -73,6 +80,16 @@ struct mem_region {
 	 */
 	bool uring_registered;
 	char uring_why[192]; /* why not, when not; "" before any drive asked */
+
+	/*
+	 * Reclaim (memory/reclaim.c, when the VM has a balloon): the kind, a
+	 * sentence saying what it does here, and the bytes now given back
+	 * (whole host pages discarded, not yet back) and in the balloon but not
+	 * given back (their host page is not whole, or the region keeps).
+	 */
+	enum mem_reclaim_kind reclaim;
+	char reclaim_why[160];
+	uint64_t reclaimed_bytes, balloon_bytes;
 };
 
 /* Drift events of every region, summed. */

@@ -33,6 +33,13 @@ enum mem_policy {
 	MEM_POLICY_COUNT
 };
 
+/* "reclaim": may memory the guest gives back (balloon, free page reporting) be freed? */
+enum mem_reclaim_cfg {
+	MEM_RECLAIM_CFG_DEFAULT, /* not given: "return" for anon/thp/memfd, "keep" otherwise */
+	MEM_RECLAIM_CFG_KEEP,    /* "keep": the region keeps every page */
+	MEM_RECLAIM_CFG_RETURN,  /* "return": whole host pages go back (refused on file, devdax) */
+};
+
 struct mem_region_cfg {
 	char id[MEM_ID_MAX + 1];
 	/* JSON path of this region for messages ("memory.regions[1]"). When the
@@ -54,6 +61,7 @@ struct mem_region_cfg {
 	char path[PATH_MAX];       /* hugetlb: hugetlbfs dir or file; file: the file */
 	bool require_dax;          /* file: refuse a path that is not on a DAX filesystem */
 	char device[64];           /* devdax: "dax0.0" or "/dev/dax0.0" */
+	enum mem_reclaim_cfg reclaim; /* finalized: never DEFAULT */
 };
 
 /* Defaults for a region of @backing with @id; the caller then sets fields. */
@@ -79,6 +87,8 @@ const char *mem_backing_name(enum mem_backing b);
 const char *mem_policy_name(enum mem_policy p);
 int mem_backing_parse(const char *s, enum mem_backing *out);
 int mem_policy_parse(const char *s, enum mem_policy *out);
+const char *mem_reclaim_cfg_name(enum mem_reclaim_cfg r); /* "keep", "return" ("default") */
+int mem_reclaim_cfg_parse(const char *s, enum mem_reclaim_cfg *out); /* 0 or -EINVAL */
 /* "4K" | "2M" | "1G" -> bytes; 0 on anything else. */
 uint64_t mem_page_size_parse(const char *s);
 /* True when @id is 1..MEM_ID_MAX chars of [A-Za-z0-9_.-]. */

@@ -89,6 +89,16 @@ struct cfg_entropy {
 	struct rl_cfg rate_limiter;
 };
 
+/* Firecracker's Balloon (virtio-balloon); hugevmm gives memory back in whole huge pages. */
+struct cfg_balloon {
+	bool set;
+	unsigned amount_mib;               /* target size of the balloon */
+	bool deflate_on_oom;
+	unsigned stats_polling_interval_s; /* 0: no statistics */
+	bool free_page_reporting;
+	/* free_page_hinting: refused by the parser (not implemented); never set here */
+};
+
 /* Whether the kernel command line gets virtio_mmio.device= entries (hugevmm's). */
 enum cfg_virtio_cmdline {
 	CFG_VIRTIO_CMDLINE_AUTO,  /* yes, unless the boot args already name virtio-mmio devices */
@@ -120,6 +130,7 @@ struct vm_config {
 	unsigned nnets;
 
 	struct cfg_entropy entropy;
+	struct cfg_balloon balloon;
 
 	/* serial: guest console output to this file instead of stdout */
 	char serial_out[PATH_MAX];

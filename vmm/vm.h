@@ -8,7 +8,9 @@
 
 #include <stdbool.h>
 
+#include "devices/virtio/balloon.h"
 #include "memory/mem.h"
+#include "memory/reclaim.h"
 #include "vmm/config.h"
 #include "vmm/evloop.h"
 #include "vmm/hv.h"
@@ -118,6 +120,9 @@ struct vm_metrics {
 	unsigned ndrives;
 	struct vm_net_metrics nets[CFG_MAX_NETS];
 	unsigned nnets;
+	bool has_balloon;
+	struct balloon_counters balloon;
+	struct mem_reclaim_stats reclaim;
 };
 
 void vm_metrics(struct vm *vm, struct vm_metrics *out);
@@ -138,6 +143,27 @@ int vm_drive_update(struct vm *vm, const char *id, const char *path, const struc
  */
 int vm_net_update(struct vm *vm, const char *id, const struct rl_cfg *rx, const struct rl_cfg *tx,
 		  struct vmm_err *e) must_check;
+
+/*
+ * After boot (the VMM loop's thread): the balloon's target becomes @amount_mib
+ * (ERR_CONFIG when the VM has no balloon or @amount_mib exceeds guest RAM).
+ */
+int vm_balloon_set_target(struct vm *vm, uint32_t amount_mib, struct vmm_err *e) must_check;
+
+/*
+ * After boot: the statistics interval becomes @s seconds (ERR_CONFIG: no balloon,
+ * statistics off at boot, or @s 0 while they are on).
+ */
+int vm_balloon_set_stats_interval(struct vm *vm, uint32_t s, struct vmm_err *e) must_check;
+
+/* After boot: the balloon's state (ERR_CONFIG when the VM has none). */
+int vm_balloon_info(struct vm *vm, struct balloon_info *out, struct vmm_err *e) must_check;
+
+/*
+ * Guest memory as measured now with reclaim's counts filled in and its refaults
+ * noticed (mem_reclaim_refresh): what GET /memory reports. Measures @vm's memory.
+ */
+int vm_memory_snapshot(struct vm *vm, struct guest_mem *out) must_check;
 
 /* Ask the VM to stop (any thread). */
 void vm_stop(struct vm *vm);
