@@ -72,6 +72,11 @@ uint32_t vio_cfg32(const struct virtio_dev *d, unsigned off)
 	return *(volatile uint32_t *)(uintptr_t)(d->base + VIO_CONFIG + off);
 }
 
+void vio_cfg_write32(const struct virtio_dev *d, unsigned off, uint32_t v)
+{
+	*(volatile uint32_t *)(uintptr_t)(d->base + VIO_CONFIG + off) = v;
+}
+
 uint64_t vio_cfg64(const struct virtio_dev *d, unsigned off)
 {
 	uint32_t gen, lo, hi;
@@ -109,6 +114,7 @@ void virtio_opts_from_cmdline(struct virtio_opts *o)
 	o->qsize = (unsigned)arg_u64("qsize", VIRTQ_MAX_SIZE);
 	o->edge = !(arg("irq_trigger", v, sizeof(v)) && str_eq(v, "level"));
 	o->dev_features = 0;
+	o->feature_queues = 0;
 	if (o->qsize < 1 || o->qsize > VIRTQ_MAX_SIZE)
 		fail("virtio: qsize must be 1..256");
 }
@@ -578,6 +584,8 @@ bool virtio_start(struct virtio_dev *d, unsigned nq, const struct virtio_opts *o
 	puts_(" indirect=");
 	putu(virtio_has(d, VIRTIO_F_INDIRECT_DESC));
 	puts_("\n");
+	for (unsigned b = 0; b < 24; b++) /* no popcount: libgcc is not linked */
+		nq += (unsigned)((d->features & o->feature_queues) >> b & 1);
 	for (unsigned i = 0; i < nq; i++)
 		if (!setup_queue(d, i, o))
 			return false;

@@ -65,6 +65,7 @@
 #define VIRTIO_ID_NET     1
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_ENTROPY 4
+#define VIRTIO_ID_BALLOON 5
 
 #define VIRTIO_MAX_DEVS   32
 #define VIRTIO_MAX_QUEUES 17  /* queues the guest sets up, over all devices (16 disks + 1) */
@@ -122,6 +123,10 @@ struct virtio_opts {
 	bool edge;             /* IOAPIC trigger for the device's GSI */
 	uint64_t dev_features; /* device-type bits the driver takes when offered (0 after
 				* virtio_opts_from_cmdline; the workload sets them) */
+	/* Of dev_features: bits that, once negotiated, each add one queue after the @nq fixed
+	 * ones, in ascending bit order; an absent one takes no index (virtio-balloon's STATS_VQ
+	 * and REPORTING, as Linux numbers them); 0 after virtio_opts_from_cmdline. */
+	uint64_t feature_queues;
 };
 
 struct vbuf {
@@ -137,7 +142,8 @@ struct virtio_dev *virtio_find(uint32_t device_id);
 /* The @n-th (from 0) device of type @device_id in command-line order; NULL when fewer. */
 struct virtio_dev *virtio_find_nth(uint32_t device_id, unsigned n);
 unsigned virtio_count(uint32_t device_id);
-/* Reset, negotiate, set up @nq queues, DRIVER_OK; on failure prints why, sets FAILED, false. */
+/* Reset, negotiate, set up @nq queues (and @o->feature_queues' negotiated ones after them),
+ * DRIVER_OK; on failure prints why, sets FAILED, false. */
 bool virtio_start(struct virtio_dev *d, unsigned nq, const struct virtio_opts *o);
 bool virtio_has(const struct virtio_dev *d, unsigned bit);
 
@@ -147,6 +153,8 @@ void vio_write(const struct virtio_dev *d, unsigned reg, uint32_t v);
 uint8_t vio_cfg8(const struct virtio_dev *d, unsigned off);
 uint16_t vio_cfg16(const struct virtio_dev *d, unsigned off);
 uint32_t vio_cfg32(const struct virtio_dev *d, unsigned off);
+/* Write a driver-writable 32-bit field of configuration space (virtio-balloon's actual). */
+void vio_cfg_write32(const struct virtio_dev *d, unsigned off, uint32_t v);
 /* A 64-bit field as two 32-bit reads, retried until ConfigGeneration holds still. */
 uint64_t vio_cfg64(const struct virtio_dev *d, unsigned off);
 /* Read InterruptStatus and acknowledge what it says; returns the bits. */
