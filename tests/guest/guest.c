@@ -36,6 +36,10 @@
  *   test=netbench mode=rx secs=N      count bench/netblast's frames for secs s; pps, MB/s
  *   test=netbench mode=echo size=N secs=N ip=A.B.C.D/N peer=A.B.C.D
  *                                     ICMP echo round trips to peer, one at a time; RTTs
+ *   test=balloon [touch_mib=N] [report_mib=N [retouch=1]] [bad=KIND] [exit_mib=N]
+ *                                     virtio-balloon: follow the device's target from a pool
+ *                                     of free RAM, printing "balloon actual_mib=N" at each;
+ *                                     statistics, free page reporting (balloon.c)
  *   The virtio workloads find devices from virtio_mmio.device= entries (virtio.c) and take
  *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c and blk.c).
  */
@@ -845,6 +849,8 @@ void guest_main(uint32_t start_info)
 		do_net();
 	if (str_eq(test, "netbench"))
 		do_netbench();
+	if (str_eq(test, "balloon"))
+		do_balloon();
 	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam, rtc, rng, "
-	     "virtio-rt, virtio-bad, blk, blkbench, blk-bad, net, netbench)");
+	     "virtio-rt, virtio-bad, blk, blkbench, blk-bad, net, netbench, balloon)");
 }

@@ -180,4 +180,7 @@ __attribute__((noreturn)) void do_blk_bad(void);
 __attribute__((noreturn)) void do_net(void);
 __attribute__((noreturn)) void do_netbench(void);
 
+/* balloon.c: the virtio-balloon workload. */
+__attribute__((noreturn)) void do_balloon(void);
+
 #endif
