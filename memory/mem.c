@@ -170,23 +170,33 @@ fail:
 	return rc;
 }
 
-/* After a measurement of @r: start its baseline, or count a drift when huge bytes shrank. */
+/*
+ * After a measurement of @r: start its baseline, or count a drift when huge
+ * bytes shrank. Pages reclaim gave back (memory/reclaim.c) left on purpose, so
+ * the comparison is of huge + reclaimed bytes; reclaimed bytes are counted no
+ * higher than the bytes found absent, so a reclaimed page the guest touched
+ * again before mem_reclaim_refresh noticed it is not counted twice. huge_last
+ * holds that sum; a deflate lowers it by the page it returns, which stays
+ * absent until the guest touches it (mem_reclaim_deflate).
+ */
 static void track_drift(struct mem_region *r)
 {
 	uint64_t huge = r->host.bytes_2m + r->host.bytes_1g;
+	uint64_t kept = huge + MIN(r->reclaimed_bytes, r->host.bytes_absent);
 
 	if (!r->host.known)
 		return;
 	if (!r->baseline) {
 		r->baseline = true;
 		r->huge_at_start = huge;
-	} else if (huge < r->huge_last) {
+	} else if (kept < r->huge_last) {
 		r->drift_events++;
-		log_warn("%s (\"%s\"): coverage drift: %llu MiB mapped huge, down from %llu MiB",
-			 r->cfg.origin, r->cfg.id, (unsigned long long)(huge >> 20),
+		log_warn("%s (\"%s\"): coverage drift: %llu MiB mapped huge%s, down from %llu MiB",
+			 r->cfg.origin, r->cfg.id, (unsigned long long)(kept >> 20),
+			 kept > huge ? " or reclaimed" : "",
 			 (unsigned long long)(r->huge_last >> 20));
 	}
-	r->huge_last = huge;
+	r->huge_last = kept;
 }
 
 unsigned mem_drift_events(const struct guest_mem *gm)

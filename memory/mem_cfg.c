@@ -50,6 +50,29 @@ int mem_policy_parse(const char *s, enum mem_policy *out)
 	return -EINVAL;
 }
 
+static const char *const reclaim_names[] = {
+	[MEM_RECLAIM_CFG_DEFAULT] = "default",
+	[MEM_RECLAIM_CFG_KEEP] = "keep",
+	[MEM_RECLAIM_CFG_RETURN] = "return",
+};
+
+const char *mem_reclaim_cfg_name(enum mem_reclaim_cfg r)
+{
+	return (unsigned)r < ARRAY_SIZE(reclaim_names) ? reclaim_names[r] : "?";
+}
+
+int mem_reclaim_cfg_parse(const char *s, enum mem_reclaim_cfg *out)
+{
+	/* "default" is what an absent field means, not a value to write. */
+	if (!strcmp(s, "keep"))
+		*out = MEM_RECLAIM_CFG_KEEP;
+	else if (!strcmp(s, "return"))
+		*out = MEM_RECLAIM_CFG_RETURN;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 uint64_t mem_page_size_parse(const char *s)
 {
 	if (!strcmp(s, "4K"))
@@ -145,11 +168,49 @@ static bool size_allowed(const struct backing_rule *r, uint64_t ps)
 	return (ps == SZ_4K && r->k4) || (ps == SZ_2M && r->m2) || (ps == SZ_1G && r->g1);
 }
 
+/*
+ * "reclaim": memory the guest hands back may be freed where the backing can
+ * take it again on the next touch (anon, thp, memfd: "return" by default).
+ * hugetlb keeps by default: a page given back to the pool may be gone when
+ * the guest wants it. A file's or a DAX device's blocks are never given back.
+ */
+static int finalize_reclaim(struct mem_region_cfg *c, struct vmm_err *e)
+{
+	bool keeps = c->backing == MEM_BACKING_HUGETLB || c->backing == MEM_BACKING_FILE ||
+		     c->backing == MEM_BACKING_DEVDAX;
+	char f[96];
+
+	switch (c->reclaim) {
+	case MEM_RECLAIM_CFG_DEFAULT:
+		c->reclaim = keeps ? MEM_RECLAIM_CFG_KEEP : MEM_RECLAIM_CFG_RETURN;
+		return 0;
+	case MEM_RECLAIM_CFG_KEEP:
+		return 0;
+	case MEM_RECLAIM_CFG_RETURN:
+		if (c->backing == MEM_BACKING_FILE)
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s: \"return\" is not available with backing \"file\": the "
+				       "file keeps its blocks (persistent memory is never given "
+				       "back); set \"keep\" or leave \"reclaim\" out",
+				       mem_cfg_field(c, "reclaim", f, sizeof(f)));
+		if (c->backing == MEM_BACKING_DEVDAX)
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s: \"return\" is not available with backing \"devdax\": "
+				       "device memory is never given back; set \"keep\" or leave "
+				       "\"reclaim\" out",
+				       mem_cfg_field(c, "reclaim", f, sizeof(f)));
+		return 0;
+	}
+	return err_set(e, ERR_CONFIG, -EINVAL, "%s: unknown value %d; use \"keep\" or \"return\"",
+		       mem_cfg_field(c, "reclaim", f, sizeof(f)), (int)c->reclaim);
+}
+
 int mem_cfg_finalize(struct mem_region_cfg *c, struct vmm_err *e)
 {
 	const struct backing_rule *r;
 	const char *bname;
 	char f[96];
+	int rc;
 
 	if (c->backing >= MEM_BACKING_COUNT)
 		return err_set(e, ERR_CONFIG, -EINVAL, "%s: unknown backing",
@@ -253,6 +314,10 @@ int mem_cfg_finalize(struct mem_region_cfg *c, struct vmm_err *e)
 		return err_set(e, ERR_CONFIG, -EINVAL, "%s: %u is out of range; use 0 (auto) to 64",
 			       mem_cfg_field(c, "prefault_threads", f, sizeof(f)),
 			       c->prefault_threads);
+
+	rc = finalize_reclaim(c, e);
+	if (rc)
+		return rc;
 
 	if (!c->policy_set) {
 		if (c->backing == MEM_BACKING_ANON || c->page_size == SZ_4K)

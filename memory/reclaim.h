@@ -15,6 +15,19 @@
  *                       the guest is told it may use them
  *   file, devdax        nothing is given back (persistent memory is not
  *                       reclaimed); said at start
+ *   host_offset (tests) a thp/memfd mapping off the page-size grid keeps: a
+ *                       "whole" host page there would straddle two huge pages
+ *
+ * A host page is discarded when it is whole: all of its 4K pages in the
+ * balloon, or inside one free page report (never reports on hugetlb). What
+ * is discarded and not back is "gone": counted in the region's
+ * reclaimed_bytes until a deflate returns it or mem_reclaim_refresh finds it
+ * mapped again. balloon_bytes counts 4K pages in the balloon whose host page
+ * is not gone. mem.c's drift check compares huge + reclaimed bytes, so pages
+ * given back are not taken for a coverage drift; a deflated page, absent
+ * until the guest touches it, leaves the region's drift baseline (huge_last)
+ * at the deflate. mem_measure reads reclaimed_bytes without the lock: measure
+ * from the thread that drives reclaim, after mem_reclaim_refresh.
  *
  * memory/ knows nothing about the balloon device: it is told pages and ranges
  * by guest physical address. All calls are thread-safe (one lock).
@@ -27,12 +40,19 @@
 
 #include "memory/mem.h"
 
+/*
+ * avoided_4k counts free page reporting only: reported 4K pages that were not
+ * discarded -- those of host pages the range covers partly, and every page of
+ * a report on a region that never discards reports (hugetlb, "keep", file,
+ * devdax). Balloon pages waiting for their host page to be whole are not
+ * counted there: they are the region's balloon_bytes.
+ */
 struct mem_reclaim_stats {
 	uint64_t discards_dontneed; /* MADV_DONTNEED calls (each on whole host pages) */
 	uint64_t discards_punch;    /* fallocate(PUNCH_HOLE) calls (each on whole host pages) */
-	uint64_t huge_reclaimed;    /* host pages given back to the host, cumulative */
+	uint64_t huge_reclaimed;    /* host pages that became gone, cumulative (4K ones on anon) */
 	uint64_t returned;          /* reclaimed host pages the guest took back (deflate) */
-	uint64_t avoided_4k;        /* 4K pages handed over but not discarded (host page not whole) */
+	uint64_t avoided_4k;        /* reported 4K pages not discarded (above) */
 	uint64_t refaults;          /* reclaimed host pages found mapped again (mem_reclaim_refresh) */
 	uint64_t rejected;          /* pages or ranges refused: not RAM, unaligned, across regions */
 	uint64_t repopulated;       /* hugetlb "return": pages taken from the pool again */
@@ -40,7 +60,7 @@ struct mem_reclaim_stats {
 	uint64_t discard_errors;    /* madvise/fallocate failed (the page stays, counted once) */
 };
 
-/* Per region (index as in guest_mem.regions); all NULL/0 where nothing is given back. */
+/* Per region (index as in guest_mem.regions); allocated for every region, keeping ones too. */
 struct mem_reclaim_region {
 	uint64_t *inflated; /* one bit per 4K page: in the balloon */
 	uint64_t *gone;     /* one bit per host page: discarded and not back */
@@ -58,9 +78,11 @@ struct mem_reclaim {
 /*
  * Prepare reclaim over mapped memory @gm: per region its kind (from the
  * region's finalized cfg.reclaim and backing) into gm->regions[i].reclaim and
- * a sentence into .reclaim_why ("thp: whole 2M pages, MADV_DONTNEED", "devdax:
- * no reclaim (persistent memory)"...), which the caller logs at start. 0 or
- * -ENOMEM (nothing left allocated).
+ * a sentence into .reclaim_why ("thp: whole 2M pages go back (MADV_DONTNEED)",
+ * "devdax: no reclaim (device memory)"...), which the caller logs at start;
+ * the region's reclaimed_bytes and balloon_bytes start at 0. Every region gets
+ * the balloon's bitmaps (about size/32K bytes), keeping ones too. 0 or -ENOMEM
+ * (nothing left allocated).
  */
 int mem_reclaim_init(struct mem_reclaim *rc, struct guest_mem *gm) must_check;
 
@@ -69,7 +91,8 @@ void mem_reclaim_destroy(struct mem_reclaim *rc);
 
 /*
  * The guest put the 4K page at @gpa in its balloon. When that makes its host
- * page whole (every 4K page in the balloon) the host page is discarded.
+ * page whole (every 4K page in the balloon) the host page is discarded, even
+ * when a report already had it gone (the guest may have used it since).
  * 0; -EINVAL when @gpa is not 4K-aligned guest RAM (counted in rejected);
  * a page already in the balloon is fine (0, nothing changes).
  */
@@ -98,7 +121,9 @@ int mem_reclaim_report(struct mem_reclaim *rc, uint64_t gpa, uint64_t len);
 
 /*
  * Look again at every reclaimed host page (mincore): one the guest touched
- * since is mapped again -- a refault -- and no longer reclaimed.
+ * since is mapped again -- a refault -- and no longer reclaimed. For shared
+ * backings (memfd, hugetlb) mincore reports the file's page cache, which a
+ * punched page has left.
  */
 void mem_reclaim_refresh(struct mem_reclaim *rc);
 
@@ -106,8 +131,9 @@ void mem_reclaim_refresh(struct mem_reclaim *rc);
 void mem_reclaim_stats(struct mem_reclaim *rc, struct mem_reclaim_stats *out);
 
 /*
- * Copy every region's reclaimed_bytes and balloon_bytes from @rc's memory into
- * @dst (a snapshot of the same guest memory), under the lock.
+ * Copy every region's reclaimed_bytes and balloon_bytes (and its reclaim kind
+ * and sentence) from @rc's memory into @dst (a snapshot of the same guest
+ * memory), under the lock.
  */
 void mem_reclaim_snapshot(struct mem_reclaim *rc, struct guest_mem *dst);
 
