@@ -31,6 +31,8 @@ struct vm {
 	struct vm_vdev *vdevs;  /* its virtio devices, in machine.virtio's order */
 	unsigned nvdevs;
 	struct blk_engine *blk; /* the drives' io_uring (NULL without drives) */
+	struct mem_reclaim reclaim; /* with a balloon: what the guest gives back */
+	struct virtio_balloon *balloon;
 	struct ev_handle *w_blk;
 	int serial_fd;     /* where guest serial output goes */
 	bool serial_owned; /* serial_fd is ours to close */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "devices/virtio/balloon.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
@@ -26,6 +27,7 @@ struct vm_vdev {
 	struct virtio_rng *rng; /* when the model is the entropy device */
 	struct virtio_blk *blk; /* when it is a drive */
 	struct virtio_net *net; /* when it is a network interface */
+	struct virtio_balloon *balloon; /* when it is the balloon */
 	struct blk_file file;   /* a drive's image, opened before the device exists */
 	int tap;                /* an interface's tap, opened before the device exists */
 	char id[64];            /* a drive's drive_id, an interface's iface_id */
@@ -233,6 +235,44 @@ static int init_net(struct vm *vm, const struct vm_config *c, const struct machi
 	return 0;
 }
 
+/* The balloon, and the reclaim it hands pages to; each region says what reclaim does there. */
+static int init_balloon(struct vm *vm, const struct vm_config *c, const struct machine_virtio *mv,
+			struct vm_vdev *d, struct vmm_err *e)
+{
+	struct virtio_balloon_cfg bc = {
+		.amount_mib = c->balloon.amount_mib,
+		.deflate_on_oom = c->balloon.deflate_on_oom,
+		.stats_interval_s = c->balloon.stats_polling_interval_s,
+		.free_page_reporting = c->balloon.free_page_reporting,
+	};
+	int r = mem_reclaim_init(&vm->reclaim, &vm->mem);
+
+	if (r)
+		return err_set(e, ERR_RUNTIME, r, "balloon: %s", strerror(-r));
+	/* Said at start: a region that gives nothing back makes the balloon hollow there. */
+	for (unsigned i = 0; i < vm->mem.nregions; i++)
+		if (vm->mem.regions[i].reclaim == MEM_RECLAIM_KEEP)
+			log_warn("balloon: region %s: %s", vm->mem.regions[i].cfg.id,
+				 vm->mem.regions[i].reclaim_why);
+		else
+			log_info("balloon: region %s: %s", vm->mem.regions[i].cfg.id,
+				 vm->mem.regions[i].reclaim_why);
+	d->balloon = calloc(1, sizeof(*d->balloon));
+	if (!d->balloon)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	r = virtio_balloon_init(d->balloon, &vm->devhost, &vm->mem, &vm->reclaim, mv->base,
+				mv->gsi, &bc);
+	if (r) {
+		free(d->balloon);
+		d->balloon = NULL;
+		return err_set(e, ERR_RUNTIME, r, "%s: cannot create the device: %s", mv->name,
+			       strerror(-r));
+	}
+	vm->balloon = d->balloon;
+	d->t = &d->balloon->t;
+	return 0;
+}
+
 int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 {
 	for (unsigned i = 0; i < vm->machine.nvirtio; i++) {
@@ -259,6 +299,11 @@ int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 			break;
 		case VIRTIO_ID_NET:
 			r = init_net(vm, c, mv, d, e);
+			if (r)
+				return r;
+			break;
+		case VIRTIO_ID_BALLOON:
+			r = init_balloon(vm, c, mv, d, e);
 			if (r)
 				return r;
 			break;
@@ -325,6 +370,8 @@ void vm_virtio_detach(struct vm *vm)
 			virtio_blk_stop(d->blk);
 		if (d->net)
 			virtio_net_stop(d->net);
+		if (d->balloon)
+			virtio_balloon_stop(d->balloon);
 	}
 }
 
@@ -350,10 +397,17 @@ void vm_virtio_destroy(struct vm *vm)
 				virtio_net_destroy(d->net);
 			free(d->net);
 		}
+		if (d->balloon) {
+			if (d->t)
+				virtio_balloon_destroy(d->balloon);
+			free(d->balloon);
+		}
 		if (d->tap >= 0)
 			close(d->tap);
 		blk_file_close(&d->file);
 	}
+	vm->balloon = NULL;
+	mem_reclaim_destroy(&vm->reclaim);
 	free(vm->vdevs);
 	vm->vdevs = NULL;
 	vm->nvdevs = 0;
@@ -426,6 +480,11 @@ void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 			drive_metrics(d, &m->drives[m->ndrives++]);
 		if (d->net && d->t && m->nnets < CFG_MAX_NETS)
 			net_metrics(d, &m->nets[m->nnets++]);
+		if (d->balloon && d->t) {
+			m->has_balloon = true;
+			virtio_balloon_counters(d->balloon, &m->balloon);
+			mem_reclaim_stats(&vm->reclaim, &m->reclaim);
+		}
 		if (!d->t)
 			continue;
 		pthread_mutex_lock(&d->t->lock);
@@ -474,4 +533,70 @@ int vm_net_update(struct vm *vm, const char *id, const struct rl_cfg *rx, const 
 		       "network-interfaces: no interface \"%s\" is attached; PATCH changes an "
 		       "interface the VM started with",
 		       id);
+}
+
+static int no_balloon(struct vmm_err *e)
+{
+	return err_set(e, ERR_CONFIG, -ENOENT,
+		       "balloon: the VM has no balloon device; configure one (the config's "
+		       "\"balloon\" section or PUT /balloon) before it starts");
+}
+
+int vm_balloon_set_target(struct vm *vm, uint32_t amount_mib, struct vmm_err *e)
+{
+	uint64_t ram_mib = 0;
+
+	if (!vm->balloon)
+		return no_balloon(e);
+	for (unsigned i = 0; i < vm->mem.nregions; i++)
+		ram_mib += vm->mem.regions[i].size >> 20;
+	if (amount_mib > ram_mib)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "balloon.amount_mib: %u MiB is more than the guest's %llu MiB of "
+			       "RAM; give at most %llu",
+			       amount_mib, (unsigned long long)ram_mib, (unsigned long long)ram_mib);
+	virtio_balloon_set_target(vm->balloon, amount_mib);
+	log_info("balloon: target %u MiB", amount_mib);
+	return 0;
+}
+
+int vm_balloon_set_stats_interval(struct vm *vm, uint32_t s, struct vmm_err *e)
+{
+	struct balloon_info bi;
+
+	if (!vm->balloon)
+		return no_balloon(e);
+	if (!virtio_balloon_set_stats_interval(vm->balloon, s))
+		return 0;
+	virtio_balloon_info(vm->balloon, &bi);
+	if (!bi.stats_interval_s)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "balloon.stats_polling_interval_s: statistics were off when the VM "
+			       "started (0); they can be turned on only before boot");
+	return err_set(e, ERR_CONFIG, -EINVAL,
+		       "balloon.stats_polling_interval_s: 0 would turn statistics off, which "
+		       "only a config before boot can do; give an interval of 1 s or more");
+}
+
+int vm_balloon_info(struct vm *vm, struct balloon_info *out, struct vmm_err *e)
+{
+	if (!vm->balloon)
+		return no_balloon(e);
+	virtio_balloon_info(vm->balloon, out);
+	return 0;
+}
+
+int vm_memory_snapshot(struct vm *vm, struct guest_mem *out)
+{
+	int r;
+
+	if (vm->balloon)
+		mem_reclaim_refresh(&vm->reclaim);
+	r = mem_measure(&vm->mem);
+	if (r)
+		return r;
+	*out = vm->mem;
+	if (vm->balloon)
+		mem_reclaim_snapshot(&vm->reclaim, out);
+	return 0;
 }

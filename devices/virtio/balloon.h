@@ -57,6 +57,7 @@ struct balloon_info {
 
 struct virtio_balloon {
 	struct virtio_mmio t;
+	struct virtio_dev_ops ops; /* features follow the config */
 	struct mem_reclaim *rc;
 	struct virtio_balloon_cfg cfg;
 	uint32_t num_pages, actual;   /* config space (4K pages) */
@@ -65,6 +66,8 @@ struct virtio_balloon {
 	uint16_t stats_head;
 	void *stats_timer;            /* next statistics request */
 	void *retry_timer;            /* a deflate waiting for the hugetlb pool */
+	bool waiting;                 /* that deflate has been reported (once per wait) */
+	struct vq_chain chain;        /* the request being served (under the transport's lock) */
 	struct balloon_guest_stats gs;
 	struct balloon_counters st;
 };
