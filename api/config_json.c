@@ -114,12 +114,28 @@ static const struct jv_field fc_metrics[] = {
 	{.name = "properties", .kind = JV_MAP},
 	{0},
 };
+/* Firecracker's types: amount_mib a u32, stats_polling_interval_s a u16. */
+#define FC_BALLOON_STATS_MAX 65535
 static const struct jv_field fc_balloon[] = {
-	{.name = "amount_mib", .kind = JV_INT, .required = true, U64},
-	{.name = "deflate_on_oom", .kind = JV_BOOL, .required = true},
-	{.name = "stats_polling_interval_s", .kind = JV_INT, U64, .no_null = true},
+	{.name = "amount_mib", .kind = JV_INT, .required = true, .min = 0, .max = UINT32_MAX,
+	 .hint = "give the balloon's target size in MiB (0: it starts empty)"},
+	{.name = "deflate_on_oom", .kind = JV_BOOL, .required = true, .hint = "say true or false"},
+	{.name = "stats_polling_interval_s", .kind = JV_INT, .min = 0, .max = FC_BALLOON_STATS_MAX,
+	 .no_null = true},
 	{.name = "free_page_hinting", .kind = JV_BOOL, .no_null = true},
 	{.name = "free_page_reporting", .kind = JV_BOOL, .no_null = true},
+	{0},
+};
+/* PATCH /balloon: Firecracker's BalloonUpdate. */
+static const struct jv_field fc_balloon_update[] = {
+	{.name = "amount_mib", .kind = JV_INT, .required = true, .min = 0, .max = UINT32_MAX,
+	 .hint = "give the balloon's new target size in MiB"},
+	{0},
+};
+/* PATCH /balloon/statistics: Firecracker's BalloonStatsUpdate. */
+static const struct jv_field fc_balloon_stats_update[] = {
+	{.name = "stats_polling_interval_s", .kind = JV_INT, .required = true, .min = 0,
+	 .max = FC_BALLOON_STATS_MAX, .hint = "give the new interval in seconds"},
 	{0},
 };
 static const struct jv_field fc_vsock[] = {
@@ -216,7 +232,6 @@ struct fc_missing {
 	const char *why;
 };
 static const struct fc_missing fc_missing[] = {
-	{"balloon", "not implemented yet: issue 13 (virtio-balloon)"},
 	{"vsock", "not implemented yet: issue 14 (virtio-vsock)"},
 	{"mmds-config", "not on the roadmap (no MMDS)"},
 	{"pmem", "not on the roadmap; a memory region with backing \"file\" maps a file as RAM"},
@@ -618,7 +633,7 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 		"id",       "size_mib",         "backing",         "page_size",
 		"prefault", "policy",           "min_coverage",    "path",
 		"device",   "prefault_threads", "host_offset_kib", "dax",
-		NULL};
+		"reclaim",  NULL};
 	char id[MEM_ID_MAX + 1] = "", s[32], b[64];
 	enum mem_backing backing;
 	uint64_t v;
@@ -709,6 +724,15 @@ int cfg_json_region(const cJSON *o, const char *p, unsigned index, struct mem_re
 		return rc;
 	if (rc)
 		r->host_offset = v << 10;
+	rc = jv_get_str(o, p, "reclaim", s, sizeof(s), e);
+	if (rc < 0)
+		return rc;
+	if (rc && mem_reclaim_cfg_parse(s, &r->reclaim))
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "%s.reclaim: \"%s\" is not known; use \"keep\" (the region keeps "
+			       "every page) or \"return\" (whole host pages the guest gives back "
+			       "go back to the host)",
+			       p, s);
 	return 0;
 }
 
@@ -786,6 +810,105 @@ int cfg_json_entropy(const cJSON *o, const char *p, struct cfg_entropy *en, stru
 	en->set = true;
 	rate_limiter(cJSON_GetObjectItemCaseSensitive(o, "rate_limiter"), &en->rate_limiter);
 	return 0;
+}
+
+int cfg_json_balloon(const cJSON *o, const char *p, struct cfg_balloon *b, struct vmm_err *e)
+{
+	bool hinting = false;
+	uint64_t v;
+	int r = jv_validate(o, p, fc_balloon, e);
+
+	if (r)
+		return r;
+	memset(b, 0, sizeof(*b));
+	r = jv_get_bool(o, p, "free_page_hinting", &hinting, e);
+	if (r < 0)
+		return r;
+	if (hinting)
+		return err_set(e, ERR_CONFIG, -EOPNOTSUPP,
+			       "%s.free_page_hinting: true is not implemented in hugevmm (free "
+			       "page hinting is a developer preview in Firecracker); "
+			       "free_page_reporting is the supported way to give free guest "
+			       "memory back: set \"free_page_reporting\": true and leave "
+			       "free_page_hinting false",
+			       p);
+	/* The table checked presence, types and ranges. */
+	r = jv_get_uint(o, p, "amount_mib", 0, UINT32_MAX, &v, e);
+	if (r < 0)
+		return r;
+	b->amount_mib = (unsigned)v;
+	r = jv_get_bool(o, p, "deflate_on_oom", &b->deflate_on_oom, e);
+	if (r < 0)
+		return r;
+	v = 0;
+	r = jv_get_uint(o, p, "stats_polling_interval_s", 0, FC_BALLOON_STATS_MAX, &v, e);
+	if (r < 0)
+		return r;
+	b->stats_polling_interval_s = (unsigned)v;
+	r = jv_get_bool(o, p, "free_page_reporting", &b->free_page_reporting, e);
+	if (r < 0)
+		return r;
+	b->set = true;
+	return 0;
+}
+
+/* Balloon fields PATCH /balloon cannot change, and what does. */
+static const struct {
+	const char *field, *remedy;
+} balloon_fixed[] = {
+	{"deflate_on_oom", "set it with PUT /balloon before InstanceStart"},
+	{"free_page_reporting", "set it with PUT /balloon before InstanceStart"},
+	{"free_page_hinting", "free page hinting is not implemented"},
+	{"stats_polling_interval_s", "PATCH /balloon/statistics changes it"},
+};
+
+int cfg_json_balloon_update(const cJSON *o, const char *p, uint32_t *amount_mib,
+			    struct vmm_err *e)
+{
+	uint64_t v = 0;
+	int r;
+
+	for (size_t i = 0; i < ARRAY_SIZE(balloon_fixed); i++)
+		if (cJSON_GetObjectItemCaseSensitive(o, balloon_fixed[i].field))
+			return err_set(e, ERR_CONFIG, -EINVAL,
+				       "%s.%s: PATCH /balloon changes only amount_mib; %s", p,
+				       balloon_fixed[i].field, balloon_fixed[i].remedy);
+	r = jv_validate(o, p, fc_balloon_update, e);
+	if (r)
+		return r;
+	r = jv_get_uint(o, p, "amount_mib", 0, UINT32_MAX, &v, e);
+	if (r < 0)
+		return r;
+	*amount_mib = (uint32_t)v;
+	return 0;
+}
+
+int cfg_json_balloon_stats_update(const cJSON *o, const char *p, uint32_t *interval_s,
+				  struct vmm_err *e)
+{
+	uint64_t v = 0;
+	int r = jv_validate(o, p, fc_balloon_stats_update, e);
+
+	if (r)
+		return r;
+	r = jv_get_uint(o, p, "stats_polling_interval_s", 0, FC_BALLOON_STATS_MAX, &v, e);
+	if (r < 0)
+		return r;
+	*interval_s = (uint32_t)v;
+	return 0;
+}
+
+cJSON *cfg_json_render_balloon(const struct cfg_balloon *b)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	/* Firecracker's Balloon, every field, in its order. */
+	cJSON_AddNumberToObject(o, "amount_mib", b->amount_mib);
+	cJSON_AddBoolToObject(o, "deflate_on_oom", b->deflate_on_oom);
+	cJSON_AddNumberToObject(o, "stats_polling_interval_s", b->stats_polling_interval_s);
+	cJSON_AddBoolToObject(o, "free_page_hinting", false);
+	cJSON_AddBoolToObject(o, "free_page_reporting", b->free_page_reporting);
+	return o;
 }
 
 cJSON *cfg_json_render_rate_limiter(const struct rl_cfg *rl)
@@ -926,6 +1049,8 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 		goto out;
 	if ((o = section(root, "entropy")) && (rc = cfg_json_entropy(o, "entropy", &c->entropy, e)))
 		goto out;
+	if ((o = section(root, "balloon")) && (rc = cfg_json_balloon(o, "balloon", &c->balloon, e)))
+		goto out;
 	if ((o = section(root, "drives")) && cJSON_IsArray(o) &&
 	    cJSON_GetArraySize(o) > CFG_MAX_DRIVES) {
 		rc = err_set(e, ERR_CONFIG, -E2BIG,
@@ -1063,6 +1188,9 @@ static cJSON *render_region(const struct mem_region_cfg *r)
 		cJSON_AddNumberToObject(o, "prefault_threads", r->prefault_threads);
 	if (r->host_offset)
 		cJSON_AddNumberToObject(o, "host_offset_kib", (double)(r->host_offset >> 10));
+	/* Absent when not given and not finalized (GET /vm/config of an invalid configuration). */
+	if (r->reclaim != MEM_RECLAIM_CFG_DEFAULT)
+		cJSON_AddStringToObject(o, "reclaim", mem_reclaim_cfg_name(r->reclaim));
 	return o;
 }
 
@@ -1128,6 +1256,8 @@ cJSON *cfg_json_render(const struct vm_config *c)
 	a = cJSON_AddArrayToObject(o, "network-interfaces");
 	for (unsigned i = 0; i < c->nnets; i++)
 		cJSON_AddItemToArray(a, cfg_json_render_net(&c->nets[i]));
+	if (c->balloon.set)
+		cJSON_AddItemToObject(o, "balloon", cfg_json_render_balloon(&c->balloon));
 	if (c->serial_out[0])
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "serial"), "serial_out_path",
 					c->serial_out);

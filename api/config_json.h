@@ -7,6 +7,7 @@
 #define HUGEVMM_API_CONFIG_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vmm/config.h"
 #include "vmm/vmm.h"
@@ -49,6 +50,19 @@ int cfg_json_metrics(const struct cJSON *o, const char *path, struct cfg_metrics
 		     struct vmm_err *e) must_check;
 int cfg_json_entropy(const struct cJSON *o, const char *path, struct cfg_entropy *en,
 		     struct vmm_err *e) must_check;
+/*
+ * Firecracker's Balloon. free_page_hinting true is refused (not implemented; the
+ * message names free_page_reporting); amount_mib against guest RAM is checked by
+ * vm_config_finalize.
+ */
+int cfg_json_balloon(const struct cJSON *o, const char *path, struct cfg_balloon *b,
+		     struct vmm_err *e) must_check;
+/* PATCH /balloon: Firecracker's BalloonUpdate; Balloon's other fields are refused by name. */
+int cfg_json_balloon_update(const struct cJSON *o, const char *path, uint32_t *amount_mib,
+			    struct vmm_err *e) must_check;
+/* PATCH /balloon/statistics: Firecracker's BalloonStatsUpdate. */
+int cfg_json_balloon_stats_update(const struct cJSON *o, const char *path, uint32_t *interval_s,
+				  struct vmm_err *e) must_check;
 int cfg_json_region(const struct cJSON *o, const char *path, unsigned index,
 		    struct mem_region_cfg *r, struct vmm_err *e) must_check;
 
@@ -60,6 +74,9 @@ struct cJSON *cfg_json_render_drive(const struct cfg_drive *d);
 
 /* One interface as Firecracker's NetworkInterface: guest_mac always once finalized. */
 struct cJSON *cfg_json_render_net(const struct cfg_net *n);
+
+/* Firecracker's Balloon object, every field (free_page_hinting always false). */
+struct cJSON *cfg_json_render_balloon(const struct cfg_balloon *b);
 
 /* Firecracker's RateLimiter object for @rl (NULL when none is set). */
 struct cJSON *cfg_json_render_rate_limiter(const struct rl_cfg *rl);

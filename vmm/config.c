@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "vmm/config_drive.h"
 
+#define BALLOON_STATS_MAX 65535 /* Firecracker's stats_polling_interval_s is a u16 */
+
 void vm_config_defaults(struct vm_config *c)
 {
 	c->vcpus = 1;
@@ -183,6 +185,49 @@ static void generate_mac(struct cfg_net *n)
 	n->mac_generated = true;
 }
 
+/* Regions from a memory section: machine-config's size and huge_pages say nothing then. */
+static int finalize_regions(struct vm_config *c, struct vmm_err *e)
+{
+	if (c->mem_size_mib) {
+		uint64_t total = 0;
+
+		for (unsigned i = 0; i < c->nregions; i++)
+			total += c->regions[i].size;
+		if (total != (uint64_t)c->mem_size_mib * SZ_1M)
+			log_warn(
+				"machine-config.mem_size_mib: %u is ignored; memory.regions define "
+				"guest RAM (%llu MiB in all)",
+				c->mem_size_mib, (unsigned long long)(total >> 20));
+	}
+	if (c->huge_pages != CFG_HUGE_UNSET)
+		log_warn("machine-config.huge_pages: ignored; memory.regions set each region's "
+			 "backing");
+	return mem_cfg_finalize_all(c->regions, c->nregions, e);
+}
+
+/* Firecracker's rule: the balloon's target is at most the guest's RAM (equal is allowed). */
+static int check_balloon(const struct vm_config *c, struct vmm_err *e)
+{
+	const struct cfg_balloon *b = &c->balloon;
+	unsigned long long ram_mib = (unsigned long long)(vm_config_ram_bytes(c) >> 20);
+
+	if (!b->set)
+		return 0;
+	if (b->amount_mib > ram_mib)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "balloon.amount_mib: %u MiB is more than the guest's RAM (%llu "
+			       "MiB); the balloon can take at most all of it: give %llu or less, "
+			       "or give the guest more RAM",
+			       b->amount_mib, ram_mib, ram_mib);
+	/* The parser allows no more; a library user's configuration is checked here too. */
+	if (b->stats_polling_interval_s > BALLOON_STATS_MAX)
+		return err_set(e, ERR_CONFIG, -ERANGE,
+			       "balloon.stats_polling_interval_s: %u is out of range; use 0 (no "
+			       "statistics) to %d seconds",
+			       b->stats_polling_interval_s, BALLOON_STATS_MAX);
+	return 0;
+}
+
 int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e)
 {
 	int rc;
@@ -204,24 +249,8 @@ int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e)
 	rc = check_devices(c, e);
 	if (rc)
 		return rc;
-	if (!c->has_memory)
-		return ram_from_machine_config(c, e);
-
-	if (c->mem_size_mib) {
-		uint64_t total = 0;
-
-		for (unsigned i = 0; i < c->nregions; i++)
-			total += c->regions[i].size;
-		if (total != (uint64_t)c->mem_size_mib * SZ_1M)
-			log_warn(
-				"machine-config.mem_size_mib: %u is ignored; memory.regions define "
-				"guest RAM (%llu MiB in all)",
-				c->mem_size_mib, (unsigned long long)(total >> 20));
-	}
-	if (c->huge_pages != CFG_HUGE_UNSET)
-		log_warn("machine-config.huge_pages: ignored; memory.regions set each region's "
-			 "backing");
-	return mem_cfg_finalize_all(c->regions, c->nregions, e);
+	rc = c->has_memory ? finalize_regions(c, e) : ram_from_machine_config(c, e);
+	return rc ? rc : check_balloon(c, e);
 }
 
 uint64_t vm_config_ram_bytes(const struct vm_config *c)

@@ -34,6 +34,11 @@ static const char *const builtin[] = {
 	"\"e\","
 	"\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:00:00:00:01\"}],\"logger\":{\"level\":"
 	"\"x\"}}",
+	"{\"machine-config\":{\"vcpu_count\":1,\"mem_size_mib\":128},\"balloon\":{\"amount_mib\":"
+	"64,\"deflate_on_oom\":true,\"stats_polling_interval_s\":1,\"free_page_hinting\":false,"
+	"\"free_page_reporting\":true},\"memory\":{\"regions\":[{\"size_mib\":64,\"backing\":"
+	"\"thp\",\"reclaim\":\"return\"},{\"size_mib\":64,\"backing\":\"hugetlb\",\"reclaim\":"
+	"\"keep\"}]}}",
 };
 
 static const char *const tokens[] = {
@@ -68,6 +73,12 @@ static const char *const tokens[] = {
 	"\n",
 	"\"machine-config\"",
 	"\"drives\"",
+	"\"balloon\"",
+	"\"amount_mib\"",
+	"\"reclaim\"",
+	"\"return\"",
+	"4294967295",
+	"65536",
 	"{\"a\":1,\"a\":2}",
 	"[[[[[[[[[[",
 	"]]]]]]]]]]",
