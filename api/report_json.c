@@ -47,6 +47,7 @@ static cJSON *host_cov(const struct mem_region *r)
 }
 
 #define NO_DIRECT_DRIVE "no drive is direct"
+#define NO_BALLOON      "no balloon: nothing is given back"
 
 /* Whether the region is pinned as io_uring fixed buffers for the drives, and why not. */
 static cJSON *uring_section(const struct mem_region *r)
@@ -109,6 +110,11 @@ static cJSON *region(const struct guest_mem *gm, const struct mem_region *r)
 	}
 	cJSON_AddNumberToObject(o, "measure_ms", ms(r->measure_ns));
 	cJSON_AddItemToObject(o, "io_uring", uring_section(r));
+	/* What memory the guest gives back does here (memory/reclaim.h), and how much it is. */
+	cJSON_AddStringToObject(o, "reclaim", mem_reclaim_cfg_name(r->cfg.reclaim));
+	cJSON_AddStringToObject(o, "reclaim_why", r->reclaim_why[0] ? r->reclaim_why : NO_BALLOON);
+	add_u64(o, "reclaimed_bytes", r->reclaimed_bytes);
+	add_u64(o, "balloon_bytes", r->balloon_bytes);
 	return o;
 }
 
@@ -256,12 +262,37 @@ void report_drive_metrics_sum(const struct vm_metrics *m, struct vm_drive_metric
 	}
 }
 
-/* Every counter of struct vm_net_metrics, under its own name: one list for showing and summing. */
-#define NET_COUNTER(f) {#f, offsetof(struct vm_net_metrics, f)}
-static const struct {
+/*
+ * Counter structs that are only uint64_t counters (after an id, for vm_net_metrics): one
+ * table of names and offsets per struct serves showing and summing, and a static assert
+ * per table catches a counter added to the struct and not to the table.
+ */
+struct counter {
 	const char *name;
 	size_t off;
-} net_counters[] = {
+};
+#define COUNTER(type, f) {#f, offsetof(struct type, f)}
+#define COUNTERS_COVER(type, first, table)                                               \
+	_Static_assert(sizeof(struct type) ==                                             \
+			       offsetof(struct type, first) +                              \
+				       ARRAY_SIZE(table) * sizeof(uint64_t),               \
+		       #type " has a counter " #table "[] does not name")
+
+static uint64_t counter_at(const void *base, const struct counter *c)
+{
+	return *(const uint64_t *)((const char *)base + c->off);
+}
+
+/* Each counter of @base under its name, into @o. */
+static cJSON *add_counters(cJSON *o, const void *base, const struct counter *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		add_u64(o, t[i].name, counter_at(base, &t[i]));
+	return o;
+}
+
+#define NET_COUNTER(f) COUNTER(vm_net_metrics, f)
+static const struct counter net_counters[] = {
 	NET_COUNTER(rx_packets_count),
 	NET_COUNTER(rx_bytes_count),
 	NET_COUNTER(rx_tap_event_count),
@@ -281,16 +312,7 @@ static const struct {
 	NET_COUNTER(tap_write_fails),
 	NET_COUNTER(no_tx_avail_buffer),
 };
-/* The list above names every counter: the struct is an id and then only uint64_t ones. */
-_Static_assert(sizeof(struct vm_net_metrics) ==
-		       offsetof(struct vm_net_metrics, rx_packets_count) +
-			       ARRAY_SIZE(net_counters) * sizeof(uint64_t),
-	       "vm_net_metrics has a counter net_counters[] does not name");
-
-static uint64_t net_counter(const struct vm_net_metrics *n, unsigned i)
-{
-	return *(const uint64_t *)((const char *)n + net_counters[i].off);
-}
+COUNTERS_COVER(vm_net_metrics, rx_packets_count, net_counters);
 
 cJSON *report_net_metrics(const struct vm_net_metrics *n, bool fc)
 {
@@ -298,9 +320,7 @@ cJSON *report_net_metrics(const struct vm_net_metrics *n, bool fc)
 
 	if (!fc)
 		cJSON_AddStringToObject(o, "iface_id", n->id);
-	for (unsigned i = 0; i < ARRAY_SIZE(net_counters); i++)
-		add_u64(o, net_counters[i].name, net_counter(n, i));
-	return o;
+	return add_counters(o, n, net_counters, ARRAY_SIZE(net_counters));
 }
 
 void report_net_metrics_sum(const struct vm_metrics *m, struct vm_net_metrics *s)
@@ -308,7 +328,94 @@ void report_net_metrics_sum(const struct vm_metrics *m, struct vm_net_metrics *s
 	memset(s, 0, sizeof(*s));
 	for (unsigned k = 0; k < m->nnets && k < ARRAY_SIZE(m->nets); k++)
 		for (unsigned i = 0; i < ARRAY_SIZE(net_counters); i++)
-			*(uint64_t *)((char *)s + net_counters[i].off) += net_counter(&m->nets[k], i);
+			*(uint64_t *)((char *)s + net_counters[i].off) +=
+				counter_at(&m->nets[k], &net_counters[i]);
+}
+
+/* Firecracker's BalloonDeviceMetrics names first, then hugevmm's. */
+#define BALLOON_COUNTER(f) COUNTER(balloon_counters, f)
+static const struct counter balloon_dev_counters[] = {
+	BALLOON_COUNTER(activate_fails),
+	BALLOON_COUNTER(inflate_count),
+	BALLOON_COUNTER(stats_updates_count),
+	BALLOON_COUNTER(stats_update_fails),
+	BALLOON_COUNTER(deflate_count),
+	BALLOON_COUNTER(event_fails),
+	BALLOON_COUNTER(pages_inflated),
+	BALLOON_COUNTER(pages_deflated),
+	BALLOON_COUNTER(reports),
+	BALLOON_COUNTER(reported_bytes),
+	BALLOON_COUNTER(rejected),
+	BALLOON_COUNTER(deflate_waits),
+};
+COUNTERS_COVER(balloon_counters, activate_fails, balloon_dev_counters);
+
+#define RECLAIM_COUNTER(f) COUNTER(mem_reclaim_stats, f)
+static const struct counter reclaim_counters[] = {
+	RECLAIM_COUNTER(discards_dontneed),
+	RECLAIM_COUNTER(discards_punch),
+	RECLAIM_COUNTER(huge_reclaimed),
+	RECLAIM_COUNTER(returned),
+	RECLAIM_COUNTER(avoided_4k),
+	RECLAIM_COUNTER(refaults),
+	RECLAIM_COUNTER(rejected),
+	RECLAIM_COUNTER(repopulated),
+	RECLAIM_COUNTER(repopulate_fails),
+	RECLAIM_COUNTER(discard_errors),
+};
+COUNTERS_COVER(mem_reclaim_stats, discards_dontneed, reclaim_counters);
+
+cJSON *report_balloon_metrics(const struct balloon_counters *b)
+{
+	return add_counters(cJSON_CreateObject(), b, balloon_dev_counters,
+			    ARRAY_SIZE(balloon_dev_counters));
+}
+
+cJSON *report_reclaim_metrics(const struct mem_reclaim_stats *r)
+{
+	return add_counters(cJSON_CreateObject(), r, reclaim_counters,
+			    ARRAY_SIZE(reclaim_counters));
+}
+
+/* Firecracker's BalloonStats names, by the tag the guest reports each under. */
+static const char *const balloon_stat_names[BALLOON_STAT_TAGS] = {
+	"swap_in",             /* VIRTIO_BALLOON_S_SWAP_IN (0) */
+	"swap_out",            /* S_SWAP_OUT */
+	"major_faults",        /* S_MAJFLT */
+	"minor_faults",        /* S_MINFLT */
+	"free_memory",         /* S_MEMFREE */
+	"total_memory",        /* S_MEMTOT */
+	"available_memory",    /* S_AVAIL */
+	"disk_caches",         /* S_CACHES */
+	"hugetlb_allocations", /* S_HTLB_PGALLOC */
+	"hugetlb_failures",    /* S_HTLB_PGFAIL (9) */
+	"oom_kill",            /* S_OOM_KILL (10, Linux 6.12) */
+	"alloc_stall",         /* S_ALLOC_STALL */
+	"async_scan",          /* S_ASYNC_SCAN */
+	"direct_scan",         /* S_DIRECT_SCAN */
+	"async_reclaim",       /* S_ASYNC_RECLAIM */
+	"direct_reclaim",      /* S_DIRECT_RECLAIM (15) */
+};
+
+void report_balloon_sizes(cJSON *o, const struct balloon_info *b)
+{
+	/* 4K pages; 256 of them make a MiB (Firecracker rounds down too). */
+	add_u64(o, "target_pages", b->target_pages);
+	add_u64(o, "actual_pages", b->actual_pages);
+	add_u64(o, "target_mib", b->target_pages >> 8);
+	add_u64(o, "actual_mib", b->actual_pages >> 8);
+}
+
+cJSON *report_balloon_stats(const struct balloon_info *b)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	report_balloon_sizes(o, b);
+	/* A statistic the guest never reported is left out, as Firecracker does. */
+	for (unsigned t = 0; t < BALLOON_STAT_TAGS; t++)
+		if (b->gs.have & (1u << t))
+			add_u64(o, balloon_stat_names[t], b->gs.val[t]);
+	return o;
 }
 
 int report_print(FILE *out, cJSON *j)
@@ -381,6 +488,23 @@ static void uring_line(FILE *out, const cJSON *u)
 		fprintf(out, "           io_uring: not registered: %s\n", why);
 }
 
+/* What the guest gave back through its balloon, when it gave anything. */
+static void reclaim_line(FILE *out, const cJSON *r)
+{
+	uint64_t back = (uint64_t)num(r, "reclaimed_bytes");
+	uint64_t kept = (uint64_t)num(r, "balloon_bytes");
+	char a[32], b[32];
+
+	if (!back && !kept)
+		return;
+	fmt_bytes(a, sizeof(a), back);
+	fmt_bytes(b, sizeof(b), kept);
+	fprintf(out,
+		"           reclaim (%s): %s given back to the host, %s in the balloon not given "
+		"back\n",
+		str(r, "reclaim"), a, b);
+}
+
 void report_memory_human_json(FILE *out, const cJSON *rep)
 {
 	const cJSON *regs = cJSON_GetObjectItemCaseSensitive(rep, "regions"), *r;
@@ -420,6 +544,7 @@ void report_memory_human_json(FILE *out, const cJSON *rep)
 		if (str(r, "message")[0])
 			fprintf(out, "           %s\n", str(r, "message"));
 		uring_line(out, cJSON_GetObjectItemCaseSensitive(r, "io_uring"));
+		reclaim_line(out, r);
 	}
 	if (cJSON_IsNumber(hc))
 		fprintf(out, "host coverage: %.1f%%\n", hc->valuedouble * 100.0);

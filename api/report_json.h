@@ -51,6 +51,19 @@ struct cJSON *report_net_metrics(const struct vm_net_metrics *n, bool fc);
 /* Every interface's counters summed into @sum (Firecracker's "net" group), id "". */
 void report_net_metrics_sum(const struct vm_metrics *m, struct vm_net_metrics *sum);
 
+/*
+ * The balloon's counters (Firecracker's BalloonDeviceMetrics names, then hugevmm's) and
+ * reclaim's, each under its field's name: the "balloon" and "reclaim" metrics groups.
+ */
+struct cJSON *report_balloon_metrics(const struct balloon_counters *b);
+struct cJSON *report_reclaim_metrics(const struct mem_reclaim_stats *r);
+
+/* target_pages, actual_pages, target_mib, actual_mib of @b into @o. */
+void report_balloon_sizes(struct cJSON *o, const struct balloon_info *b);
+
+/* Firecracker's BalloonStats: the sizes, then each statistic the guest reported. */
+struct cJSON *report_balloon_stats(const struct balloon_info *b);
+
 /* Print @j to @out (pretty), newline-terminated, and free it. */
 int report_print(FILE *out, struct cJSON *j);
 

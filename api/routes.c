@@ -191,6 +191,10 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 	x = cJSON_AddArrayToObject(o, "nets");
 	for (unsigned i = 0; i < m->vm.nnets && i < CFG_MAX_NETS; i++)
 		cJSON_AddItemToArray(x, report_net_metrics(&m->vm.nets[i], false));
+	if (m->vm.has_balloon) {
+		cJSON_AddItemToObject(o, "balloon", report_balloon_metrics(&m->vm.balloon));
+		cJSON_AddItemToObject(o, "reclaim", report_reclaim_metrics(&m->vm.reclaim));
+	}
 	x = cJSON_AddObjectToObject(o, "memory");
 	cJSON_AddNumberToObject(x, "measurements", (double)m->measurements);
 	cJSON_AddNumberToObject(x, "coverage_drift_events", (double)m->drift_events);
@@ -204,6 +208,40 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 	cJSON_AddNumberToObject(x, "connections_refused", (double)st->connections_refused);
 	cJSON_AddNumberToObject(x, "vmm_commands", (double)m->commands);
 	cJSON_AddNumberToObject(x, "vmm_command_errors", (double)m->command_errors);
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
+/* GET /balloon: Firecracker's Balloon; once the device runs, its target and size too. */
+static void render_balloon(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			   char **body)
+{
+	const struct vmm_balloon *b = &c->balloon;
+	cJSON *o = cfg_json_render_balloon(&b->cfg);
+
+	(void)st;
+	if (b->running) {
+		const struct balloon_info *in = &b->info;
+
+		/* amount_mib is the current target, as Firecracker reports it after boot. */
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "amount_mib",
+						       cJSON_CreateNumber(in->target_pages >> 8));
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "stats_polling_interval_s",
+						       cJSON_CreateNumber(in->stats_interval_s));
+		report_balloon_sizes(o, in);
+	}
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
+static void render_balloon_stats(const struct vmm_cmd *c, const struct api_stats *st,
+				 int *status, char **body)
+{
+	cJSON *o = report_balloon_stats(&c->balloon.info);
+
+	(void)st;
 	*status = 200;
 	*body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -408,6 +446,39 @@ static void put_entropy(const struct http_request *r, struct api_route *out)
 		fault(out, 400, "%s", e.msg);
 	else if (command(out, VMM_OP_PUT_ENTROPY, render_empty))
 		out->cmd->in.entropy = en;
+	cJSON_Delete(o);
+}
+
+static void put_balloon(const struct http_request *r, struct api_route *out)
+{
+	struct cfg_balloon b;
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+
+	if (!o)
+		return;
+	if (cfg_json_balloon(o, "balloon", &b, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (command(out, VMM_OP_PUT_BALLOON, render_empty))
+		out->cmd->in.balloon = b;
+	cJSON_Delete(o);
+}
+
+/* PATCH /balloon (BalloonUpdate) and PATCH /balloon/statistics (BalloonStatsUpdate). */
+static void patch_balloon(const struct http_request *r, struct api_route *out, bool stats)
+{
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+	uint32_t v = 0;
+
+	if (!o)
+		return;
+	if (stats ? cfg_json_balloon_stats_update(o, "balloon", &v, &e)
+		  : cfg_json_balloon_update(o, "balloon", &v, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (command(out, stats ? VMM_OP_PATCH_BALLOON_STATS : VMM_OP_PATCH_BALLOON,
+			 render_empty))
+		*(stats ? &out->cmd->in.balloon_stats_s : &out->cmd->in.balloon_mib) = v;
 	cJSON_Delete(o);
 }
 
@@ -619,8 +690,7 @@ static bool take_id(const char *path, const char *prefix, char *id, struct api_r
 
 /* Firecracker routes hugevmm does not implement: a clear "not here", not a generic 400. */
 static const char *const firecracker_only[] = {
-	"/balloon", "/cpu-config", "/mmds", "/snapshot",
-	"/vsock",   "/pmem",       "/hotplug", "/serial",
+	"/cpu-config", "/mmds", "/snapshot", "/vsock", "/pmem", "/hotplug", "/serial",
 };
 
 void api_route(const struct http_request *r, struct api_route *out)
@@ -699,6 +769,21 @@ void api_route(const struct http_request *r, struct api_route *out)
 		command(out, VMM_OP_METRICS, render_metrics);
 	else if (!strcmp(path, "/test/split") && m == HTTP_PUT && test_hooks())
 		put_test_split(r, out);
+	else if (!strcmp(path, "/balloon") && m == HTTP_GET)
+		command(out, VMM_OP_GET_BALLOON, render_balloon);
+	else if (!strcmp(path, "/balloon") && m == HTTP_PUT)
+		put_balloon(r, out);
+	else if (!strcmp(path, "/balloon") && m == HTTP_PATCH)
+		patch_balloon(r, out, false);
+	else if (!strcmp(path, "/balloon/statistics") && m == HTTP_GET)
+		command(out, VMM_OP_BALLOON_STATS, render_balloon_stats);
+	else if (!strcmp(path, "/balloon/statistics") && m == HTTP_PATCH)
+		patch_balloon(r, out, true);
+	else if (!strcmp(path, "/balloon/hinting") || has_prefix(path, "/balloon/hinting/"))
+		fault(out, 400,
+		      "%s %s: free page hinting is not implemented in hugevmm; free_page_reporting "
+		      "(PUT /balloon before InstanceStart) gives free guest memory back instead",
+		      http_method_str(m), r->url);
 	else {
 		for (size_t i = 0; i < sizeof(firecracker_only) / sizeof(firecracker_only[0]);
 		     i++) {

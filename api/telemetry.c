@@ -178,8 +178,13 @@ static char *metrics_line(const struct vmm_metrics *m, const struct api_stats *s
 		report_net_metrics_sum(&m->vm, &sum);
 		cJSON_AddItemToObject(o, "net", report_net_metrics(&sum, true));
 	}
+	/* Firecracker's balloon group (its names, then hugevmm's), when the VM has a balloon. */
+	if (m->vm.has_balloon)
+		cJSON_AddItemToObject(o, "balloon", report_balloon_metrics(&m->vm.balloon));
 	/* hugevmm's own: what Firecracker has no word for. */
 	h = cJSON_AddObjectToObject(o, "hugevmm");
+	if (m->vm.has_balloon)
+		cJSON_AddItemToObject(h, "reclaim", report_reclaim_metrics(&m->vm.reclaim));
 	cJSON_AddStringToObject(h, "state", vmm_state_name(m->state));
 	add(h, "uptime_ms", m->uptime_ns / 1000000);
 	g = cJSON_AddObjectToObject(h, "memory");

@@ -438,6 +438,115 @@ static void change_region(struct vm_config *t, struct vmm_cmd *c)
 	t->has_memory = true;
 }
 
+static void change_balloon(struct vm_config *t, struct vmm_cmd *c)
+{
+	t->balloon = c->in.balloon;
+}
+
+#define NO_BALLOON                                                                            \
+	"balloon: no balloon configured; add one with PUT /balloon (or a \"balloon\" section in " \
+	"the config file) before InstanceStart"
+#define NO_BALLOON_BOOTED                                                                      \
+	"balloon: the VM was started without a balloon; one can only be added before "          \
+	"InstanceStart (PUT /balloon)"
+
+/* The VM runs (or is paused): the balloon routes that need the device may go on. */
+static bool balloon_live(struct vmm *m, struct vmm_cmd *c)
+{
+	if (m->state == VMM_STOPPED || !m->vm) {
+		refuse(c, "%s: the VM has stopped", "balloon");
+		return false;
+	}
+	if (!m->cfg->balloon.set) {
+		err_set(&c->err, ERR_CONFIG, -ENOENT, NO_BALLOON_BOOTED);
+		return false;
+	}
+	return true;
+}
+
+/* GET /balloon: the configuration before boot; after it the device's target and size too. */
+static void get_balloon(struct vmm *m, struct vmm_cmd *c)
+{
+	if (!m->cfg->balloon.set) {
+		err_set(&c->err, ERR_CONFIG, -ENOENT,
+			m->state == VMM_NOT_STARTED ? NO_BALLOON : NO_BALLOON_BOOTED);
+		return;
+	}
+	c->balloon.cfg = m->cfg->balloon;
+	if (m->state != VMM_RUNNING && m->state != VMM_PAUSED)
+		return;
+	if (!vm_balloon_info(m->vm, &c->balloon.info, &c->err))
+		c->balloon.running = true;
+}
+
+/* PATCH /balloon: after boot only, as in Firecracker (before it, PUT sets the target). */
+static void patch_balloon(struct vmm *m, struct vmm_cmd *c)
+{
+	if (m->state == VMM_NOT_STARTED) {
+		refuse(c, "%s: PATCH changes the target of a running VM's balloon; before "
+			  "InstanceStart, PUT /balloon sets amount_mib",
+		       "balloon");
+		return;
+	}
+	/* The device refuses a target above guest RAM. */
+	if (balloon_live(m, c) && !vm_balloon_set_target(m->vm, c->in.balloon_mib, &c->err))
+		m->cfg->balloon.amount_mib = c->in.balloon_mib; /* GET /vm/config shows it */
+}
+
+/* GET /balloon/statistics: the guest's latest, after boot, when they were enabled. */
+static void balloon_stats(struct vmm *m, struct vmm_cmd *c)
+{
+	const struct cfg_balloon *b = &m->cfg->balloon;
+
+	if (m->state == VMM_NOT_STARTED) {
+		if (!b->set)
+			err_set(&c->err, ERR_CONFIG, -ENOENT, NO_BALLOON);
+		else if (!b->stats_polling_interval_s)
+			refuse(c,
+			       "%s: statistics are not enabled (stats_polling_interval_s is 0); "
+			       "PUT /balloon with an interval above 0 before InstanceStart "
+			       "enables them",
+			       "balloon");
+		else
+			refuse(c,
+			       "%s: the VM has not been started; the guest's driver sends "
+			       "statistics once it runs",
+			       "balloon/statistics");
+		return;
+	}
+	if (!balloon_live(m, c) || vm_balloon_info(m->vm, &c->balloon.info, &c->err))
+		return;
+	if (!c->balloon.info.stats_interval_s) {
+		refuse(c,
+		       "%s: statistics are not enabled (stats_polling_interval_s was 0 at "
+		       "InstanceStart); they can only be enabled before boot, with PUT /balloon",
+		       "balloon");
+		return;
+	}
+	c->balloon.cfg = *b;
+	c->balloon.running = true;
+}
+
+/*
+ * PATCH /balloon/statistics: after boot, a new interval. Statistics stay on or off as
+ * they were at boot (Firecracker's rule: the statistics queue exists from boot or never).
+ */
+static void patch_balloon_stats(struct vmm *m, struct vmm_cmd *c)
+{
+	struct cfg_balloon *b = &m->cfg->balloon;
+	uint32_t s = c->in.balloon_stats_s;
+
+	if (m->state == VMM_NOT_STARTED) {
+		refuse(c, "%s: PATCH changes the polling interval of a running VM's balloon; "
+			  "before InstanceStart, PUT /balloon sets stats_polling_interval_s",
+		       "balloon/statistics");
+		return;
+	}
+	/* The device refuses turning them on or off. */
+	if (balloon_live(m, c) && !vm_balloon_set_stats_interval(m->vm, s, &c->err))
+		b->stats_polling_interval_s = s;
+}
+
 static void do_start(struct vmm *m, struct vmm_cmd *c)
 {
 	struct vm_opts vo = {.console_input = m->opts.console_input,
@@ -469,26 +578,26 @@ static void do_start(struct vmm *m, struct vmm_cmd *c)
 /* Measure again; a region whose huge bytes shrank since last time is a drift event. */
 static void do_memory(struct vmm *m, struct vmm_cmd *c)
 {
-	struct guest_mem *gm;
 	int r;
 
 	if (!m->vm) {
 		refuse(c, "%s: nothing is mapped yet; the VM has not been started", "memory");
 		return;
 	}
-	gm = vm_memory(m->vm);
-	r = mem_measure(gm);
-	if (r) {
-		err_set(&c->err, ERR_RUNTIME, r, "measuring guest memory: %s", strerror(-r));
-		return;
-	}
-	m->measurements++;
 	c->memory = malloc(sizeof(*c->memory));
 	if (!c->memory) {
 		err_set(&c->err, ERR_RUNTIME, -ENOMEM, "out of memory");
 		return;
 	}
-	c->memory->mem = *gm;
+	/* Measured, with reclaim's counts and the pages the guest touched again since. */
+	r = vm_memory_snapshot(m->vm, &c->memory->mem);
+	if (r) {
+		free(c->memory);
+		c->memory = NULL;
+		err_set(&c->err, ERR_RUNTIME, r, "measuring guest memory: %s", strerror(-r));
+		return;
+	}
+	m->measurements++;
 	if (m->state == VMM_STOPPED)
 		c->memory->kvm = *vm_final_mmu_stats(m->vm);
 	else
@@ -547,6 +656,22 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 	case VMM_OP_PUT_ENTROPY:
 		if (!pre_boot(m, c, "entropy"))
 			apply(m, c, change_entropy);
+		break;
+	case VMM_OP_PUT_BALLOON:
+		if (!pre_boot(m, c, "balloon"))
+			apply(m, c, change_balloon);
+		break;
+	case VMM_OP_GET_BALLOON:
+		get_balloon(m, c);
+		break;
+	case VMM_OP_PATCH_BALLOON:
+		patch_balloon(m, c);
+		break;
+	case VMM_OP_BALLOON_STATS:
+		balloon_stats(m, c);
+		break;
+	case VMM_OP_PATCH_BALLOON_STATS:
+		patch_balloon_stats(m, c);
 		break;
 	case VMM_OP_START:
 		do_start(m, c);

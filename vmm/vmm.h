@@ -41,6 +41,13 @@ enum vmm_op {
 	VMM_OP_MEMORY,     /* measure again -> memory */
 	VMM_OP_METRICS,    /* -> metrics */
 	VMM_OP_TEST_SPLIT, /* testing: in.split, see mem_test_split() */
+	/* The balloon (Firecracker's /balloon routes); each refuses with a reason when there is
+	 * none, or when the VM is not in the state the operation needs. */
+	VMM_OP_PUT_BALLOON,         /* in.balloon: before boot, the balloon (replacing one) */
+	VMM_OP_GET_BALLOON,         /* -> balloon: the config before boot, the device's too after */
+	VMM_OP_PATCH_BALLOON,       /* in.balloon_mib: after boot, a new target */
+	VMM_OP_BALLOON_STATS,       /* -> balloon: after boot, with statistics enabled */
+	VMM_OP_PATCH_BALLOON_STATS, /* in.balloon_stats_s: after boot, a new polling interval */
 };
 
 /* Firecracker's PartialDrive: what PATCH /drives/{id} changes of a drive. */
@@ -74,6 +81,13 @@ struct vmm_memory {
 	struct hv_mmu_stats kvm;
 };
 
+/* The balloon: its configuration and, once the VM runs, the device's state. */
+struct vmm_balloon {
+	struct cfg_balloon cfg; /* amount_mib and the interval: the latest set */
+	bool running;           /* the device exists: info is its state */
+	struct balloon_info info;
+};
+
 struct vmm_metrics {
 	enum vmm_state state;
 	uint64_t uptime_ns;
@@ -99,6 +113,9 @@ struct vmm_cmd {
 		struct vmm_net_patch net_patch;
 		struct mem_region_cfg region;
 		struct cfg_entropy entropy;
+		struct cfg_balloon balloon;
+		uint32_t balloon_mib;
+		uint32_t balloon_stats_s;
 		struct {
 			char region[MEM_ID_MAX + 1];
 			uint64_t offset;
@@ -112,6 +129,7 @@ struct vmm_cmd {
 	struct vm_config *config;  /* VMM_OP_GET_CONFIG; freed by vmm_cmd_free */
 	struct vmm_memory *memory; /* VMM_OP_MEMORY; freed by vmm_cmd_free */
 	struct vmm_metrics metrics;
+	struct vmm_balloon balloon; /* VMM_OP_GET_BALLOON, VMM_OP_BALLOON_STATS */
 
 	/* Submission plumbing (vmm_submit). */
 	void (*done)(struct vmm_cmd *c, void *arg);

@@ -72,6 +72,7 @@ struct bad {
 };
 
 #define R(x) "{\"memory\":{\"regions\":[" x "]}}"
+#define BAL(x) "{\"balloon\": {\"amount_mib\": 16, \"deflate_on_oom\": true" x "}}"
 #define DRV(n) "{\"drive_id\": \"d" #n "\", \"path_on_host\": \"/x\", \"is_root_device\": false}"
 #define D17                                                                                     \
 	DRV(0) "," DRV(1) "," DRV(2) "," DRV(3) "," DRV(4) "," DRV(5) "," DRV(6) "," DRV(7) "," \
@@ -166,6 +167,31 @@ static const struct bad bad_cases[] = {
 	 {"boot-source.initrd_path: expected a string, got a number 7"}},
 	{"{\"boot-source\": {\"kernel_image_path\": null}}", {"boot-source.kernel_image_path: expected a string, got null"}},
 	{"{\"balloon\": {\"amount_mib\": 64}}", {"balloon.deflate_on_oom: missing"}},
+	/* balloon: Firecracker's types (amount_mib a u32, the interval a u16), hinting refused */
+	{"{\"balloon\": {\"deflate_on_oom\": false}}",
+	 {"balloon.amount_mib: missing", "target size in MiB"}},
+	{"{\"balloon\": {\"amount_mib\": -1, \"deflate_on_oom\": true}}",
+	 {"balloon.amount_mib: -1 is out of range; use 0 to 4294967295"}},
+	{"{\"balloon\": {\"amount_mib\": 4294967296, \"deflate_on_oom\": true}}",
+	 {"balloon.amount_mib: 4294967296 is out of range"}},
+	{"{\"balloon\": {\"amount_mib\": 2.5, \"deflate_on_oom\": true}}",
+	 {"balloon.amount_mib: expected an integer, got a number 2.5"}},
+	{"{\"balloon\": {\"amount_mib\": 129, \"deflate_on_oom\": true}}",
+	 {"balloon.amount_mib: 129 MiB is more than the guest's RAM (128 MiB)",
+	  "give 128 or less"}},
+	{"{\"memory\": {\"regions\": [{\"backing\": \"thp\", \"size_mib\": 64}]}, \"balloon\": "
+	 "{\"amount_mib\": 65, \"deflate_on_oom\": true}}",
+	 {"balloon.amount_mib: 65 MiB is more than the guest's RAM (64 MiB)"}},
+	{BAL(", \"stats_polling_interval_s\": 65536"),
+	 {"balloon.stats_polling_interval_s: 65536 is out of range; use 0 to 65535"}},
+	{BAL(", \"stats_polling_interval_s\": null"),
+	 {"balloon.stats_polling_interval_s: expected an integer, got null"}},
+	{BAL(", \"free_page_hinting\": true"),
+	 {"balloon.free_page_hinting: true is not implemented",
+	  "free_page_reporting is the supported way"}},
+	{BAL(", \"free_page_reporting\": 1"),
+	 {"balloon.free_page_reporting: expected true or false"}},
+	{BAL(", \"amount\": 1"), {"balloon.amount: unknown field", "known fields: amount_mib"}},
 	{"{\"vsock\": {\"guest_cid\": 2, \"uds_path\": \"/v\"}}",
 	 {"vsock.guest_cid: 2 is out of range; use 3 to"}},
 	{"{\"entropy\": {\"rate_limiter\": {\"bandwidth\": {\"size\": 1}}}}",
@@ -283,6 +309,10 @@ static const struct bad bad_cases[] = {
 	 {"memory.regions[0].host_offset_kib: 2048 must be a multiple of 4 below the page size"}},
 	{R("{\"backing\": \"hugetlb\", \"size_mib\": 64, \"host_offset_kib\": 4}"),
 	 {"memory.regions[0].host_offset_kib: backing \"hugetlb\" can only be mapped at"}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"reclaim\": \"maybe\"}"),
+	 {"memory.regions[0].reclaim: \"maybe\" is not known", "\"keep\"", "\"return\""}},
+	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"reclaim\": false}"),
+	 {"memory.regions[0].reclaim: expected a string"}},
 	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"id\": \"a b\"}"),
 	 {"memory.regions[0].id: \"a b\" is not a valid region id"}},
 	{R("{\"backing\": \"thp\", \"size_mib\": 64, \"id\": "
@@ -1147,6 +1177,214 @@ static void net_metrics_shape(void **state)
 	cJSON_Delete(o);
 }
 
+/* The balloon and a region's reclaim: parsed, rendered (GET /vm/config), parsed back. */
+static void balloon_render_round_trip(void **state)
+{
+	static const char json[] =
+		"{\"balloon\": {\"amount_mib\": 96, \"deflate_on_oom\": true, "
+		"\"stats_polling_interval_s\": 65535, \"free_page_hinting\": false, "
+		"\"free_page_reporting\": true}, \"memory\": {\"regions\": [{\"backing\": "
+		"\"thp\", \"size_mib\": 64, \"reclaim\": \"keep\"}, {\"backing\": \"memfd\", "
+		"\"size_mib\": 32, \"reclaim\": \"return\"}]}}";
+	static struct vm_config c, back;
+	struct vmm_err e;
+	cJSON *o, *b, *regs;
+	char *text;
+
+	(void)state;
+	assert_int_equal(load(json, &c, &e), 0);
+	assert_true(c.balloon.set);
+	assert_int_equal(c.balloon.amount_mib, 96); /* all of RAM is allowed */
+	assert_true(c.balloon.deflate_on_oom);
+	assert_int_equal(c.balloon.stats_polling_interval_s, 65535);
+	assert_true(c.balloon.free_page_reporting);
+	assert_int_equal(c.regions[0].reclaim, MEM_RECLAIM_CFG_KEEP);
+	assert_int_equal(c.regions[1].reclaim, MEM_RECLAIM_CFG_RETURN);
+	/* Implemented: no warning names it. */
+	assert_null(strstr(warnings, "balloon"));
+	o = cfg_json_render(&c);
+	b = cJSON_GetObjectItem(o, "balloon");
+	assert_int_equal(cJSON_GetArraySize(b), 5); /* every field of Firecracker's Balloon */
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(b, "free_page_hinting")));
+	regs = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "memory"), "regions");
+	assert_string_equal(
+		cJSON_GetObjectItem(cJSON_GetArrayItem(regs, 1), "reclaim")->valuestring, "return");
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	assert_int_equal(load(text, &back, &e), 0);
+	free(text);
+	assert_memory_equal(&back.balloon, &c.balloon, sizeof(c.balloon));
+	assert_int_equal(back.regions[0].reclaim, MEM_RECLAIM_CFG_KEEP);
+	assert_int_equal(back.regions[1].reclaim, MEM_RECLAIM_CFG_RETURN);
+
+	/* Defaults; null is an absent balloon, as Firecracker's Option. */
+	assert_int_equal(load("{\"balloon\": {\"amount_mib\": 0, \"deflate_on_oom\": false}}", &c,
+			      &e),
+			 0);
+	assert_true(c.balloon.set);
+	assert_int_equal(c.balloon.stats_polling_interval_s, 0);
+	assert_false(c.balloon.free_page_reporting);
+	assert_int_equal(load("{\"balloon\": null}", &c, &e), 0);
+	assert_false(c.balloon.set);
+	o = cfg_json_render(&c);
+	assert_null(cJSON_GetObjectItem(o, "balloon"));
+	cJSON_Delete(o);
+}
+
+/* PATCH /balloon and PATCH /balloon/statistics bodies. */
+static void balloon_patch_parsed(void **state)
+{
+	static const struct {
+		const char *json;
+		bool stats;
+		const char *want; /* NULL: accepted */
+	} cases[] = {
+		{"{\"amount_mib\": 4294967295}", false, NULL},
+		{"{\"amount_mib\": 0}", false, NULL},
+		{"{}", false, "balloon.amount_mib: missing"},
+		{"{\"amount_mib\": 1, \"deflate_on_oom\": true}", false,
+		 "balloon.deflate_on_oom: PATCH /balloon changes only amount_mib"},
+		{"{\"amount_mib\": 1, \"stats_polling_interval_s\": 1}", false,
+		 "PATCH /balloon/statistics changes it"},
+		{"{\"stats_polling_interval_s\": 65535}", true, NULL},
+		{"{\"stats_polling_interval_s\": 0}", true, NULL},
+		{"{\"stats_polling_interval_s\": -1}", true, "-1 is out of range; use 0 to 65535"},
+		{"{\"amount_mib\": 1}", true, "balloon.amount_mib: unknown field"},
+	};
+
+	(void)state;
+	for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+		cJSON *o = cJSON_Parse(cases[i].json);
+		struct vmm_err e = {0};
+		uint32_t v = 7;
+		int r = cases[i].stats ? cfg_json_balloon_stats_update(o, "balloon", &v, &e)
+				       : cfg_json_balloon_update(o, "balloon", &v, &e);
+
+		cJSON_Delete(o);
+		if (!cases[i].want) {
+			if (r)
+				fail_msg("case %u refused: %s", i, e.msg);
+			assert_int_equal(v, (uint32_t)strtoull(strchr(cases[i].json, ':') + 1,
+								  NULL, 10));
+		} else if (!r || !strstr(e.msg, cases[i].want)) {
+			fail_msg("case %u: %s, message\n  %s\nlacks\n  %s", i,
+				 r ? "refused" : "accepted", e.msg, cases[i].want);
+		}
+	}
+}
+
+/* The balloon's groups: Firecracker's "balloon" (its names, then hugevmm's) and "reclaim". */
+static void balloon_metrics_shape(void **state)
+{
+	static struct vmm_metrics m;
+	static const char *const fc[] = {"activate_fails", "inflate_count", "stats_updates_count",
+					 "stats_update_fails", "deflate_count", "event_fails"};
+	cJSON *o, *g;
+
+	(void)state;
+	/* No balloon: no groups. */
+	o = flushed_metrics(&m);
+	assert_null(cJSON_GetObjectItem(o, "balloon"));
+	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "hugevmm"), "reclaim"));
+	cJSON_Delete(o);
+
+	m.vm.has_balloon = true;
+	m.vm.balloon.inflate_count = 3;
+	m.vm.balloon.deflate_waits = 2;
+	m.vm.reclaim.huge_reclaimed = 5;
+	m.vm.reclaim.discard_errors = 1;
+	o = flushed_metrics(&m);
+	g = cJSON_GetObjectItem(o, "balloon");
+	assert_int_equal(cJSON_GetArraySize(g), 12); /* every counter of balloon_counters */
+	for (unsigned i = 0; i < ARRAY_SIZE(fc); i++)
+		assert_string_equal(cJSON_GetArrayItem(g, (int)i)->string, fc[i]);
+	assert_int_equal(cJSON_GetObjectItem(g, "inflate_count")->valuedouble, 3);
+	assert_int_equal(cJSON_GetObjectItem(g, "deflate_waits")->valuedouble, 2);
+	g = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "hugevmm"), "reclaim");
+	assert_int_equal(cJSON_GetArraySize(g), 10); /* every counter of mem_reclaim_stats */
+	assert_int_equal(cJSON_GetObjectItem(g, "huge_reclaimed")->valuedouble, 5);
+	assert_int_equal(cJSON_GetObjectItem(g, "discard_errors")->valuedouble, 1);
+	cJSON_Delete(o);
+}
+
+/* GET /balloon/statistics: Firecracker's BalloonStats names by tag; unreported ones absent. */
+static void balloon_stats_shape(void **state)
+{
+	struct balloon_info b = {.target_pages = 512, .actual_pages = 300};
+	cJSON *o;
+
+	(void)state;
+	b.gs.have = 1u << 0 | 1u << 4 | 1u << 9 | 1u << 10 | 1u << 15;
+	b.gs.val[0] = 11;
+	b.gs.val[4] = 4096;
+	b.gs.val[5] = 99; /* not reported: not shown */
+	b.gs.val[9] = 2;
+	b.gs.val[10] = 1;
+	b.gs.val[15] = 7;
+	o = report_balloon_stats(&b);
+	assert_int_equal(cJSON_GetObjectItem(o, "target_pages")->valuedouble, 512);
+	assert_int_equal(cJSON_GetObjectItem(o, "actual_pages")->valuedouble, 300);
+	assert_int_equal(cJSON_GetObjectItem(o, "target_mib")->valuedouble, 2);
+	assert_int_equal(cJSON_GetObjectItem(o, "actual_mib")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(o, "swap_in")->valuedouble, 11);
+	assert_int_equal(cJSON_GetObjectItem(o, "free_memory")->valuedouble, 4096);
+	assert_int_equal(cJSON_GetObjectItem(o, "hugetlb_failures")->valuedouble, 2);
+	assert_int_equal(cJSON_GetObjectItem(o, "oom_kill")->valuedouble, 1);
+	assert_int_equal(cJSON_GetObjectItem(o, "direct_reclaim")->valuedouble, 7);
+	assert_null(cJSON_GetObjectItem(o, "total_memory"));
+	assert_int_equal(cJSON_GetArraySize(o), 4 + 5);
+	cJSON_Delete(o);
+}
+
+/* GET /memory's region: reclaim, its sentence and counts; the human view when nonzero. */
+static void memory_report_has_reclaim(void **state)
+{
+	static struct guest_mem gm;
+	struct mem_region *r = &gm.regions[0];
+	cJSON *o, *reg;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	gm.nregions = 1;
+	mem_cfg_init(&r->cfg, MEM_BACKING_THP, "ram0", "memory.regions[0]");
+	r->cfg.reclaim = MEM_RECLAIM_CFG_RETURN;
+	r->size = 64 * SZ_1M;
+	r->page_size = SZ_2M;
+	o = report_memory(&gm, NULL);
+	reg = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "regions"), 0);
+	assert_string_equal(cJSON_GetObjectItem(reg, "reclaim")->valuestring, "return");
+	/* No balloon: a sentence still, and zeros. */
+	assert_string_equal(cJSON_GetObjectItem(reg, "reclaim_why")->valuestring,
+			    "no balloon: nothing is given back");
+	assert_int_equal(cJSON_GetObjectItem(reg, "reclaimed_bytes")->valuedouble, 0);
+	assert_int_equal(cJSON_GetObjectItem(reg, "balloon_bytes")->valuedouble, 0);
+	f = open_memstream(&text, &len);
+	report_memory_human_json(f, o);
+	fclose(f);
+	assert_null(strstr(text, "reclaim"));
+	free(text);
+	cJSON_Delete(o);
+
+	snprintf(r->reclaim_why, sizeof(r->reclaim_why), "thp: whole 2M pages, MADV_DONTNEED");
+	r->reclaimed_bytes = 4 * SZ_1M;
+	r->balloon_bytes = 12 * 4096;
+	o = report_memory(&gm, NULL);
+	reg = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "regions"), 0);
+	assert_string_equal(cJSON_GetObjectItem(reg, "reclaim_why")->valuestring,
+			    "thp: whole 2M pages, MADV_DONTNEED");
+	assert_int_equal(cJSON_GetObjectItem(reg, "reclaimed_bytes")->valuedouble, 4 * SZ_1M);
+	assert_int_equal(cJSON_GetObjectItem(reg, "balloon_bytes")->valuedouble, 12 * 4096);
+	f = open_memstream(&text, &len);
+	report_memory_human_json(f, o);
+	fclose(f);
+	assert_non_null(strstr(text, "reclaim (return): 4 MiB given back to the host, 48 KiB in "
+				     "the balloon not given back"));
+	free(text);
+	cJSON_Delete(o);
+}
+
 /* Every file in configs/ parses and validates: the examples stay true. */
 static void every_bundled_config_parses(void **state)
 {
@@ -1198,6 +1436,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(root_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(drive_metrics_shape, setup, teardown),
 		cmocka_unit_test_setup_teardown(net_metrics_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(balloon_render_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(balloon_patch_parsed, setup, teardown),
+		cmocka_unit_test_setup_teardown(balloon_metrics_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(balloon_stats_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(memory_report_has_reclaim, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
