@@ -28,6 +28,32 @@ PATCH_SCHEMA["definitions"]["MachineConfigurationUpdate"] = PATCH_SCHEMA["defini
     "MachineConfiguration")
 PATCH_SCHEMA["definitions"]["MachineConfigurationUpdate"]["minProperties"] = 1
 
+# Firecracker's balloon API bodies (its swagger, v1.17: BalloonUpdate, BalloonStatsUpdate,
+# BalloonStats), which schema.json -- the config file's definitions -- does not hold; and
+# hugevmm's GET /balloon once the device runs: the Balloon with the device's sizes added.
+_U32 = {"type": "integer", "minimum": 0, "maximum": 4294967295}
+_U64 = {"type": "integer", "minimum": 0}
+BALLOON_STATS_NAMES = ["swap_in", "swap_out", "major_faults", "minor_faults", "free_memory",
+                       "total_memory", "available_memory", "disk_caches", "hugetlb_allocations",
+                       "hugetlb_failures", "oom_kill", "alloc_stall", "async_scan", "direct_scan",
+                       "async_reclaim", "direct_reclaim"]  # by tag, VIRTIO_BALLOON_S_* 0..15
+BALLOON_SIZES = ["target_pages", "actual_pages", "target_mib", "actual_mib"]
+BALLOON_DEFS = {
+    "BalloonUpdate": {"type": "object", "required": ["amount_mib"], "additionalProperties": False,
+                      "properties": {"amount_mib": _U32}},
+    "BalloonStatsUpdate": {"type": "object", "required": ["stats_polling_interval_s"],
+                           "additionalProperties": False,
+                           "properties": {"stats_polling_interval_s":
+                                          {"type": "integer", "minimum": 0, "maximum": 65535}}},
+    "BalloonStats": {"type": "object", "required": BALLOON_SIZES, "additionalProperties": False,
+                     "properties": {k: _U32 if k in BALLOON_SIZES else _U64
+                                    for k in BALLOON_SIZES + BALLOON_STATS_NAMES}},
+}
+for _s in (SCHEMA, PATCH_SCHEMA):
+    _s["definitions"].update(copy.deepcopy(BALLOON_DEFS))
+    _s["definitions"]["HugevmmBalloon"] = copy.deepcopy(_s["definitions"]["Balloon"])
+    _s["definitions"]["HugevmmBalloon"]["properties"].update({k: _U32 for k in BALLOON_SIZES})
+
 
 def validator(definition, schema=SCHEMA):
     return jsonschema.Draft7Validator({"$ref": f"#/definitions/{definition}",
@@ -61,6 +87,11 @@ ROUTES = [
     ("PUT", r"/entropy", "EntropyDevice", None),
     ("PUT", r"/actions", "InstanceActionInfo", None),
     ("PATCH", r"/vm", "Vm", None),
+    ("PUT", r"/balloon", "Balloon", None),
+    ("GET", r"/balloon", None, "HugevmmBalloon"),
+    ("PATCH", r"/balloon", "BalloonUpdate", None),
+    ("GET", r"/balloon/statistics", None, "BalloonStats"),
+    ("PATCH", r"/balloon/statistics", "BalloonStatsUpdate", None),
 ]
 
 
