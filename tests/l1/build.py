@@ -45,7 +45,7 @@ PACKAGES = {
     "6.12": r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
 }
 MODULES = ["kvm-amd", "nfit", "nd_pmem", "nd_btt", "dax_pmem", "device_dax", "tun"]
-L2_MODULES = ["virtio_mmio", "virtio_rng", "virtio_blk"]
+L2_MODULES = ["virtio_mmio", "virtio_rng", "virtio_blk", "virtio_balloon"]
 # The networking L2's initramfs (/guest/initrd-net.cpio) has these too, and L2_NET_TOOLS
 # with their libraries as /bin/X; the other L2 boots (the launch benchmark's among them)
 # keep the smaller one.

@@ -1,7 +1,8 @@
 """The cases the L1 init runs, written into the image as one directory each:
 
     cases/NN-name/kind         boot | cover | refuse | drift | badring | fcclient | disk |
-                               diskapi | disklock | net | bench | run | vbench | irqclose
+                               diskapi | disklock | net | balloon | bench | run | vbench |
+                               irqclose
     cases/NN-name/args         run only: hugevmm's arguments, one a line, run in /repo
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
@@ -26,6 +27,8 @@
                                ping -f, 2 s); then GET /metrics and SIGTERM, or with `end`
                                "self" the VM's own end (without `waitfor`: that alone)
     cases/NN-name/xfer         net, optional: MiB L1 sends the L2 and keeps from it (TCP)
+    cases/NN-name/steps        balloon: wait TEXT / call METHOD PATH [BODY] / snap NAME /
+                               sleep S, one a line, in order; then SIGTERM
     cases/NN-name/enter        net, optional: "setns": hugevmm joins the namespace with
                                nsenter (the namespace only) instead of ip netns exec
 
@@ -363,7 +366,7 @@ def all_cases():
         # 6. Disks: a Debian L2 on an ext4 root on /dev/vda with a read-only /dev/vdb, and
         #    the test guest's driver; then networking (net_cases: taps in a namespace).
         ("linux-rootfs", "disk", linux_rootfs(), "thp", {}),
-    ] + blk_cases() + net_cases() + [
+    ] + blk_cases() + net_cases() + balloon_cases() + [
         # 7. Firecracker's clients: the Go SDK's and Kata's calls, in order, then the boot.
         ("fc-sdk-sequence", "fcclient", Files({"taps": "tap0 169.254.30.1/24\n"}), "thp", {}),
         # Coverage drift: split one huge page of a running guest (test hook), re-measure.
@@ -406,6 +409,81 @@ def bench_cases():
 
 
 VBENCH_MIB = 128
+
+
+BALLOON_MIB = 512  # the balloon cases' guest RAM
+BALLOON_TAKE = 256  # what PATCH /balloon asks back
+
+
+def balloon_guest(region, args, stats=1, reporting=False):
+    cfg = guest(dict({"size_mib": BALLOON_MIB}, **region), args)
+    cfg["balloon"] = {"amount_mib": 0, "deflate_on_oom": True,
+                      "stats_polling_interval_s": stats, "free_page_reporting": reporting}
+    return cfg
+
+
+def balloon_case(cfg, *steps):
+    return Files({"config.json": json.dumps(cfg, indent=1), "steps": "".join(s + "\n" for s in steps)})
+
+
+def take_and_give_back(ready):
+    """The balloon's round trip on a running guest: snapshots before, after inflating
+    BALLOON_TAKE MiB, after deflating to 0 (the guest writes every page it took back)."""
+    return (f"wait {ready}", "snap before",
+            "call PATCH /balloon {\"amount_mib\": %d}" % (BALLOON_MIB + 1),
+            "call PATCH /balloon/statistics {\"stats_polling_interval_s\": 0}",
+            "call PATCH /balloon {\"amount_mib\": %d}" % BALLOON_TAKE,
+            f"wait ^balloon actual_mib={BALLOON_TAKE}$", "sleep 2", "snap inflated",
+            "call GET /balloon", "call GET /balloon/statistics",
+            "call PATCH /balloon {\"amount_mib\": 0}", "wait ^balloon actual_mib=0$",
+            "sleep 1", "snap deflated")
+
+
+def balloon_cases():
+    """The balloon (issue 13): the test guest's driver inflates BALLOON_TAKE MiB of a
+    prefaulted 512 MiB guest and gives it back, on thp and on memfd (shmem THP): whole 2M
+    pages leave the process (RSS, GET /memory), what stays mapped stays 2M (PAGEMAP_SCAN,
+    KVM's NPT counts), and deflated pages come back as 2M. On hugetlb (reclaim "keep", the
+    default) nothing leaves the pool. Bad page numbers and reports are refused and counted.
+    The Debian L2's own virtio_balloon with free page reporting: 200 MiB written to tmpfs
+    and removed come back to the host."""
+    ready = "^balloon touched_mib="
+    args = f"test=balloon touch_mib={BALLOON_MIB - 64} irq=1"  # irq: L1 has one CPU
+    l2 = boot("bzImage", 1, mib=BALLOON_MIB)
+    l2["machine-config"]["virtio_cmdline"] = "never"
+    l2["boot-source"]["boot_args"] = L2_ARGS.replace("nomodules ", "") + " l2.balloon=200"
+    l2["balloon"] = {"amount_mib": 0, "deflate_on_oom": True, "stats_polling_interval_s": 1,
+                     "free_page_reporting": True}
+    return [
+        ("balloon-thp", "balloon",
+         balloon_case(balloon_guest({"backing": "thp"}, args), *take_and_give_back(ready)),
+         "thp", {}),
+        ("balloon-memfd", "balloon",
+         balloon_case(balloon_guest({"backing": "memfd"}, args), *take_and_give_back(ready)),
+         "shmem-thp", {}),
+        ("balloon-hugetlb-keep", "balloon",
+         balloon_case(balloon_guest({"backing": "hugetlb", "page_size": "2M"}, args),
+                      f"wait {ready}", "snap before",
+                      "call PATCH /balloon {\"amount_mib\": %d}" % BALLOON_TAKE,
+                      f"wait ^balloon actual_mib={BALLOON_TAKE}$", "snap inflated"),
+         f"hugetlb-2m {BALLOON_MIB // 2 + 8}", {}),
+        ("balloon-bad", "balloon",
+         balloon_case(balloon_guest({"backing": "thp"},
+                                    args + " bad=pfn-outside,report-unaligned", reporting=True),
+                      f"wait {ready}", "call PATCH /balloon {\"amount_mib\": 8}",
+                      "wait ^balloon actual_mib=8$", "snap after"),
+         "thp", {}),
+        ("balloon-bad-outside", "balloon",
+         balloon_case(balloon_guest({"backing": "thp"}, "test=balloon irq=1 bad=report-outside",
+                                    reporting=True),
+                      "wait ^balloon bad=report-outside used=", "snap after", "call GET /"),
+         "thp", {}),
+        ("linux-balloon", "balloon",
+         balloon_case(l2, "wait ^L2: balloon filled", "sleep 1", "snap filled",
+                      "wait ^L2: balloon freed", "sleep 10", "snap freed",
+                      "call GET /balloon/statistics"),
+         "thp", {}),
+    ]
 
 
 class Files(dict):

@@ -404,6 +404,56 @@ run_diskapi() {
 	disks_report "$1"
 }
 
+# The balloon: a VM driven by the lines of `steps`, in order --
+#   wait TEXT          the guest printed TEXT after what the previous wait found (else:
+#                      the rest is skipped, ready no)
+#   call METHOD PATH [BODY]   an API call; "CODE METHOD PATH RESPONSE" lines in calls
+#   snap NAME          evidence: GET /memory (hugevmm status --json), KVM's debugfs
+#                      counts, the process's smaps_rollup, the hugetlb pool, /metrics
+#   sleep S
+# then SIGTERM (stop_vmm). The host side compares the snapshots.
+run_balloon() {
+	start_vmm "$1"
+	rm -f /tmp/calls
+	seen=0
+	attr ready yes
+	while read -r op rest; do
+		case "$op" in
+		wait) # a line after the one the previous wait found (targets repeat: actual_mib=0)
+			i=0
+			while :; do
+				k=$(tail -n +$((seen + 1)) $OUT | tr -d "\r" | grep -n -e "$rest" | head -n 1 | cut -d: -f1)
+				[ -n "$k" ] && break
+				kill -0 $PID 2>/dev/null && [ $i -lt 1200 ] || break
+				sleep 0.1
+				i=$((i + 1))
+			done
+			[ -n "$k" ] || { attr ready no; attr stuck_at "$rest"; break; }
+			seen=$((seen + k)) ;;
+		call)
+			set -- $rest
+			m=$1 path=$2
+			shift 2
+			code=$(curl -s -o /tmp/resp -w '%{http_code}' --unix-socket $SOCK -X "$m" \
+				-H 'Content-Type: application/json' ${1:+-d "$*"} "http://localhost$path")
+			echo "$code $m $path $(cat /tmp/resp)" >>/tmp/calls ;;
+		snap)
+			hugevmm status --api-sock $SOCK --json >/tmp/snap.json 2>&1
+			emit "memory.$rest.json" /tmp/snap.json
+			kvm_debugfs $PID >/tmp/snap.kvm
+			emit "debugfs.$rest" /tmp/snap.kvm
+			emit "rollup.$rest" /proc/$PID/smaps_rollup
+			grep -E '^HugePages_(Total|Free|Rsvd)' /proc/meminfo >/tmp/snap.pool
+			emit "pool.$rest" /tmp/snap.pool
+			curl -s --unix-socket $SOCK http://localhost/metrics >/tmp/snap.metrics 2>&1
+			emit "metrics.$rest" /tmp/snap.metrics ;;
+		sleep) sleep "$rest" ;;
+		esac
+	done <"$1/steps"
+	emit calls /tmp/calls
+	stop_vmm
+}
+
 vmm_once() { # config-file tag: one more VMM, to its end
 	timeout 120 hugevmm --config-file "$1" >/tmp/once.out 2>/tmp/once.err </dev/null
 	attr "rc.$2" $?

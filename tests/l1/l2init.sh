@@ -158,6 +158,33 @@ if [ -n "$NET" ]; then
 	# TCP's own view: retransmissions, segments with a bad checksum.
 	/bin/busybox grep '^Tcp:' /proc/net/snmp | /bin/busybox sed 's/^/L2: snmp /'
 fi
+# Balloon (l2.balloon=N): the kernel's virtio_balloon, free page reporting on (the device
+# offers it), finds hugevmm's balloon through ACPI; N MiB written to tmpfs and removed
+# again become free 2M blocks the driver reports; then the L2 waits for the VMM's end.
+BALLOON=$(/bin/busybox sed -n 's/.*l2\.balloon=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "$BALLOON" ]; then
+	load_modules
+	i=0
+	while ! /bin/busybox ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null |
+		/bin/busybox grep -q virtio && [ $i -lt 100 ]; do
+		/bin/busybox sleep 0.1
+		i=$((i + 1))
+	done
+	for d in /sys/bus/virtio/devices/*; do
+		[ "$(/bin/busybox cat $d/device 2>/dev/null)" = 0x0005 ] &&
+			echo "L2: balloon features=$(/bin/busybox cat $d/features)"
+	done
+	/bin/busybox rm -f /tmp/fill
+	/bin/busybox sleep 5 # the boot's own free memory reported first
+	/bin/busybox grep -E '^(MemFree|MemAvailable):' /proc/meminfo | /bin/busybox sed 's/^/L2: /'
+	/bin/busybox dd if=/dev/zero of=/tmp/balloon bs=1M count="$BALLOON" 2>/dev/null
+	echo "L2: balloon filled $(/bin/busybox du -m /tmp/balloon | /bin/busybox cut -f1) MiB"
+	/bin/busybox sleep 3
+	/bin/busybox rm -f /tmp/balloon
+	echo "L2: balloon freed"
+	/bin/busybox grep -E '^(MemFree|MemAvailable):' /proc/meminfo | /bin/busybox sed 's/^/L2: /'
+	/bin/busybox sleep 600
+fi
 echo "L2: done"
 if /bin/busybox grep -q 'l2.end=poweroff' /proc/cmdline; then
 	/bin/busybox poweroff -f

@@ -917,3 +917,158 @@ def test_linux_moves_files_over_virtio_net_with_offloads(l1, kernel):
     fc = net_exit(res, c)
     assert fc["rx_bytes_count"] >= size and fc["tx_bytes_count"] >= size, fc
     assert fc["tx_malformed_frames"] == 0, fc
+
+
+# The balloon (cases.balloon_cases): snapshots taken by init.sh's run_balloon.
+
+def balloon_case(l1, kernel, name):
+    res, c = get_case(l1, kernel, name)
+    assert c["attrs"].get("ready") == "yes", f"stuck at {c['attrs'].get('stuck_at')}\n" + \
+        context(res, c)
+    assert c["attrs"]["rc"] == "0" and c["attrs"]["socket_left"] == "no", context(res, c)
+    return res, c
+
+
+def snap(res, c, name):
+    """One snapshot: the GET /memory report, KVM's debugfs counts, the process's RSS (bytes),
+    the hugetlb pool's free pages and the metrics."""
+    rep = memory(res, c, f".{name}")
+    kb = dict(re.findall(r"^(\w+):\s+(\d+) kB", c["files"].get(f"rollup.{name}", ""), re.M))
+    pool = dict(re.findall(r"^(\w+):\s+(\d+)", c["files"].get(f"pool.{name}", ""), re.M))
+    try:
+        metrics = json.loads(c["files"].get(f"metrics.{name}", ""))
+    except ValueError:
+        metrics = {}
+    return {"rep": rep, "kvm": debugfs(c, f".{name}"), "rss": int(kb.get("Rss", 0)) * 1024,
+            "free_huge": int(pool.get("HugePages_Free", -1)), "metrics": metrics,
+            "reg": rep["regions"][0], "host": rep["regions"][0]["host"]}
+
+
+def calls(c):
+    """The API calls of the steps: [(code, method, path, response)]."""
+    return [tuple(l.split(" ", 3)) + (("",) if l.count(" ") < 3 else ())
+            for l in c["files"].get("calls", "").splitlines() if l.strip()]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("name", ["balloon-thp", "balloon-memfd"])
+def test_the_balloon_takes_back_whole_huge_pages(l1, kernel, name):
+    """PATCH /balloon amount_mib=256 on a running, prefaulted 512 MiB guest: the test
+    guest's driver inflates 256 MiB; the process's RSS falls by at least 250 MiB and
+    GET /memory counts the same bytes reclaimed; what stays mapped is still all 2M (host
+    page tables and KVM's NPT: not one 4K entry appeared); deflating to 0, the guest writes
+    every page it took back and they come back as 2M. Bad targets are refused with 400."""
+    res, c = balloon_case(l1, kernel, name)
+    take = cases.BALLOON_TAKE * MiB
+    b, i, d = (snap(res, c, n) for n in ("before", "inflated", "deflated"))
+    ctx = "\n".join(f"{n}: rss={s['rss']} host={s['host']} kvm={s['kvm']} reclaimed="
+                    f"{s['reg'].get('reclaimed_bytes')} balloon={s['reg'].get('balloon_bytes')}"
+                    for n, s in (("before", b), ("inflated", i), ("deflated", d))) + "\n" + \
+        context(res, c)
+    size = cases.BALLOON_MIB * MiB
+    assert b["host"]["bytes_2m"] == size and b["host"]["bytes_4k"] == 0, ctx
+    # Inflated: the RSS fell by what GET /memory says was reclaimed, whole 2M pages of it.
+    assert b["rss"] - i["rss"] >= 250 * MiB, ctx
+    rec = i["reg"]["reclaimed_bytes"]
+    assert rec >= 250 * MiB and rec % (2 * MiB) == 0, ctx
+    assert abs((b["rss"] - i["rss"]) - rec) <= 4 * MiB, ctx
+    assert rec + i["reg"]["balloon_bytes"] == take, ctx
+    assert i["host"]["bytes_4k"] == 0 and i["host"]["bytes_2m"] == size - rec, ctx
+    assert i["host"]["bytes_not_present"] == rec, ctx
+    assert i["kvm"]["pages_4k"] <= b["kvm"]["pages_4k"], ctx  # no split in the NPT
+    assert i["kvm"]["pages_2m"] * 2 * MiB <= i["host"]["bytes_2m"], ctx
+    assert b["kvm"]["pages_2m"] - i["kvm"]["pages_2m"] <= rec // (2 * MiB), ctx
+    rm = i["metrics"].get("reclaim", {})
+    assert rm.get("huge_reclaimed") == rec // (2 * MiB), (rm, ctx)
+    assert rm.get("discards_dontneed" if name == "balloon-thp" else "discards_punch", 0) > 0, rm
+    bm = i["metrics"].get("balloon", {})
+    assert bm.get("pages_inflated") == take // 4096 and bm.get("rejected") == 0, (bm, ctx)
+    # Deflated: all of it back, and back as 2M pages (host and NPT).
+    assert d["reg"]["reclaimed_bytes"] == 0 and d["reg"]["balloon_bytes"] == 0, ctx
+    assert d["host"]["bytes_2m"] == size and d["host"]["bytes_4k"] == 0, ctx
+    assert d["kvm"]["pages_4k"] <= b["kvm"]["pages_4k"], ctx
+    assert d["kvm"]["pages_2m"] >= b["kvm"]["pages_2m"], ctx
+    # The API: a target above RAM and stats turned off after boot refused; GET /balloon and
+    # the statistics the guest reported.
+    cl = calls(c)
+    assert cl[0][0] == "400" and "amount_mib" in cl[0][3], cl
+    assert cl[1][0] == "400" and "stats_polling_interval_s" in cl[1][3], cl
+    assert cl[2][0] == "204", cl
+    got = {(m, p): (code, body) for code, m, p, body in cl}
+    code, body = got[("GET", "/balloon")]
+    assert code == "200" and json.loads(body)["amount_mib"] == cases.BALLOON_TAKE, cl
+    code, body = got[("GET", "/balloon/statistics")]
+    st = json.loads(body)
+    assert code == "200" and st["target_mib"] == cases.BALLOON_TAKE, cl
+    assert st["actual_mib"] == cases.BALLOON_TAKE and st["total_memory"] > 0, st
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_balloon_on_hugetlb_keeps_the_pool(l1, kernel):
+    """hugetlb's default rule, reclaim "keep": the guest's balloon fills (256 MiB), but no
+    page leaves the region -- the pool's free count and the process's mapping are unchanged,
+    so no later touch can find the pool drained -- and GET /memory says so: 0 reclaimed,
+    256 MiB in the balloon, and the region's sentence names the rule."""
+    res, c = balloon_case(l1, kernel, "balloon-hugetlb-keep")
+    b, i = snap(res, c, "before"), snap(res, c, "inflated")
+    ctx = f"before {b['reg']} {b['free_huge']}\ninflated {i['reg']} {i['free_huge']}\n" + \
+        context(res, c)
+    assert i["reg"]["reclaimed_bytes"] == 0, ctx
+    assert i["reg"]["balloon_bytes"] == cases.BALLOON_TAKE * MiB, ctx
+    assert i["free_huge"] == b["free_huge"] >= 0, ctx
+    assert i["host"]["bytes_2m"] == b["host"]["bytes_2m"] == cases.BALLOON_MIB * MiB, ctx
+    assert "keep" in i["reg"]["reclaim_why"], ctx
+    assert "keep" in c["files"]["stderr"] or "keeps" in c["files"]["stderr"], ctx
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_bad_balloon_pages_are_refused_and_counted(l1, kernel):
+    """A guest that inflates a page number beyond its RAM and reports a range that is not
+    whole 2M pages: the first refused, the second kept, both counted, nothing discarded for
+    them, and the balloon goes on to its target. A report outside RAM: the device needs a
+    reset (the ring's rule), nothing is discarded and the VM runs on."""
+    res, c = balloon_case(l1, kernel, "balloon-bad")
+    a = snap(res, c, "after")
+    bm, rm = a["metrics"].get("balloon", {}), a["metrics"].get("reclaim", {})
+    ctx = f"{bm}\n{rm}\n" + context(res, c)
+    # The page number beyond RAM: refused. The report 4K into a 2M block: no whole page
+    # inside, so its 512 4K pages are kept (avoided_4k). Only the 8 MiB inflated went.
+    assert bm["rejected"] == 1 and rm["rejected"] == 1, ctx
+    assert bm["reports"] == 1 and rm["avoided_4k"] == 512, ctx
+    assert rm["huge_reclaimed"] == 4 and a["reg"]["reclaimed_bytes"] == 8 * MiB, ctx
+    assert a["host"]["bytes_4k"] == 0, ctx
+    assert re.search(r"^balloon bad=pfn-outside used=1 needs_reset=0", c["files"]["stdout"],
+                     re.M), ctx
+    # A report outside RAM breaks the ring's rules: DEVICE_NEEDS_RESET, the VM runs on.
+    res, c = balloon_case(l1, kernel, "balloon-bad-outside")
+    assert re.search(r"^balloon bad=report-outside used=0 needs_reset=1", c["files"]["stdout"],
+                     re.M), context(res, c)
+    a = snap(res, c, "after")
+    assert a["metrics"]["virtio"]["needs_reset"] == 1, context(res, c)
+    assert a["metrics"]["balloon"]["reports"] == 0 and a["reg"]["reclaimed_bytes"] == 0
+    assert calls(c)[0][:3] == ("200", "GET", "/") and "Running" in calls(c)[0][3], calls(c)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_linux_free_page_reporting_gives_back_whole_huge_pages(l1, kernel):
+    """The Debian L2's own virtio_balloon, free page reporting on: it writes 200 MiB into
+    tmpfs and removes it; within seconds the freed 2M blocks it reports leave the hugevmm
+    process (RSS falls by at least 150 MiB), KVM's NPT has not one more 4K entry (no split)
+    and its 2M entries are at most the 2M pages the host still maps."""
+    res, c = balloon_case(l1, kernel, "linux-balloon")
+    f, r = snap(res, c, "filled"), snap(res, c, "freed")
+    out = c["files"]["stdout"]
+    ctx = "\n".join(f"{n}: rss={s['rss']} host={s['host']} kvm={s['kvm']} reclaimed="
+                    f"{s['reg'].get('reclaimed_bytes')}" for n, s in (("filled", f), ("freed", r))) + \
+        "\n" + context(res, c)
+    m = re.search(r"^L2: balloon features=([01]+)", out, re.M)
+    assert m and m.group(1)[5] == "1", ("REPORTING not negotiated", ctx)
+    assert f["rss"] - r["rss"] >= 150 * MiB, ctx
+    assert r["reg"]["reclaimed_bytes"] - f["reg"]["reclaimed_bytes"] >= 150 * MiB, ctx
+    assert r["kvm"]["pages_4k"] <= f["kvm"]["pages_4k"], ctx
+    assert r["kvm"]["pages_2m"] * 2 * MiB <= r["host"]["bytes_2m"], ctx
+    assert r["host"]["bytes_4k"] == f["host"]["bytes_4k"], ctx
+    print(f"linux-balloon {kernel}: rss {f['rss'] >> 20} -> {r['rss'] >> 20} MiB, "
+          f"kvm pages_2m {f['kvm']['pages_2m']} -> {r['kvm']['pages_2m']}, pages_4k "
+          f"{f['kvm']['pages_4k']} -> {r['kvm']['pages_4k']}, host 2M "
+          f"{f['host']['bytes_2m'] >> 21} -> {r['host']['bytes_2m'] >> 21} pages")
