@@ -411,9 +411,12 @@ run_diskapi() {
 #   snap NAME          evidence: GET /memory (hugevmm status --json), KVM's debugfs
 #                      counts, the process's smaps_rollup, the hugetlb pool, /metrics
 #   sleep S
+#   hog / unhog        start (until its guest idles) / stop a second VM, hog.json, whose
+#                      hugetlb region takes what the pool has free
 # then SIGTERM (stop_vmm). The host side compares the snapshots.
 run_balloon() {
-	start_vmm "$1"
+	bd=$1 # `call` sets the positional parameters
+	start_vmm "$bd"
 	rm -f /tmp/calls
 	seen=0
 	attr ready yes
@@ -448,8 +451,16 @@ run_balloon() {
 			curl -s --unix-socket $SOCK http://localhost/metrics >/tmp/snap.metrics 2>&1
 			emit "metrics.$rest" /tmp/snap.metrics ;;
 		sleep) sleep "$rest" ;;
+		hog) # another process takes every free page of the hugetlb pool: a VM of hog.json
+			hugevmm --config-file "$bd/hog.json" >/tmp/hog.out 2>&1 </dev/null &
+			HOG=$!
+			wait_line /tmp/hog.out '^idle' $HOG && attr hog yes || { attr hog no; emit hog /tmp/hog.out; } ;;
+		unhog)
+			kill -TERM $HOG 2>/dev/null
+			wait $HOG
+			attr hog_rc $? ;;
 		esac
-	done <"$1/steps"
+	done <"$bd/steps"
 	emit calls /tmp/calls
 	stop_vmm
 }

@@ -1072,3 +1072,32 @@ def test_linux_free_page_reporting_gives_back_whole_huge_pages(l1, kernel):
           f"kvm pages_2m {f['kvm']['pages_2m']} -> {r['kvm']['pages_2m']}, pages_4k "
           f"{f['kvm']['pages_4k']} -> {r['kvm']['pages_4k']}, host 2M "
           f"{f['host']['bytes_2m'] >> 21} -> {r['host']['bytes_2m'] >> 21} pages")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_the_balloon_on_hugetlb_return_never_lets_the_guest_touch_an_unbacked_page(l1, kernel):
+    """reclaim "return" on hugetlb: the 256 MiB inflated go back to the pool (free +128);
+    another process (a second VM, hog.json) then takes every free page. The guest asks for
+    its memory back (PATCH amount_mib=0): the deflate waits -- the guest is not told, its
+    actual stays 256 MiB -- until the other VM ends and the pool can give the pages again;
+    then the guest writes every page it took back, without a fault, and the VM ends
+    cleanly."""
+    res, c = balloon_case(l1, kernel, "balloon-hugetlb-return")
+    b, i, w, d = (snap(res, c, n) for n in ("before", "inflated", "waiting", "deflated"))
+    ctx = "\n".join(f"{n}: free_huge={s['free_huge']} reg={ {k: s['reg'].get(k) for k in ('reclaimed_bytes', 'balloon_bytes')} } "
+                    f"balloon={s['metrics'].get('balloon')} reclaim={s['metrics'].get('reclaim')}"
+                    for n, s in (("before", b), ("inflated", i), ("waiting", w), ("deflated", d)))
+    ctx += "\n" + context(res, c)
+    take = cases.BALLOON_TAKE * MiB
+    assert c["attrs"].get("hog") == "yes", ctx
+    assert i["reg"]["reclaimed_bytes"] == take, ctx
+    assert i["free_huge"] == b["free_huge"] + take // (2 * MiB), ctx
+    assert w["free_huge"] == 0, ctx
+    assert w["metrics"]["balloon"]["deflate_waits"] >= 1, ctx
+    assert w["metrics"]["reclaim"]["repopulate_fails"] >= 1, ctx
+    assert w["reg"]["reclaimed_bytes"] == take, ctx  # nothing taken back yet
+    assert d["reg"]["reclaimed_bytes"] == 0 and d["free_huge"] == b["free_huge"], ctx
+    assert d["metrics"]["reclaim"]["repopulated"] == take // (2 * MiB), ctx
+    assert d["host"]["bytes_2m"] == cases.BALLOON_MIB * MiB, ctx
+    assert "FAIL" not in c["files"]["stdout"], ctx
+    assert d["reg"]["reclaim"] == "return" and "pool" in d["reg"]["reclaim_why"], ctx
