@@ -25,8 +25,8 @@ REPEAT=${REPEAT:-1}
 RUNS=$(sed -n 's/.*l1\.runs=\([0-9]*\).*/\1/p' /proc/cmdline) # bench cases: runs each
 RUNS=${RUNS:-5}
 
-attr() { echo "@@ATTR $1 $2"; }
-emit() { echo "@@FILE $1"; cat "$2" 2>/dev/null; echo; echo "@@ENDFILE"; }
+attr() { echo "@@ATTR $1 $2"; : >/tmp/progress; }
+emit() { echo "@@FILE $1"; cat "$2" 2>/dev/null; echo; echo "@@ENDFILE"; : >/tmp/progress; }
 uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
 
 echo "@@L1 start kernel=$(uname -r) package=$(cut -d' ' -f1 /etc/l1-kernel)"
@@ -73,6 +73,28 @@ if [ -s /lib/l1-modules/disk-order ]; then
 	echo "@@L1 disk $DISK"
 	[ $DISK = yes ] || cat /tmp/disk.err
 fi
+
+# The stall hunt (tests/l1/run.py kills an L1 whose console is silent for 240 s): once
+# nothing was reported for 90 s, show who waits where -- the kernel's blocked tasks (sysrq
+# w) and every process's state -- once per quiet spell, then stay quiet again. Silence
+# with no such trail means the whole L1 stopped, not one of its processes.
+: >/tmp/progress
+(
+	told=
+	while sleep 15; do
+		last=$(stat -c %Y /tmp/progress 2>/dev/null) || continue
+		quiet=$(($(date +%s) - last))
+		[ $quiet -ge 90 ] && [ "$told" != "$last" ] || continue
+		told=$last
+		echo "@@L1 quiet ${quiet}s: blocked tasks and process states follow"
+		dmesg -c >/dev/null
+		echo w >/proc/sysrq-trigger
+		dmesg | sed 's/^/@@L1 sysrq /' | head -n 200
+		for p in /proc/[0-9]*; do
+			echo "@@L1 ps ${p#/proc/} $(cut -d' ' -f3 $p/stat 2>/dev/null) wchan=$(cat $p/wchan 2>/dev/null) $(tr '\0' ' ' <$p/cmdline 2>/dev/null | cut -c1-100)"
+		done
+	done
+) &
 
 # Host settings a case asks for. Prints why it cannot, or nothing.
 setup() {
