@@ -322,6 +322,50 @@ int mem_reclaim_deflate(struct mem_reclaim *rc, uint64_t gpa)
 	return 0;
 }
 
+void mem_reclaim_release_all(struct mem_reclaim *rc)
+{
+	uint64_t unbacked = 0;
+
+	pthread_mutex_lock(&rc->lock);
+	for (unsigned ri = 0; ri < rc->gm->nregions; ri++) {
+		struct mem_reclaim_region *rr = &rc->r[ri];
+		struct mem_region *r = &rc->gm->regions[ri];
+
+		if (!rr->inflated)
+			continue;
+		for (uint64_t hp = 0; hp < rr->npages; hp++) {
+			if (!(hp % 64) && !rr->gone[hp / 64]) {
+				hp += 63; /* a word of pages none of which is gone */
+				continue;
+			}
+			if (!bit_get(rr->gone, hp))
+				continue;
+			if (r->reclaim == MEM_RECLAIM_PUNCH && r->cfg.backing == MEM_BACKING_HUGETLB) {
+				if (fallocate(r->fd, 0, (off_t)(hp * r->page_size),
+					      (off_t)r->page_size)) {
+					rc->st.repopulate_fails++;
+					unbacked++;
+					continue; /* stays gone: a touch finds no page */
+				}
+				rc->st.repopulated++;
+			}
+			rr->count[hp] = 0;
+			mark_back(rc, ri, hp);
+			rc->st.returned++;
+			if (r->baseline)
+				r->huge_last -= MIN(r->huge_last, r->page_size);
+		}
+		memset(rr->inflated, 0, words(r->size / SZ_4K) * sizeof(uint64_t));
+		memset(rr->count, 0, rr->npages * sizeof(*rr->count));
+		r->balloon_bytes = 0;
+	}
+	pthread_mutex_unlock(&rc->lock);
+	if (unbacked)
+		log_warn("balloon reset: %llu hugetlb pages could not be taken back from the pool; "
+			 "a guest touching them stops the VM",
+			 (unsigned long long)unbacked);
+}
+
 int mem_reclaim_report(struct mem_reclaim *rc, uint64_t gpa, uint64_t len)
 {
 	struct mem_region *r;

@@ -108,6 +108,14 @@ int mem_reclaim_inflate(struct mem_reclaim *rc, uint64_t gpa);
 int mem_reclaim_deflate(struct mem_reclaim *rc, uint64_t gpa);
 
 /*
+ * The driver is gone (a device reset): every page is the guest's again -- out
+ * of the balloon, and every host page given back counts as back (hugetlb
+ * "return": taken from the pool first; one the pool cannot give stays given
+ * back, with a warning). A new driver starts from an empty balloon.
+ */
+void mem_reclaim_release_all(struct mem_reclaim *rc);
+
+/*
  * Free page reporting: [@gpa, @gpa + @len) is free in the guest (until the
  * report is acknowledged, then the guest may reuse it: mem_reclaim_refresh
  * sees that). Every whole host page inside is discarded; the 4K pages of

@@ -144,9 +144,13 @@ static void retry(void *arg, int res)
 	pthread_mutex_unlock(&b->t.lock);
 }
 
-/* The driver's statistics: (le16 tag, le64 value) entries; unknown tags are skipped. */
+/*
+ * The driver's statistics: (le16 tag, le64 value) entries; unknown tags are skipped.
+ * A buffer that is not whole entries, or has device-writable pieces, changes nothing.
+ */
 static void read_stats(struct virtio_balloon *b, const struct vq_chain *c)
 {
+	struct balloon_guest_stats gs = b->gs;
 	uint8_t e[STAT_LEN];
 	unsigned have = 0;
 	bool whole = true;
@@ -169,14 +173,15 @@ static void read_stats(struct virtio_balloon *b, const struct vq_chain *c)
 				val = val << 8 | e[j];
 			if (tag >= BALLOON_STAT_TAGS)
 				continue;
-			b->gs.val[tag] = val;
-			b->gs.have |= 1u << tag;
+			gs.val[tag] = val;
+			gs.have |= 1u << tag;
 		}
 	}
 	if (!whole || have) {
 		b->st.stats_update_fails++;
 		return;
 	}
+	b->gs = gs;
 	b->gs.updates++;
 	b->st.stats_updates_count++;
 }
@@ -265,15 +270,17 @@ static bool serve_reports(struct virtio_mmio *t, unsigned qi)
 		if (!got)
 			break;
 		for (unsigned i = 0; i < c->n; i++) {
+			const uint8_t *start = c->buf[i].hva;
 			uint64_t gpa, len = c->buf[i].len;
 
 			/* A block across two slots comes as two pieces; they join here. */
-			while (i + 1 < c->n && c->buf[i + 1].hva == c->buf[i].hva + len)
-				len += c->buf[++i].len;
+			while (i + 1 < c->n && c->buf[i + 1].hva == c->buf[i].hva + c->buf[i].len) {
+				len += c->buf[i + 1].len;
+				i++;
+			}
 			b->st.reports++;
 			b->st.reported_bytes += len;
-			if (!hva_gpa(t->mem, c->buf[i].hva + c->buf[i].len - len, &gpa) ||
-			    mem_reclaim_report(b->rc, gpa, len))
+			if (!hva_gpa(t->mem, start, &gpa) || mem_reclaim_report(b->rc, gpa, len))
 				b->st.rejected++;
 		}
 		vq_push(q, c->head, 0);
@@ -314,9 +321,10 @@ static void balloon_reset(struct virtio_mmio *t)
 
 	/*
 	 * A vCPU's thread: timers are left to find the device not live and stand down.
-	 * Pages still in the balloon stay there (a new driver starts with an empty
-	 * balloon of its own and inflates again; its pages come back on touch).
+	 * The driver that filled the balloon is gone (a reboot, a new kernel): every
+	 * page is the guest's again, and the next driver starts from an empty balloon.
 	 */
+	mem_reclaim_release_all(b->rc);
 	b->q_stats = b->q_report = -1;
 	b->stats_held = false;
 	b->actual = 0;

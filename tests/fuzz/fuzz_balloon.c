@@ -41,21 +41,11 @@
  * it (a run depends on where the kernel maps the regions only through which
  * report pieces are adjacent in host memory).
  *
- * Known bugs, each checked only with FUZZ_BALLOON_BUGS naming it ("1,3",
- * "all"), so that the suite stays green until they are fixed:
- *  1. balloon.c read_stats: a malformed statistics buffer (a length not a
- *     multiple of 10, a device-writable piece) is counted in
- *     stats_update_fails, yet its whole entries are stored (balloon.h says
- *     "malformed (ignored)"). Off: the model expects what the code does.
- *  2. balloon.c serve_reports: the join of adjacent pieces compares the next
- *     piece with buf[i].hva + len, len being the run so far: with pieces A, B
- *     adjacent and C one len(A) past B, the device reports [A + len(A),
- *     C end), pages the guest never reported, and discards host pages in it.
- *     Off: such chains are not offered.
- *  3. balloon_reset keeps the old driver's pages in reclaim's balloon: the
- *     rebooted guest uses them, and the pages its new driver inflates complete
- *     those host pages, which are discarded with its data. Off: the guest
- *     never writes a page reclaim still has.
+ * Bugs it found, fixed since and kept covered: a malformed statistics buffer
+ * whose whole entries were stored all the same; report pieces joined across a
+ * gap (the device then discarded pages the guest never reported); a device
+ * reset that kept the old driver's pages in the balloon, so the new driver's
+ * inflations completed host pages the rebooted guest was using (data lost).
  */
 #include <errno.h>
 #include <linux/virtio_balloon.h>
@@ -171,7 +161,6 @@ static struct expect X;
 static enum role role[NQ];
 static uint64_t feat, offered;
 static bool drv_ok, broken, held, inject;
-static unsigned bugs; /* bit n: drive known bug n (FUZZ_BALLOON_BUGS=1,2,3 or all) */
 static int q_stats = -1;
 static unsigned held_head;
 static uint32_t num_pages, actual, interval;
@@ -568,12 +557,8 @@ static void model_report(const uint8_t *h, uint64_t len)
 
 static void model_stats(const struct chain *c)
 {
-	/*
-	 * A malformed buffer changes nothing (balloon.h: "malformed (ignored)").
-	 * Known bug 1: read_stats stores its whole entries all the same; unless
-	 * FUZZ_BALLOON_BUGS names it, the model expects that.
-	 */
-	unsigned n = c->st_ok ? c->nent : (bugs & 2) ? 0 : c->nent_read;
+	/* A malformed buffer changes nothing (balloon.h: "malformed (ignored)"). */
+	unsigned n = c->st_ok ? c->nent : 0;
 
 	for (unsigned i = 0; i < n; i++)
 		if (c->tag[i] < BALLOON_STAT_TAGS) {
@@ -1200,8 +1185,6 @@ static void offer_report(unsigned q)
 	report_blocks(&t, &differs);
 	if (differs)
 		t_join++;
-	if (differs && !(bugs & 4))
-		return; /* known bug 2: not offered by default */
 	if (post(q, &t, bad))
 		t_chains[R_REPORT]++;
 }
@@ -1266,9 +1249,20 @@ static void status0(void)
 	feat = 0;
 	for (unsigned q = 0; q < NQ; q++)
 		role[q] = R_NONE;
-	/* The new driver has an empty balloon; the device keeps its pages (balloon.c). */
-	for (unsigned i = 0; i < 2; i++)
-		memset(R[i].drv, 0, R[i].n4k);
+	/* The driver is gone: every page is the guest's again, the balloon empty. */
+	for (unsigned i = 0; i < 2; i++) {
+		struct region *m = &R[i];
+
+		memset(m->drv, 0, m->n4k);
+		for (uint64_t hp = 0; hp < m->nhp; hp++) {
+			if (m->gone[hp]) {
+				m->gone[hp] = 0;
+				X.m.returned++;
+			}
+			m->cnt[hp] = 0;
+		}
+		memset(m->inb, 0, (m->n4k + 63) / 64 * sizeof(uint64_t));
+	}
 }
 
 /* Set queue @q up: valid rings in its area, or (now and then) something the device refuses. */
@@ -1607,10 +1601,8 @@ static void touch(void)
 
 		/*
 		 * The driver's own balloon and pages in flight are not the guest's to use.
-		 * Known bug 3: a reset leaves the old driver's pages in reclaim's balloon,
-		 * and the new guest uses them; without FUZZ_BALLOON_BUGS it does not.
 		 */
-		if (m->drv[pg] || m->pend[pg] || (!(bugs & 8) && bit(m->inb, pg)))
+		if (m->drv[pg] || m->pend[pg])
 			continue;
 		if (!m->maylose[pg])
 			check_page(m, pg, true, "before the guest writes it");
@@ -1900,16 +1892,10 @@ static void end_run(void)
 int main(int argc, char **argv)
 {
 	unsigned long steps = argc > 1 ? strtoul(argv[1], NULL, 0) : 4 * RUNLEN, done = 0;
-	const char *b = getenv("FUZZ_BALLOON_BUGS");
 	uint64_t discards = 0, refaults = 0, reports = 0, gone_max = 0;
 
 	fuzz_seed(argc, argv, 2);
 	seed0 = rng;
-	for (; b && *b; b++)
-		if (*b >= '1' && *b <= '3')
-			bugs |= 1u << (*b - '0');
-		else if (*b == 'a')
-			bugs = 0xe;
 	log_set_sink(quiet, NULL);
 	for (run_no = 0; done < steps; run_no++) {
 		unsigned long len = steps - done < RUNLEN ? steps - done : RUNLEN;
@@ -1945,16 +1931,16 @@ int main(int argc, char **argv)
 		end_run();
 		done += len;
 	}
-	printf("fuzz_balloon: %lu steps in %lu runs (seed %llu%s): %lu resets (%lu refused), %lu "
+	printf("fuzz_balloon: %lu steps in %lu runs (seed %llu): %lu resets (%lu refused), %lu "
 	       "rule breakers, %lu needing reset; chains: %lu inflate, %lu deflate, %lu stats, "
 	       "%lu report; %llu reports, %llu discards, %llu refaults, at most %llu host pages "
 	       "gone; %lu timer fires, %lu guest writes, %lu refreshes; %lu report chains "
-	       "balloon.c joins wrongly (bug 2)%s\n",
-	       done, t_runs, seed0, bugs ? ", known bugs driven" : "", t_resets, t_refused, t_evil,
+	       "with pieces adjacent and not\n",
+	       done, t_runs, seed0, t_resets, t_refused, t_evil,
 	       t_needs, t_chains[R_INFLATE], t_chains[R_DEFLATE], t_chains[R_STATS],
 	       t_chains[R_REPORT], (unsigned long long)reports, (unsigned long long)discards,
 	       (unsigned long long)refaults, (unsigned long long)gone_max, t_fires, t_touch,
-	       t_refresh, t_join, (bugs & 4) ? "" : ", not offered");
+	       t_refresh, t_join);
 	/* A run that never discarded, refaulted or needed a reset tested little. */
 	return steps < RUNLEN || (discards && refaults && t_needs && reports) ? 0 : 1;
 }

@@ -140,14 +140,12 @@ static bool map_ram(void)
 	return true;
 }
 
-static void start(const struct virtio_balloon_cfg *cfg, uint64_t features, unsigned nq)
+/* The driver's initialization, up to DRIVER_OK, with queues 0..@nq-1 fresh. */
+static void bring_up(uint64_t features, unsigned nq)
 {
-	assert_true(map_ram());
-	assert_int_equal(mem_reclaim_init(&rc, &gm), 0);
 	memset(navail, 0, sizeof(navail));
-	timer_fn = NULL;
-	irq_pulses = 0;
-	assert_int_equal(virtio_balloon_init(&dev, &host, &gm, &rc, 0xd0000000, 5, cfg), 0);
+	for (unsigned q = 0; q < nq; q++)
+		memset(g(qbase[q]), 0, 0x3000);
 	wr(VIRTIO_MMIO_STATUS, 0);
 	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
 	wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
@@ -171,6 +169,16 @@ static void start(const struct virtio_balloon_cfg *cfg, uint64_t features, unsig
 	wr(VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
 				       VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
 	assert_false(rd(VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+}
+
+static void start(const struct virtio_balloon_cfg *cfg, uint64_t features, unsigned nq)
+{
+	assert_true(map_ram());
+	assert_int_equal(mem_reclaim_init(&rc, &gm), 0);
+	timer_fn = NULL;
+	irq_pulses = 0;
+	assert_int_equal(virtio_balloon_init(&dev, &host, &gm, &rc, 0xd0000000, 5, cfg), 0);
+	bring_up(features, nq);
 }
 
 static void stop(void)
@@ -331,7 +339,10 @@ static void stats_held_and_given_back(void **state)
 	assert_int_equal(irq_pulses, 1);
 	assert_non_null(timer_fn); /* and the next tick is armed */
 
-	/* A buffer that is not whole entries: counted, the old numbers stay. */
+	/* A buffer that is not whole entries: counted, the old numbers stay -- all of them. */
+	memtot = 99;
+	memcpy((uint8_t *)g(STATB) + 2, &memtot, 8);
+	memtot = 16 * MIB;
 	qdesc(2, 1, STATB, 17, 0, 0);
 	qoffer(2, 1);
 	kick(2);
@@ -339,6 +350,7 @@ static void stats_held_and_given_back(void **state)
 	assert_int_equal(counters().stats_updates_count, 1);
 	virtio_balloon_info(&dev, &bi);
 	assert_int_equal(bi.gs.val[VIRTIO_BALLOON_S_MEMFREE], memfree);
+	assert_int_equal(bi.gs.val[VIRTIO_BALLOON_S_MEMTOT], memtot);
 
 	assert_int_equal(virtio_balloon_set_stats_interval(&dev, 0), -EINVAL);
 	assert_int_equal(virtio_balloon_set_stats_interval(&dev, 7), 0);
@@ -374,6 +386,46 @@ static void reporting_whole_pages_only(void **state)
 	stop();
 }
 
+/* A reset (a rebooted guest): every page is the guest's again, nothing it uses is lost. */
+static void reset_empties_the_balloon(void **state)
+{
+	struct virtio_balloon_cfg cfg = {.amount_mib = 2};
+
+	(void)state;
+	start(&cfg, v1(), 2);
+	/* One whole 2M page at 2 MiB given back, 511 pages of the next one in the balloon. */
+	pfns(PFNBUF, 2 * MIB, 256);
+	pfns(PFNBUF + 0x400, 2 * MIB + 256 * 4096, 256);
+	pfns(PFNBUF + 0x800, 4 * MIB, 256);
+	pfns(PFNBUF + 0xc00, 4 * MIB + 256 * 4096, 255);
+	for (unsigned i = 0; i < 4; i++)
+		qdesc(0, i, PFNBUF + 0x400 * i, i == 3 ? 1020 : 1024, 0, 0);
+	for (uint16_t i = 0; i < 4; i++)
+		qoffer(0, i);
+	kick(0);
+	assert_int_equal(gm.regions[0].reclaimed_bytes, 2 * MIB);
+	assert_int_equal(gm.regions[0].balloon_bytes, 511 * 4096);
+
+	wr(VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(gm.regions[0].reclaimed_bytes, 0);
+	assert_int_equal(gm.regions[0].balloon_bytes, 0);
+	/*
+	 * The rebooted guest uses a page the old driver had in its balloon; its new driver
+	 * inflates the one page the old one had not: that does not make the host page whole.
+	 */
+	bring_up(v1(), 2);
+	memset(g(4 * MIB), 0x22, 4096);
+	pfns(PFNBUF, 6 * MIB - 4096, 1);
+	qdesc(0, 0, PFNBUF, 4, 0, 0);
+	qoffer(0, 0);
+	kick(0);
+	assert_int_equal(qused(0), 1);
+	assert_int_equal(gm.regions[0].reclaimed_bytes, 0);
+	assert_int_equal(gm.regions[0].balloon_bytes, 4096);
+	assert_int_equal(*(uint8_t *)g(4 * MIB), 0x22);
+	stop();
+}
+
 static void queue_numbers_follow_features(void **state)
 {
 	struct virtio_balloon_cfg cfg = {.stats_interval_s = 1, .free_page_reporting = true};
@@ -398,6 +450,7 @@ int main(void)
 		cmocka_unit_test(inflate_deflate_whole_huge_pages),
 		cmocka_unit_test(stats_held_and_given_back),
 		cmocka_unit_test(reporting_whole_pages_only),
+		cmocka_unit_test(reset_empties_the_balloon),
 		cmocka_unit_test(queue_numbers_follow_features),
 	};
 
