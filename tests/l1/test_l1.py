@@ -907,11 +907,13 @@ def test_linux_moves_files_over_virtio_net_with_offloads(l1, kernel):
         (l1_got, net_context(res, c))
     # Frames vs TCP segments (TCP counts segments sent, however many a frame carries): the
     # L2 sent TSO frames through the device (HOST_TSO4), and the L1's GSO frames reached
-    # the L2 whole (GUEST_TSO4) -- at least two segments a frame on average, each way.
+    # the L2 whole (GUEST_TSO4) -- more than 1.5 segments a frame on average, each way.
+    # Without TSO it is at most 1 (every frame one segment or none: ACKs, ARP); with it
+    # ~2-3 here, 1.86 seen for the L2's sends on a loaded machine (smaller bursts).
     st = {k: int(v) for k, v in re.findall(r"^L2: eth0 (\w+)=(\d+)$", out, re.M)}
     l2_tcp, l1_tcp = snmp_tcp(re.sub(r"(?m)^L2: snmp ", "", out)), snmp_tcp(c["files"]["snmp"])
-    assert l2_tcp["OutSegs"] >= 2 * st["tx_packets"], (l2_tcp, st)
-    assert l1_tcp["OutSegs"] >= 2 * st["rx_packets"], (l1_tcp, st)
+    assert l2_tcp["OutSegs"] >= 1.5 * st["tx_packets"], (l2_tcp, st)
+    assert l1_tcp["OutSegs"] >= 1.5 * st["rx_packets"], (l1_tcp, st)
     assert l2_tcp["RetransSegs"] == 0 and l2_tcp["InCsumErrors"] == 0, l2_tcp
     assert l1_tcp["InCsumErrors"] == 0, l1_tcp
     fc = net_exit(res, c)
