@@ -231,23 +231,66 @@ static void mark_back(struct mem_reclaim *rc, unsigned ri, uint64_t hp)
 	r->balloon_bytes += (uint64_t)rr->count[hp] * SZ_4K;
 }
 
+/* With the lock: the 4K page at @gpa -- its region, page and host page -- or -EINVAL (counted). */
+static int page_at(struct mem_reclaim *rc, uint64_t gpa, unsigned *ri, uint64_t *pg, uint64_t *hp)
+{
+	uint64_t off;
+
+	if (locate(rc->gm, gpa, SZ_4K, ri, &off)) {
+		rc->st.rejected++;
+		return -EINVAL;
+	}
+	*pg = off / SZ_4K;
+	*hp = off / rc->gm->regions[*ri].page_size;
+	return 0;
+}
+
+/*
+ * With the lock: host page @hp of region @ri, given back, is the guest's again.
+ * hugetlb: the pool may have lent the page to someone else; a guest touching an
+ * unbacked hugetlb page gets SIGBUS (the VM stops). So the page is taken from the
+ * pool first; false when it cannot be (nothing changed).
+ */
+static bool take_back(struct mem_reclaim *rc, unsigned ri, uint64_t hp)
+{
+	struct mem_region *r = &rc->gm->regions[ri];
+
+	if (r->reclaim == MEM_RECLAIM_PUNCH && r->cfg.backing == MEM_BACKING_HUGETLB) {
+		if (fallocate(r->fd, 0, (off_t)(hp * r->page_size), (off_t)r->page_size)) {
+			rc->st.repopulate_fails++;
+			log_debug("%s (\"%s\"): taking a %s page back from the pool: %s",
+				  r->cfg.origin, r->cfg.id, page_size_name(r->page_size),
+				  strerror(errno));
+			return false;
+		}
+		rc->st.repopulated++;
+	}
+	mark_back(rc, ri, hp);
+	rc->st.returned++;
+	/*
+	 * The page stays absent until the guest touches it: it leaves the drift
+	 * baseline (mem.c compares huge + reclaimed bytes) with it, or the next
+	 * measurement would take a deliberate return for a drift.
+	 */
+	if (r->baseline)
+		r->huge_last -= MIN(r->huge_last, r->page_size);
+	return true;
+}
+
 int mem_reclaim_inflate(struct mem_reclaim *rc, uint64_t gpa)
 {
 	struct mem_reclaim_region *rr;
 	struct mem_region *r;
-	uint64_t off, pg, hp;
+	uint64_t pg, hp;
 	unsigned ri;
 
 	pthread_mutex_lock(&rc->lock);
-	if (locate(rc->gm, gpa, SZ_4K, &ri, &off)) {
-		rc->st.rejected++;
+	if (page_at(rc, gpa, &ri, &pg, &hp)) {
 		pthread_mutex_unlock(&rc->lock);
 		return -EINVAL;
 	}
 	rr = &rc->r[ri];
 	r = &rc->gm->regions[ri];
-	pg = off / SZ_4K;
-	hp = off / r->page_size;
 	if (bit_get(rr->inflated, pg)) {
 		pthread_mutex_unlock(&rc->lock);
 		return 0;
@@ -270,49 +313,23 @@ int mem_reclaim_deflate(struct mem_reclaim *rc, uint64_t gpa)
 {
 	struct mem_reclaim_region *rr;
 	struct mem_region *r;
-	uint64_t off, pg, hp;
+	uint64_t pg, hp;
 	unsigned ri;
 
 	pthread_mutex_lock(&rc->lock);
-	if (locate(rc->gm, gpa, SZ_4K, &ri, &off)) {
-		rc->st.rejected++;
+	if (page_at(rc, gpa, &ri, &pg, &hp)) {
 		pthread_mutex_unlock(&rc->lock);
 		return -EINVAL;
 	}
 	rr = &rc->r[ri];
 	r = &rc->gm->regions[ri];
-	pg = off / SZ_4K;
-	hp = off / r->page_size;
 	if (!bit_get(rr->inflated, pg)) {
 		pthread_mutex_unlock(&rc->lock);
 		return 0;
 	}
-	if (bit_get(rr->gone, hp)) {
-		/*
-		 * hugetlb: the pool may have lent the page to someone else; a guest
-		 * touching an unbacked hugetlb page gets SIGBUS (the VM stops). So
-		 * the page is taken back now, and the deflate waits if it cannot be.
-		 */
-		if (r->reclaim == MEM_RECLAIM_PUNCH && r->cfg.backing == MEM_BACKING_HUGETLB) {
-			if (fallocate(r->fd, 0, (off_t)(hp * r->page_size), (off_t)r->page_size)) {
-				rc->st.repopulate_fails++;
-				log_debug("%s (\"%s\"): taking a %s page back from the pool: %s",
-					  r->cfg.origin, r->cfg.id, page_size_name(r->page_size),
-					  strerror(errno));
-				pthread_mutex_unlock(&rc->lock);
-				return -ENOMEM;
-			}
-			rc->st.repopulated++;
-		}
-		mark_back(rc, ri, hp);
-		rc->st.returned++;
-		/*
-		 * The page stays absent until the guest touches it: it leaves the
-		 * drift baseline (mem.c compares huge + reclaimed bytes) with it, or
-		 * the next measurement would take a deliberate return for a drift.
-		 */
-		if (r->baseline)
-			r->huge_last -= MIN(r->huge_last, r->page_size);
+	if (bit_get(rr->gone, hp) && !take_back(rc, ri, hp)) {
+		pthread_mutex_unlock(&rc->lock);
+		return -ENOMEM; /* the deflate waits */
 	}
 	bit_clear(rr->inflated, pg);
 	rr->count[hp]--;
@@ -340,20 +357,9 @@ void mem_reclaim_release_all(struct mem_reclaim *rc)
 			}
 			if (!bit_get(rr->gone, hp))
 				continue;
-			if (r->reclaim == MEM_RECLAIM_PUNCH && r->cfg.backing == MEM_BACKING_HUGETLB) {
-				if (fallocate(r->fd, 0, (off_t)(hp * r->page_size),
-					      (off_t)r->page_size)) {
-					rc->st.repopulate_fails++;
-					unbacked++;
-					continue; /* stays gone: a touch finds no page */
-				}
-				rc->st.repopulated++;
-			}
 			rr->count[hp] = 0;
-			mark_back(rc, ri, hp);
-			rc->st.returned++;
-			if (r->baseline)
-				r->huge_last -= MIN(r->huge_last, r->page_size);
+			if (!take_back(rc, ri, hp))
+				unbacked++; /* stays gone: a touch finds no page */
 		}
 		memset(rr->inflated, 0, words(r->size / SZ_4K) * sizeof(uint64_t));
 		memset(rr->count, 0, rr->npages * sizeof(*rr->count));

@@ -40,6 +40,17 @@ static bool hva_gpa(const struct guest_mem *gm, const uint8_t *hva, uint64_t *gp
 	return false;
 }
 
+/* The next chain of @q into @c: 1, 0 when none, -1 when the guest broke a rule (reset). */
+static int next_chain(struct virtio_mmio *t, struct vq *q, struct vq_chain *c)
+{
+	char why[VQ_WHY_LEN];
+	int got = vq_pop(q, c, why);
+
+	if (got < 0)
+		virtio_mmio_needs_reset(t, why);
+	return got;
+}
+
 /*
  * Call @fn on every 4K page number of the chain's device-readable buffers (le32
  * each, possibly split across pieces). Stops at the first @fn that fails with
@@ -80,20 +91,13 @@ static bool serve_pfns(struct virtio_mmio *t, unsigned qi)
 	struct vq *q = &t->vq[qi];
 	struct vq_chain *c = &b->chain;
 	bool pushed = false;
-	char why[VQ_WHY_LEN];
 
 	if (qi == Q_DEFLATE && b->retry_timer)
 		return false; /* waiting for the pool: the timer comes back */
-	for (;;) {
+	while (next_chain(t, q, c) > 0) {
 		uint64_t pages = 0;
-		int got = vq_pop(q, c, why), r;
+		int r;
 
-		if (got < 0) {
-			virtio_mmio_needs_reset(t, why);
-			break;
-		}
-		if (!got)
-			break;
 		if (qi == Q_INFLATE) {
 			r = each_pfn(b, c, mem_reclaim_inflate, &pages);
 			b->st.inflate_count++;
@@ -228,17 +232,8 @@ static bool serve_stats(struct virtio_mmio *t, unsigned qi)
 	struct vq *q = &t->vq[qi];
 	struct vq_chain *c = &b->chain;
 	bool pushed = false;
-	char why[VQ_WHY_LEN];
 
-	for (;;) {
-		int got = vq_pop(q, c, why);
-
-		if (got < 0) {
-			virtio_mmio_needs_reset(t, why);
-			break;
-		}
-		if (!got)
-			break;
+	while (next_chain(t, q, c) > 0) {
 		/* One buffer is held at a time; an older one goes back (the driver has one). */
 		if (b->stats_held) {
 			vq_push(q, b->stats_head, 0);
@@ -258,17 +253,8 @@ static bool serve_reports(struct virtio_mmio *t, unsigned qi)
 	struct vq *q = &t->vq[qi];
 	struct vq_chain *c = &b->chain;
 	bool pushed = false;
-	char why[VQ_WHY_LEN];
 
-	for (;;) {
-		int got = vq_pop(q, c, why);
-
-		if (got < 0) {
-			virtio_mmio_needs_reset(t, why);
-			break;
-		}
-		if (!got)
-			break;
+	while (next_chain(t, q, c) > 0) {
 		for (unsigned i = 0; i < c->n; i++) {
 			const uint8_t *start = c->buf[i].hva;
 			uint64_t gpa, len = c->buf[i].len;
