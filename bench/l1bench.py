@@ -61,11 +61,13 @@ def bench_image(script, dest, cases, extra=None):
         l1build.build = orig
 
 
-def run_l1(a, image, only, runs):
+def run_l1(a, image, only, runs, l1_mib=None):
     """The harness's result for KERNEL of cases @only (comma-separated) in L1, with @image
     active, under a.hugevmm and the test guest a.guest where the harness takes one
-    (tests/l1/run.py --guest)."""
+    (tests/l1/run.py --guest); @l1_mib: L1's RAM if not the harness's default."""
     kw = {"guest": a.guest} if "guest" in inspect.signature(l1run.run_all).parameters else {}
+    if l1_mib:
+        kw["l1_mib"] = l1_mib
     with image:
         res = l1run.run_all([KERNEL], only=only, timeout=5400, bench_runs=runs,
                             hugevmm=a.hugevmm, **kw)[KERNEL]

@@ -23,9 +23,12 @@ import build  # noqa: E402
 NVDIMM_MIB = 1024
 
 
-def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1, runs=None, nvdimms=True):
+L1_MIB = 2048  # L1's RAM; a benchmark with a bigger guest asks for more (run_all's l1_mib)
+
+
+def qemu_cmd(vmlinuz, initramfs, work, only, repeat=1, runs=None, nvdimms=True, l1_mib=L1_MIB):
     cmd = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "EPYC,+svm,+npt",
-           "-M", "pc,nvdimm=on", "-m", "2048,slots=2,maxmem=8G", "-smp", "1",
+           "-M", "pc,nvdimm=on", "-m", f"{l1_mib},slots=2,maxmem=8G", "-smp", "1",
            "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
            "-kernel", vmlinuz, "-initrd", initramfs,
            "-append", "console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off rdinit=/init"
@@ -74,10 +77,11 @@ def parse(text):
 STALL_S = int(os.environ.get("HUGEVMM_L1_STALL", "240"))
 
 
-def boot(image, work, only, repeat, bench_runs, suffix=""):
+def boot(image, work, only, repeat, bench_runs, suffix="", l1_mib=L1_MIB):
     vmlinuz, initramfs, _ = image
     log = open(os.path.join(work, f"serial{suffix}.log"), "wb")
-    return subprocess.Popen(qemu_cmd(vmlinuz, initramfs, work, only, repeat, bench_runs),
+    return subprocess.Popen(qemu_cmd(vmlinuz, initramfs, work, only, repeat, bench_runs,
+                                     l1_mib=l1_mib),
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), log
 
 
@@ -100,9 +104,10 @@ def wait(p, log, deadline):
 
 
 def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None,
-            hugevmm=None, guest=None):
+            hugevmm=None, guest=None, l1_mib=L1_MIB):
     """Build every kernel's image, then boot them all at once (TCG runs one core each);
     {kernel: result}. With bench_runs, the benchmark's image, each case run that often.
+    @l1_mib: L1's RAM (MiB; 6144 at most beside the two 1 GiB NVDIMMs).
     A sanitizer build of hugevmm (build-san/) gets images of its own (<kernel>-san)."""
     out = out or os.path.join(build.ROOT, "build", "l1")
     hugevmm = os.path.abspath(hugevmm or os.path.join(build.ROOT, "build", "hugevmm"))
@@ -112,7 +117,8 @@ def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None
               for k in kernels}
     procs, t0 = {}, time.time()
     for k, image in images.items():
-        procs[k] = boot(image, os.path.dirname(image[1]), only, repeat, bench_runs)
+        procs[k] = boot(image, os.path.dirname(image[1]), only, repeat, bench_runs,
+                        l1_mib=l1_mib)
     results = {}
     for k, (p, log) in procs.items():
         rc = wait(p, log, t0 + timeout)
@@ -131,7 +137,8 @@ def run_all(kernels, only=None, timeout=900, out=None, repeat=1, bench_runs=None
                   f"{started[:1] or 'no case'}); log {log.name}; running {len(left)} "
                   f"unfinished cases again in a new L1", file=sys.stderr)
             if left:
-                p2, log2 = boot(images[k], work, ",".join(left), repeat, bench_runs, ".retry")
+                p2, log2 = boot(images[k], work, ",".join(left), repeat, bench_runs, ".retry",
+                                l1_mib)
                 rc = wait(p2, log2, time.time() + timeout)
                 log2.close()
                 l1b, cases2 = parse(open(log2.name, errors="replace").read())
