@@ -58,10 +58,13 @@ def guest(region, args="test=memcheck then=idle"):
             "memory": {"regions": [dict({"id": "ram0", "size_mib": COVER_MIB}, **region)]}}
 
 
-def entropy(cfg, rate_limiter=None, virtio_cmdline=None):
-    """@cfg with Firecracker's entropy device (and hugevmm's virtio_cmdline choice)."""
+def entropy(cfg, rate_limiter=None, virtio_cmdline=None, metrics=False):
+    """@cfg with Firecracker's entropy device (and hugevmm's virtio_cmdline choice); with
+    @metrics, Firecracker's metrics line at exit in /tmp/case.metrics."""
     cfg = json.loads(json.dumps(cfg))
     cfg["entropy"] = {"rate_limiter": rate_limiter} if rate_limiter else {}
+    if metrics:
+        cfg["metrics"] = {"metrics_path": "/tmp/case.metrics"}
     if virtio_cmdline:
         cfg["machine-config"]["virtio_cmdline"] = virtio_cmdline
     return cfg
@@ -354,13 +357,14 @@ def all_cases():
         #    own driver with interrupts and polling, EVENT_IDX and indirect tables on and
         #    off, 1 and 2 vCPUs; the rate limiter; a guest that breaks the ring rules.
         ("linux-entropy-acpi-poweroff", "boot", linux_devices(2), "thp", {}),
-        ("rng-irq-1cpu", "boot", entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1")),
-         "thp", {}),
+        ("rng-irq-1cpu", "boot", entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1"),
+                                          metrics=True), "thp", {}),
         ("rng-poll-2cpu", "boot",
          entropy(dict(guest({"backing": "thp"}, "test=rng bytes=65536 irq=0 event_idx=0 indirect=1"),
                       **{"machine-config": {"vcpu_count": 2}})), "thp", {}),
         ("rng-rate-limited", "boot",
-         entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1"), RNG_LIMIT), "thp", {}),
+         entropy(guest({"backing": "thp"}, "test=rng bytes=262144 irq=1"), RNG_LIMIT, metrics=True),
+         "thp", {}),
         ("rng-bad-ring", "badring",
          entropy(guest({"backing": "thp"}, "test=virtio-bad bad=addr tick_ms=200")), "thp", {}),
         # 6. Disks: a Debian L2 on an ext4 root on /dev/vda with a read-only /dev/vdb, and

@@ -197,6 +197,7 @@ supervise() {
 }
 
 run_boot() {
+	rm -f /tmp/case.metrics
 	t0=$(uptime_ms)
 	env $(cat "$1/env") hugevmm -v --config-file "$1/config.json" >/tmp/out 2>/tmp/err </dev/null &
 	supervise $! 120
@@ -204,6 +205,7 @@ run_boot() {
 	attr ms $(($(uptime_ms) - t0))
 	emit stdout /tmp/out
 	emit stderr /tmp/err
+	[ -f /tmp/case.metrics ] && emit metrics /tmp/case.metrics
 }
 
 run_cover() {

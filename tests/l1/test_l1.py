@@ -292,13 +292,19 @@ def test_test_guest_reads_the_entropy_device(l1, kernel):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_the_rate_limiter_limits_the_entropy_device(l1, kernel):
     """8 KiB per 100 ms, no burst: 256 KiB cannot take less than 3.1 s (the bucket starts
-    full with 8 KiB), whatever the emulation's speed; without the limit the same run is
-    clearly faster (the guest's own reading overlaps the limiter's waits, so the gap is
-    3.1 s less that reading time: 1.8-2.4 s seen here)."""
-    _, _, free_ms = rng_case(l1, kernel, "rng-irq-1cpu", 262144)
+    full with 8 KiB), whatever the emulation's speed, and the device says it throttled
+    (Firecracker's entropy_rate_limiter_throttled); the same run without the limit never
+    throttles. No comparison of the two times: on a slow host the guest's own reading takes
+    about as long as the limit allows (4.4 s unlimited vs 4.7 s limited seen in CI)."""
+    def throttled(res, c):
+        assert "metrics" in c["files"], context(res, c)
+        last = json.loads(c["files"]["metrics"].splitlines()[-1])
+        return last["entropy"]["entropy_rate_limiter_throttled"]
+    res, c, _ = rng_case(l1, kernel, "rng-irq-1cpu", 262144)
+    assert throttled(res, c) == 0, context(res, c)
     res, c, limited_ms = rng_case(l1, kernel, "rng-rate-limited", 262144)
     assert limited_ms >= 3100, f"{limited_ms} ms\n" + context(res, c)
-    assert limited_ms - free_ms >= 500, f"{limited_ms} vs {free_ms} ms\n" + context(res, c)
+    assert throttled(res, c) >= 10, context(res, c)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
