@@ -15,6 +15,7 @@
 #include "api/http.h"
 #include "api/routes.h"
 #include "common/log.h"
+#include "common/uds.h"
 #include "vmm/evloop.h"
 
 struct conn {
@@ -42,10 +43,8 @@ struct pending {
 
 struct api_server {
 	struct vmm *vmm;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	dev_t dev;
-	ino_t ino;
-	int lfd, stop_fd, done_fd;
+	struct uds_listener l; /* the API socket */
+	int stop_fd, done_fd;
 	struct evloop *loop;
 	pthread_t thread;
 	bool running, stopping;
@@ -263,7 +262,7 @@ static void on_resume_accept(void *arg, int res)
 
 	(void)res;
 	s->t_accept = NULL;
-	s->w_listen = evloop_watch(s->loop, s->lfd, POLLIN, on_accept, s);
+	s->w_listen = evloop_watch(s->loop, s->l.fd, POLLIN, on_accept, s);
 }
 
 /*
@@ -285,7 +284,7 @@ static void on_accept(void *arg, int res)
 
 	(void)res;
 	for (;;) {
-		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(s->l.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 		unsigned slot = 0;
 
@@ -391,8 +390,8 @@ static void *server_main(void *arg)
 		if (r < 0) {
 			/* Clients should see a refused connection, not a socket nobody serves. */
 			log_err("api: event loop: %s; the control socket closes", strerror(-r));
-			close(s->lfd);
-			s->lfd = -1;
+			close(s->l.fd);
+			s->l.fd = -1;
 			break;
 		}
 	}
@@ -407,64 +406,11 @@ static void *server_main(void *arg)
 /* Bind @path: refuse a live socket or a non-socket, replace a stale socket. */
 static int bind_path(struct api_server *s, const char *path, struct vmm_err *e)
 {
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	struct stat st;
-	mode_t old;
-	int r;
+	char why[512];
+	int r = uds_listen(&s->l, path, 64, "--api-sock", why, sizeof(why));
 
-	if (strlen(path) >= sizeof(a.sun_path))
-		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
-			       "--api-sock: \"%s\" is longer than %zu bytes, the limit of Unix "
-			       "socket paths",
-			       path, sizeof(a.sun_path) - 1);
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	if (lstat(path, &st) == 0) {
-		int probe;
-
-		if (!S_ISSOCK(st.st_mode))
-			return err_set(
-				e, ERR_CONFIG, -EEXIST,
-				"--api-sock: \"%s\" exists and is not a socket; choose another "
-				"path",
-				path);
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		r = probe >= 0 ? connect(probe, (struct sockaddr *)&a, sizeof(a)) : -1;
-		r = r ? errno : 0;
-		if (probe >= 0)
-			close(probe);
-		if (r == 0)
-			return err_set(e, ERR_CONFIG, -EADDRINUSE,
-				       "--api-sock: \"%s\" is a live socket (another hugevmm or "
-				       "Firecracker serves it); choose another path",
-				       path);
-		/* Only a refused connection proves nobody listens; anything else is left alone. */
-		if (r != ECONNREFUSED)
-			return err_set(
-				e, ERR_CONFIG, -r,
-				"--api-sock: \"%s\" exists and cannot be probed (%s); remove "
-				"it if it is stale, or choose another path",
-				path, strerror(r));
-		unlink(path); /* a leftover of a process that died */
-	}
-	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->lfd < 0)
-		return err_set(e, ERR_RUNTIME, -errno, "--api-sock: socket: %s", strerror(errno));
-	/* 0600 from the start: no window in which others could connect. */
-	old = umask(0177);
-	r = bind(s->lfd, (struct sockaddr *)&a, sizeof(a));
-	umask(old);
 	if (r)
-		return err_set(e, ERR_CONFIG, -errno, "--api-sock: cannot bind \"%s\": %s", path,
-			       strerror(errno));
-	if (listen(s->lfd, 64) || stat(path, &st)) {
-		r = -errno;
-		unlink(path);
-		return err_set(e, ERR_RUNTIME, r, "--api-sock: listen on \"%s\": %s", path,
-			       strerror(-r));
-	}
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	snprintf(s->path, sizeof(s->path), "%s", path);
+		return err_set(e, uds_host_error(r) ? ERR_RUNTIME : ERR_CONFIG, r, "%s", why);
 	return 0;
 }
 
@@ -476,7 +422,7 @@ int api_server_start(struct api_server **out, const char *path, struct vmm *vmm,
 	if (!s)
 		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
 	s->vmm = vmm;
-	s->lfd = s->stop_fd = s->done_fd = -1;
+	s->l.fd = s->stop_fd = s->done_fd = -1;
 	pthread_mutex_init(&s->dlock, NULL);
 	r = bind_path(s, path, e);
 	if (r)
@@ -490,7 +436,7 @@ int api_server_start(struct api_server **out, const char *path, struct vmm *vmm,
 	r = evloop_create(&s->loop, e);
 	if (r)
 		goto fail;
-	s->w_listen = evloop_watch(s->loop, s->lfd, POLLIN, on_accept, s);
+	s->w_listen = evloop_watch(s->loop, s->l.fd, POLLIN, on_accept, s);
 	s->w_stop = evloop_watch(s->loop, s->stop_fd, POLLIN, on_stop, s);
 	s->w_done = evloop_watch(s->loop, s->done_fd, POLLIN, on_done, s);
 	s->t_sweep = evloop_after(s->loop, 1000, on_sweep, s);
@@ -518,8 +464,6 @@ const struct api_stats *api_server_stats(const struct api_server *s)
 
 void api_server_stop(struct api_server *s)
 {
-	struct stat st;
-
 	if (!s)
 		return;
 	if (s->running) {
@@ -542,11 +486,7 @@ void api_server_stop(struct api_server *s)
 		evloop_unwatch(s->loop, s->t_accept);
 		evloop_destroy(s->loop);
 	}
-	if (s->lfd >= 0)
-		close(s->lfd);
-	/* Remove the socket only if it is still ours (not replaced meanwhile). */
-	if (s->path[0] && !lstat(s->path, &st) && st.st_dev == s->dev && st.st_ino == s->ino)
-		unlink(s->path);
+	uds_close(&s->l); /* the path goes only if it is still ours (not replaced meanwhile) */
 	if (s->stop_fd >= 0)
 		close(s->stop_fd);
 	if (s->done_fd >= 0)
