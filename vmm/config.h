@@ -99,6 +99,14 @@ struct cfg_balloon {
 	/* free_page_hinting: refused by the parser (not implemented); never set here */
 };
 
+/* Firecracker's Vsock: guest stream sockets ended on Unix sockets of the host. */
+struct cfg_vsock {
+	bool set;
+	uint32_t guest_cid;  /* >= 3 */
+	char uds_path[108];  /* sun_path's size */
+	char id[64];         /* vsock_id: accepted (Firecracker deprecated it), reported back */
+};
+
 /* Whether the kernel command line gets virtio_mmio.device= entries (hugevmm's). */
 enum cfg_virtio_cmdline {
 	CFG_VIRTIO_CMDLINE_AUTO,  /* yes, unless the boot args already name virtio-mmio devices */
@@ -131,6 +139,7 @@ struct vm_config {
 
 	struct cfg_entropy entropy;
 	struct cfg_balloon balloon;
+	struct cfg_vsock vsock;
 
 	/* serial: guest console output to this file instead of stdout */
 	char serial_out[PATH_MAX];

@@ -19,7 +19,7 @@ int machine_from_config(const struct vm_config *c, struct machine *m, struct vmm
 	 * virtio devices in a stable order: entropy, then the root drive, then the
 	 * other drives as the config lists them (so the root device is /dev/vda:
 	 * Linux names disks in the order it probes them), then the network
-	 * interfaces as listed (eth0 first), then the balloon.
+	 * interfaces as listed (eth0 first), then the balloon, then the vsock.
 	 */
 	if (c->entropy.set && machine_add_virtio(m, VIRTIO_ID_RNG, "entropy", 0, NULL))
 		return no_room("entropy", e);
@@ -44,5 +44,7 @@ int machine_from_config(const struct vm_config *c, struct machine *m, struct vmm
 	}
 	if (c->balloon.set && machine_add_virtio(m, VIRTIO_ID_BALLOON, "balloon", 0, NULL))
 		return no_room("balloon", e);
+	if (c->vsock.set && machine_add_virtio(m, VIRTIO_ID_VSOCK, "vsock", 0, NULL))
+		return no_room("vsock", e);
 	return 0;
 }

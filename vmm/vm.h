@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "devices/virtio/balloon.h"
+#include "devices/virtio/vsock.h"
 #include "memory/mem.h"
 #include "memory/reclaim.h"
 #include "vmm/config.h"
@@ -123,6 +124,8 @@ struct vm_metrics {
 	bool has_balloon;
 	struct balloon_counters balloon;
 	struct mem_reclaim_stats reclaim;
+	bool has_vsock;
+	struct vsock_counters vsock;
 };
 
 void vm_metrics(struct vm *vm, struct vm_metrics *out);

@@ -13,6 +13,7 @@
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
+#include "devices/virtio/vsock.h"
 #include "vmm/vm_priv.h"
 
 /*
@@ -28,6 +29,7 @@ struct vm_vdev {
 	struct virtio_blk *blk; /* when it is a drive */
 	struct virtio_net *net; /* when it is a network interface */
 	struct virtio_balloon *balloon; /* when it is the balloon */
+	struct virtio_vsock *vsock; /* when it is the vsock */
 	struct blk_file file;   /* a drive's image, opened before the device exists */
 	int tap;                /* an interface's tap, opened before the device exists */
 	char id[64];            /* a drive's drive_id, an interface's iface_id */
@@ -235,6 +237,31 @@ static int init_net(struct vm *vm, const struct vm_config *c, const struct machi
 	return 0;
 }
 
+/* The vsock: its listener on uds_path exists from here until the VM ends. */
+static int init_vsock(struct vm *vm, const struct vm_config *c, const struct machine_virtio *mv,
+		      struct vm_vdev *d, struct vmm_err *e)
+{
+	struct virtio_vsock_cfg vc = {.guest_cid = c->vsock.guest_cid,
+				      .uds_path = c->vsock.uds_path};
+	char why[VSOCK_WHY_LEN];
+	int r;
+
+	d->vsock = calloc(1, sizeof(*d->vsock));
+	if (!d->vsock)
+		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
+	r = virtio_vsock_init(d->vsock, &vm->devhost, &vm->mem, mv->base, mv->gsi, &vc, why,
+			      sizeof(why));
+	if (r) {
+		free(d->vsock);
+		d->vsock = NULL;
+		return err_set(e, uds_host_error(r) ? ERR_RUNTIME : ERR_CONFIG, r, "%s", why);
+	}
+	d->t = &d->vsock->t;
+	log_info("vsock: guest CID %u, host side on %s (guest connections to port P: %s_P)",
+		 c->vsock.guest_cid, c->vsock.uds_path, c->vsock.uds_path);
+	return 0;
+}
+
 /* The balloon, and the reclaim it hands pages to; each region says what reclaim does there. */
 static int init_balloon(struct vm *vm, const struct vm_config *c, const struct machine_virtio *mv,
 			struct vm_vdev *d, struct vmm_err *e)
@@ -307,6 +334,11 @@ int vm_virtio_init(struct vm *vm, const struct vm_config *c, struct vmm_err *e)
 			if (r)
 				return r;
 			break;
+		case VIRTIO_ID_VSOCK:
+			r = init_vsock(vm, c, mv, d, e);
+			if (r)
+				return r;
+			break;
 		default:
 			return err_set(e, ERR_RUNTIME, -EINVAL, "%s: no model for virtio device %u",
 				       mv->name, mv->device_id);
@@ -372,6 +404,8 @@ void vm_virtio_detach(struct vm *vm)
 			virtio_net_stop(d->net);
 		if (d->balloon)
 			virtio_balloon_stop(d->balloon);
+		if (d->vsock)
+			virtio_vsock_stop(d->vsock);
 	}
 }
 
@@ -401,6 +435,11 @@ void vm_virtio_destroy(struct vm *vm)
 			if (d->t)
 				virtio_balloon_destroy(d->balloon);
 			free(d->balloon);
+		}
+		if (d->vsock) {
+			if (d->t)
+				virtio_vsock_destroy(d->vsock);
+			free(d->vsock);
 		}
 		if (d->tap >= 0)
 			close(d->tap);
@@ -484,6 +523,10 @@ void vm_virtio_metrics(struct vm *vm, struct vm_metrics *m)
 			m->has_balloon = true;
 			virtio_balloon_counters(d->balloon, &m->balloon);
 			mem_reclaim_stats(&vm->reclaim, &m->reclaim);
+		}
+		if (d->vsock && d->t) {
+			m->has_vsock = true;
+			virtio_vsock_counters(d->vsock, &m->vsock);
 		}
 		if (!d->t)
 			continue;
