@@ -378,6 +378,9 @@ int vm_virtio_attach(struct vm *vm, struct vmm_err *e)
 					       "%s: cannot watch queue %u's notifications",
 					       d->t->name, q);
 		}
+		if (d->vsock && virtio_vsock_attach(d->vsock))
+			return err_set(e, ERR_RUNTIME, -ENOMEM,
+				       "vsock: cannot watch its listening socket");
 	}
 	return 0;
 }

@@ -1308,15 +1308,6 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct dev_host *host,
 		snprintf(why, whylen, "vsock: cannot create the device: %s", strerror(-r));
 		goto fail;
 	}
-	v->w_listen = host->watch(host->opaque, v->l.fd, POLLIN, on_accept, v);
-	s->w_reset = host->watch(host->opaque, s->reset_fd, POLLIN, on_reset_fd, v);
-	if (!v->w_listen || !s->w_reset) {
-		r = -ENOMEM;
-		snprintf(why, whylen, "vsock: cannot watch its sockets");
-		virtio_vsock_stop(v);
-		virtio_mmio_destroy(&v->t);
-		goto fail;
-	}
 	return 0;
 fail:
 	uds_close(&v->l);
@@ -1325,6 +1316,15 @@ fail:
 	free(s);
 	v->s = NULL;
 	return r;
+}
+
+int virtio_vsock_attach(struct virtio_vsock *v)
+{
+	const struct dev_host *host = v->t.host;
+
+	v->w_listen = host->watch(host->opaque, v->l.fd, POLLIN, on_accept, v);
+	v->s->w_reset = host->watch(host->opaque, v->s->reset_fd, POLLIN, on_reset_fd, v);
+	return v->w_listen && v->s->w_reset ? 0 : -ENOMEM;
 }
 
 void virtio_vsock_stop(struct virtio_vsock *v)

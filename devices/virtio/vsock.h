@@ -157,6 +157,9 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct dev_host *host,
 		      const struct guest_mem *mem, uint64_t base, unsigned gsi,
 		      const struct virtio_vsock_cfg *cfg, char *why, size_t whylen) must_check;
 
+/* Start accepting host clients: watches on the VMM loop, from its thread. 0 or -ENOMEM. */
+int virtio_vsock_attach(struct virtio_vsock *v) must_check;
+
 /* Stop watching sockets and cancel timers (the loop's thread, or once it no longer runs). */
 void virtio_vsock_stop(struct virtio_vsock *v);
 
