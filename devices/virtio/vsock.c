@@ -355,7 +355,7 @@ static void conn_end(struct virtio_vsock *v, struct conn *c)
 	c->fd = -1;
 	buffered_add(v, -(int64_t)(uint32_t)(c->rx_cnt - c->fwd_cnt));
 	c->fwd_cnt = c->rx_cnt;
-	if (c->state == C_HANDSHAKE) {
+	if (c->state == C_HANDSHAKE || (c->pend & P_REQUEST)) {
 		conn_free(v, c); /* the guest never heard of it */
 		return;
 	}
