@@ -138,9 +138,18 @@ static const struct jv_field fc_balloon_stats_update[] = {
 	 .max = FC_BALLOON_STATS_MAX, .hint = "give the new interval in seconds"},
 	{0},
 };
+/*
+ * Firecracker's Vsock: guest_cid a u32 of at least 3 (0-2 are the hypervisor, loopback
+ * and the host); u32's top value is VMADDR_CID_ANY (-1U), no guest's address either.
+ */
+#define VSOCK_CID_WHY                                                                  \
+	"CIDs below 3 are the hypervisor's, loopback's and the host's; 0xffffffff is " \
+	"VMADDR_CID_ANY"
 static const struct jv_field fc_vsock[] = {
-	{.name = "guest_cid", .kind = JV_INT, .required = true, .min = 3, .max = UINT32_MAX},
-	{.name = "uds_path", .kind = JV_STR, .required = true},
+	{.name = "guest_cid", .kind = JV_INT, .required = true, .min = 3, .max = UINT32_MAX - 1,
+	 .range_why = VSOCK_CID_WHY, .hint = "give the guest's context ID (3 or more)"},
+	{.name = "uds_path", .kind = JV_STR, .required = true,
+	 .hint = "give the path of the Unix socket the host side listens on"},
 	{.name = "vsock_id", .kind = JV_STR},
 	{0},
 };
@@ -232,7 +241,6 @@ struct fc_missing {
 	const char *why;
 };
 static const struct fc_missing fc_missing[] = {
-	{"vsock", "not implemented yet: issue 14 (virtio-vsock)"},
 	{"mmds-config", "not on the roadmap (no MMDS)"},
 	{"pmem", "not on the roadmap; a memory region with backing \"file\" maps a file as RAM"},
 	{"memory-hotplug", "not on the roadmap (no virtio-mem)"},
@@ -852,6 +860,55 @@ int cfg_json_balloon(const cJSON *o, const char *p, struct cfg_balloon *b, struc
 	return 0;
 }
 
+int cfg_json_vsock(const cJSON *o, const char *p, struct cfg_vsock *v, struct vmm_err *e)
+{
+	const cJSON *path, *id;
+	uint64_t cid = 0;
+	char b[64];
+	int r = jv_validate(o, p, fc_vsock, e);
+
+	if (r)
+		return r;
+	memset(v, 0, sizeof(*v));
+	/* The table checked presence, types and the CID's range. */
+	r = jv_get_uint(o, p, "guest_cid", 3, UINT32_MAX - 1, &cid, e);
+	if (r < 0)
+		return r;
+	v->guest_cid = (uint32_t)cid;
+	/* Its length here, to say why it must be short; empty: vm_config_finalize. */
+	path = cJSON_GetObjectItemCaseSensitive(o, "uds_path");
+	if (strlen(path->valuestring) >= sizeof(v->uds_path))
+		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
+			       "%s.uds_path: %s is %zu bytes; a Unix socket's path has at most "
+			       "%zu (sun_path): give a shorter path",
+			       p, jv_show(path, b, sizeof(b)), strlen(path->valuestring),
+			       sizeof(v->uds_path) - 1);
+	memcpy(v->uds_path, path->valuestring, strlen(path->valuestring) + 1);
+	id = cJSON_GetObjectItemCaseSensitive(o, "vsock_id");
+	if (cJSON_IsString(id) && strlen(id->valuestring) >= sizeof(v->id))
+		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
+			       "%s.vsock_id: %s is %zu characters; hugevmm keeps at most %zu (the "
+			       "id is only reported back): give a shorter one or leave it out",
+			       p, jv_show(id, b, sizeof(b)), strlen(id->valuestring),
+			       sizeof(v->id) - 1);
+	if (cJSON_IsString(id))
+		memcpy(v->id, id->valuestring, strlen(id->valuestring) + 1);
+	v->set = true;
+	return 0;
+}
+
+cJSON *cfg_json_render_vsock(const struct cfg_vsock *v)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	/* Firecracker's Vsock, in its order; vsock_id only when one was given. */
+	cJSON_AddNumberToObject(o, "guest_cid", v->guest_cid);
+	cJSON_AddStringToObject(o, "uds_path", v->uds_path);
+	if (v->id[0])
+		cJSON_AddStringToObject(o, "vsock_id", v->id);
+	return o;
+}
+
 /* Balloon fields PATCH /balloon cannot change, and what does. */
 static const struct {
 	const char *field, *remedy;
@@ -1050,6 +1107,8 @@ int cfg_json_parse(const char *text, size_t len, struct vm_config *c, struct vmm
 	if ((o = section(root, "entropy")) && (rc = cfg_json_entropy(o, "entropy", &c->entropy, e)))
 		goto out;
 	if ((o = section(root, "balloon")) && (rc = cfg_json_balloon(o, "balloon", &c->balloon, e)))
+		goto out;
+	if ((o = section(root, "vsock")) && (rc = cfg_json_vsock(o, "vsock", &c->vsock, e)))
 		goto out;
 	if ((o = section(root, "drives")) && cJSON_IsArray(o) &&
 	    cJSON_GetArraySize(o) > CFG_MAX_DRIVES) {
@@ -1258,6 +1317,8 @@ cJSON *cfg_json_render(const struct vm_config *c)
 		cJSON_AddItemToArray(a, cfg_json_render_net(&c->nets[i]));
 	if (c->balloon.set)
 		cJSON_AddItemToObject(o, "balloon", cfg_json_render_balloon(&c->balloon));
+	if (c->vsock.set)
+		cJSON_AddItemToObject(o, "vsock", cfg_json_render_vsock(&c->vsock));
 	if (c->serial_out[0])
 		cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "serial"), "serial_out_path",
 					c->serial_out);

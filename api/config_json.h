@@ -63,6 +63,12 @@ int cfg_json_balloon_update(const struct cJSON *o, const char *path, uint32_t *a
 /* PATCH /balloon/statistics: Firecracker's BalloonStatsUpdate. */
 int cfg_json_balloon_stats_update(const struct cJSON *o, const char *path, uint32_t *interval_s,
 				  struct vmm_err *e) must_check;
+/*
+ * Firecracker's Vsock: guest_cid 3 to 4294967294, uds_path shorter than sun_path (an
+ * empty one is refused by vm_config_finalize), vsock_id kept and reported back.
+ */
+int cfg_json_vsock(const struct cJSON *o, const char *path, struct cfg_vsock *v,
+		   struct vmm_err *e) must_check;
 int cfg_json_region(const struct cJSON *o, const char *path, unsigned index,
 		    struct mem_region_cfg *r, struct vmm_err *e) must_check;
 
@@ -77,6 +83,9 @@ struct cJSON *cfg_json_render_net(const struct cfg_net *n);
 
 /* Firecracker's Balloon object, every field (free_page_hinting always false). */
 struct cJSON *cfg_json_render_balloon(const struct cfg_balloon *b);
+
+/* Firecracker's Vsock object: guest_cid, uds_path, and vsock_id when one was given. */
+struct cJSON *cfg_json_render_vsock(const struct cfg_vsock *v);
 
 /* Firecracker's RateLimiter object for @rl (NULL when none is set). */
 struct cJSON *cfg_json_render_rate_limiter(const struct rl_cfg *rl);

@@ -318,9 +318,10 @@ static int check_value(const cJSON *v, const char *path, const char *key,
 			return jv_type_err(path, key, v, "an integer", e);
 		if (v->valuedouble < (double)f->min || v->valuedouble > (double)f->max)
 			return err_set(e, ERR_CONFIG, -ERANGE,
-				       "%s: %s is out of range; use %lld to %lld", p,
+				       "%s: %s is out of range; use %lld to %lld%s%s%s", p,
 				       jv_show(v, b, sizeof(b)), (long long)f->min,
-				       (long long)f->max);
+				       (long long)f->max, f->range_why ? " (" : "",
+				       f->range_why ? f->range_why : "", f->range_why ? ")" : "");
 		return 0;
 	case JV_OBJ:
 		return f->sub ? check_object(v, p, f->sub, e)

@@ -64,6 +64,7 @@ struct jv_field {
 	const char *const *enums;
 	bool nocase; /* enums compared without case */
 	int64_t min, max;
+	const char *range_why; /* why the range is what it is, added to an out-of-range error */
 	const struct jv_field *sub;
 	const char *hint; /* the remedy when a required field is missing */
 };

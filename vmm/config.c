@@ -228,6 +228,35 @@ static int check_balloon(const struct vm_config *c, struct vmm_err *e)
 	return 0;
 }
 
+/*
+ * The vsock's CID and path (the parser allows no bad CID or long path; a library user's
+ * configuration is checked here too, and an empty path for everyone).
+ */
+static int check_vsock(const struct vm_config *c, struct vmm_err *e)
+{
+	const struct cfg_vsock *v = &c->vsock;
+
+	if (!v->set)
+		return 0;
+	if (v->guest_cid < 3 || v->guest_cid == UINT32_MAX)
+		return err_set(e, ERR_CONFIG, -ERANGE,
+			       "vsock.guest_cid: %u is out of range; use 3 to %u (CIDs below 3 are "
+			       "the hypervisor's, loopback's and the host's; 0xffffffff is "
+			       "VMADDR_CID_ANY)",
+			       v->guest_cid, UINT32_MAX - 1);
+	if (!memchr(v->uds_path, 0, sizeof(v->uds_path)))
+		return err_set(e, ERR_CONFIG, -ENAMETOOLONG,
+			       "vsock.uds_path: \"%.40s...\" is %zu bytes or more; a Unix socket's "
+			       "path has at most %zu (sun_path): give a shorter path",
+			       v->uds_path, sizeof(v->uds_path), sizeof(v->uds_path) - 1);
+	if (!v->uds_path[0])
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "vsock.uds_path: \"\" is empty; give the path of the Unix socket the "
+			       "host side listens on (e.g. \"/tmp/vm.vsock\"; guest connections to "
+			       "port P go to \"<uds_path>_P\")");
+	return 0;
+}
+
 int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e)
 {
 	int rc;
@@ -247,6 +276,8 @@ int vm_config_finalize(struct vm_config *c, bool need_boot, struct vmm_err *e)
 		if (!c->nets[i].mac[0])
 			generate_mac(&c->nets[i]);
 	rc = check_devices(c, e);
+	if (!rc)
+		rc = check_vsock(c, e);
 	if (rc)
 		return rc;
 	rc = c->has_memory ? finalize_regions(c, e) : ram_from_machine_config(c, e);
@@ -286,6 +317,61 @@ static int check_file(const char *field, const char *path, bool write, struct vm
 	return 0;
 }
 
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISSOCK(m))
+		return "a socket";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISREG(m))
+		return "a regular file";
+	return "not a regular file";
+}
+
+/*
+ * The vsock's uds_path: hugevmm creates its socket there when the VM is built, so the
+ * directory must exist and be writable, and the path be free or a socket (a stale one is
+ * replaced then; whether one is live is only known then).
+ */
+static int check_uds_path(const char *path, struct vmm_err *e)
+{
+	char dir[sizeof(((struct cfg_vsock *)0)->uds_path)];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (stat(dir, &st))
+		return err_set(e, ERR_CONFIG, -errno,
+			       "vsock.uds_path: \"%s\": its directory \"%s\": %s; give a path in an "
+			       "existing directory (hugevmm creates the socket there)",
+			       path, dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(e, ERR_CONFIG, -ENOTDIR,
+			       "vsock.uds_path: \"%s\": \"%s\" is not a directory; give a path in "
+			       "an existing directory (hugevmm creates the socket there)",
+			       path, dir);
+	if (access(dir, W_OK | X_OK))
+		return err_set(e, ERR_CONFIG, -errno,
+			       "vsock.uds_path: \"%s\": cannot create a socket in \"%s\": %s; give "
+			       "a path in a directory hugevmm may write",
+			       path, dir, strerror(errno));
+	if (!lstat(path, &st) && !S_ISSOCK(st.st_mode))
+		return err_set(e, ERR_CONFIG, -EEXIST,
+			       "vsock.uds_path: \"%s\" exists and is %s; give a free path (or one "
+			       "holding a socket a VM left behind) for hugevmm to create its socket",
+			       path, file_kind(st.st_mode));
+	return 0;
+}
+
 int vm_config_check_files(const struct vm_config *c, struct vmm_err *e)
 {
 	char f[96];
@@ -307,20 +393,7 @@ int vm_config_check_files(const struct vm_config *c, struct vmm_err *e)
 		if (rc)
 			return rc;
 	}
-	return 0;
-}
-
-static const char *file_kind(mode_t m)
-{
-	if (S_ISDIR(m))
-		return "a directory";
-	if (S_ISFIFO(m))
-		return "a FIFO";
-	if (S_ISSOCK(m))
-		return "a socket";
-	if (S_ISCHR(m))
-		return "a character device";
-	return "not a regular file";
+	return c->vsock.set ? check_uds_path(c->vsock.uds_path, e) : 0;
 }
 
 int vm_config_check_drive(const char *field, const struct cfg_drive *d, struct vmm_err *e)
