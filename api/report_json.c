@@ -377,6 +377,94 @@ cJSON *report_reclaim_metrics(const struct mem_reclaim_stats *r)
 			    ARRAY_SIZE(reclaim_counters));
 }
 
+#define VSOCK_COUNTER(f) COUNTER(vsock_counters, f)
+static const struct counter vsock_all_counters[] = {
+	/* Firecracker's names (vsock_fc_counters shows them, with its others)... */
+	VSOCK_COUNTER(rx_queue_event_count),
+	VSOCK_COUNTER(tx_queue_event_count),
+	VSOCK_COUNTER(rx_bytes_count),
+	VSOCK_COUNTER(tx_bytes_count),
+	VSOCK_COUNTER(rx_packets_count),
+	VSOCK_COUNTER(tx_packets_count),
+	VSOCK_COUNTER(conns_added),
+	VSOCK_COUNTER(conns_killed),
+	VSOCK_COUNTER(conns_removed),
+	VSOCK_COUNTER(rx_read_fails),
+	VSOCK_COUNTER(tx_write_fails),
+	/* ... then hugevmm's, from VSOCK_OWN_FIRST on. */
+	VSOCK_COUNTER(conns_open),
+	VSOCK_COUNTER(conns_host),
+	VSOCK_COUNTER(conns_guest),
+	VSOCK_COUNTER(refused_by_guest),
+	VSOCK_COUNTER(refused_no_listener),
+	VSOCK_COUNTER(bad_connect_lines),
+	VSOCK_COUNTER(connect_timeouts),
+	VSOCK_COUNTER(rst_by_guest),
+	VSOCK_COUNTER(rst_host_gone),
+	VSOCK_COUNTER(rst_credit),
+	VSOCK_COUNTER(rst_malformed),
+	VSOCK_COUNTER(rst_close_timeout),
+	VSOCK_COUNTER(rst_too_many),
+	VSOCK_COUNTER(rst_unknown),
+	VSOCK_COUNTER(malformed_dropped),
+	VSOCK_COUNTER(credit_updates_sent),
+	VSOCK_COUNTER(credit_requests_seen),
+	VSOCK_COUNTER(host_full),
+	VSOCK_COUNTER(buffered_bytes),
+	VSOCK_COUNTER(buffered_max),
+};
+COUNTERS_COVER(vsock_counters, rx_queue_event_count, vsock_all_counters);
+#define VSOCK_OWN_FIRST 11 /* vsock_all_counters[] from conns_open on */
+_Static_assert(offsetof(struct vsock_counters, conns_open) == VSOCK_OWN_FIRST * sizeof(uint64_t),
+	       "vsock_counters: Firecracker's counters come first, then hugevmm's");
+
+/*
+ * Firecracker's VsockDeviceMetrics, every field in its order: a name struct
+ * vsock_counters has no counter for (an event of Firecracker's device that hugevmm's does
+ * not count) shows 0, as the balloon's activate_fails does.
+ */
+#define NO_COUNTER SIZE_MAX
+static const struct counter vsock_fc_counters[] = {
+	{"activate_fails", NO_COUNTER},
+	{"cfg_fails", NO_COUNTER},
+	{"rx_queue_event_fails", NO_COUNTER},
+	{"tx_queue_event_fails", NO_COUNTER},
+	{"ev_queue_event_fails", NO_COUNTER},
+	{"muxer_event_fails", NO_COUNTER},
+	{"conn_event_fails", NO_COUNTER},
+	VSOCK_COUNTER(rx_queue_event_count),
+	VSOCK_COUNTER(tx_queue_event_count),
+	VSOCK_COUNTER(rx_bytes_count),
+	VSOCK_COUNTER(tx_bytes_count),
+	VSOCK_COUNTER(rx_packets_count),
+	VSOCK_COUNTER(tx_packets_count),
+	VSOCK_COUNTER(conns_added),
+	VSOCK_COUNTER(conns_killed),
+	VSOCK_COUNTER(conns_removed),
+	{"killq_resync", NO_COUNTER},
+	{"tx_flush_fails", NO_COUNTER},
+	VSOCK_COUNTER(tx_write_fails),
+	VSOCK_COUNTER(rx_read_fails),
+};
+
+cJSON *report_vsock_metrics(const struct vsock_counters *v, enum report_vsock which)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (which == REPORT_VSOCK_FC) {
+		for (size_t i = 0; i < ARRAY_SIZE(vsock_fc_counters); i++)
+			add_u64(o, vsock_fc_counters[i].name,
+				vsock_fc_counters[i].off == NO_COUNTER
+					? 0
+					: counter_at(v, &vsock_fc_counters[i]));
+		return o;
+	}
+	if (which == REPORT_VSOCK_OWN)
+		return add_counters(o, v, vsock_all_counters + VSOCK_OWN_FIRST,
+				    ARRAY_SIZE(vsock_all_counters) - VSOCK_OWN_FIRST);
+	return add_counters(o, v, vsock_all_counters, ARRAY_SIZE(vsock_all_counters));
+}
+
 /* Firecracker's BalloonStats names, by the tag the guest reports each under. */
 static const char *const balloon_stat_names[BALLOON_STAT_TAGS] = {
 	"swap_in",             /* VIRTIO_BALLOON_S_SWAP_IN (0) */

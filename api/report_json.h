@@ -58,6 +58,15 @@ void report_net_metrics_sum(const struct vm_metrics *m, struct vm_net_metrics *s
 struct cJSON *report_balloon_metrics(const struct balloon_counters *b);
 struct cJSON *report_reclaim_metrics(const struct mem_reclaim_stats *r);
 
+/* Which of the vsock's counters report_vsock_metrics shows. */
+enum report_vsock {
+	REPORT_VSOCK_ALL, /* every vsock_counters field under its name: /metrics' "vsock" */
+	REPORT_VSOCK_FC,  /* Firecracker's VsockDeviceMetrics, all of it, in its order: those
+			     hugevmm has no event for are 0 (its metrics line's "vsock") */
+	REPORT_VSOCK_OWN, /* hugevmm's counters beyond Firecracker's (the line's hugevmm.vsock) */
+};
+struct cJSON *report_vsock_metrics(const struct vsock_counters *v, enum report_vsock which);
+
 /* target_pages, actual_pages, target_mib, actual_mib of @b into @o. */
 void report_balloon_sizes(struct cJSON *o, const struct balloon_info *b);
 

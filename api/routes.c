@@ -34,6 +34,7 @@ static const char *const metric_names[API_M_MAX] = {
 	[API_M_PUT_MACHINE_CFG] = "put_api_requests.machine_cfg",
 	[API_M_PUT_METRICS] = "put_api_requests.metrics",
 	[API_M_PUT_NETWORK] = "put_api_requests.network",
+	[API_M_PUT_VSOCK] = "put_api_requests.vsock",
 	[API_M_PATCH_DRIVE] = "patch_api_requests.drive",
 	[API_M_PATCH_MACHINE_CFG] = "patch_api_requests.machine_cfg",
 	[API_M_PATCH_NETWORK] = "patch_api_requests.network",
@@ -195,6 +196,9 @@ static void render_metrics(const struct vmm_cmd *c, const struct api_stats *st, 
 		cJSON_AddItemToObject(o, "balloon", report_balloon_metrics(&m->vm.balloon));
 		cJSON_AddItemToObject(o, "reclaim", report_reclaim_metrics(&m->vm.reclaim));
 	}
+	if (m->vm.has_vsock)
+		cJSON_AddItemToObject(o, "vsock",
+				      report_vsock_metrics(&m->vm.vsock, REPORT_VSOCK_ALL));
 	x = cJSON_AddObjectToObject(o, "memory");
 	cJSON_AddNumberToObject(x, "measurements", (double)m->measurements);
 	cJSON_AddNumberToObject(x, "coverage_drift_events", (double)m->drift_events);
@@ -464,6 +468,21 @@ static void put_balloon(const struct http_request *r, struct api_route *out)
 	cJSON_Delete(o);
 }
 
+static void put_vsock(const struct http_request *r, struct api_route *out)
+{
+	struct cfg_vsock v;
+	struct vmm_err e = {0};
+	cJSON *o = body_object(r, out);
+
+	if (!o)
+		return;
+	if (cfg_json_vsock(o, "vsock", &v, &e))
+		fault(out, 400, "%s", e.msg);
+	else if (command(out, VMM_OP_PUT_VSOCK, render_empty))
+		out->cmd->in.vsock = v;
+	cJSON_Delete(o);
+}
+
 /* PATCH /balloon (BalloonUpdate) and PATCH /balloon/statistics (BalloonStatsUpdate). */
 static void patch_balloon(const struct http_request *r, struct api_route *out, bool stats)
 {
@@ -690,7 +709,7 @@ static bool take_id(const char *path, const char *prefix, char *id, struct api_r
 
 /* Firecracker routes hugevmm does not implement: a clear "not here", not a generic 400. */
 static const char *const firecracker_only[] = {
-	"/cpu-config", "/mmds", "/snapshot", "/vsock", "/pmem", "/hotplug", "/serial",
+	"/cpu-config", "/mmds", "/snapshot", "/pmem", "/hotplug", "/serial",
 };
 
 void api_route(const struct http_request *r, struct api_route *out)
@@ -735,6 +754,9 @@ void api_route(const struct http_request *r, struct api_route *out)
 	} else if (!strcmp(path, "/entropy") && m == HTTP_PUT) {
 		out->metric = API_M_PUT_ENTROPY;
 		put_entropy(r, out);
+	} else if (!strcmp(path, "/vsock") && m == HTTP_PUT) {
+		out->metric = API_M_PUT_VSOCK;
+		put_vsock(r, out);
 	} else if (m == HTTP_PUT && has_prefix(path, "/drives/")) {
 		out->metric = API_M_PUT_DRIVE;
 		if (take_id(path, "/drives/", id, out))

@@ -181,10 +181,17 @@ static char *metrics_line(const struct vmm_metrics *m, const struct api_stats *s
 	/* Firecracker's balloon group (its names, then hugevmm's), when the VM has a balloon. */
 	if (m->vm.has_balloon)
 		cJSON_AddItemToObject(o, "balloon", report_balloon_metrics(&m->vm.balloon));
+	/* Firecracker's vsock group (every one of its names), when the VM has a vsock. */
+	if (m->vm.has_vsock)
+		cJSON_AddItemToObject(o, "vsock",
+				      report_vsock_metrics(&m->vm.vsock, REPORT_VSOCK_FC));
 	/* hugevmm's own: what Firecracker has no word for. */
 	h = cJSON_AddObjectToObject(o, "hugevmm");
 	if (m->vm.has_balloon)
 		cJSON_AddItemToObject(h, "reclaim", report_reclaim_metrics(&m->vm.reclaim));
+	if (m->vm.has_vsock)
+		cJSON_AddItemToObject(h, "vsock",
+				      report_vsock_metrics(&m->vm.vsock, REPORT_VSOCK_OWN));
 	cJSON_AddStringToObject(h, "state", vmm_state_name(m->state));
 	add(h, "uptime_ms", m->uptime_ns / 1000000);
 	g = cJSON_AddObjectToObject(h, "memory");

@@ -443,6 +443,11 @@ static void change_balloon(struct vm_config *t, struct vmm_cmd *c)
 	t->balloon = c->in.balloon;
 }
 
+static void change_vsock(struct vm_config *t, struct vmm_cmd *c)
+{
+	t->vsock = c->in.vsock;
+}
+
 #define NO_BALLOON                                                                            \
 	"balloon: no balloon configured; add one with PUT /balloon (or a \"balloon\" section in " \
 	"the config file) before InstanceStart"
@@ -672,6 +677,10 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 		break;
 	case VMM_OP_PATCH_BALLOON_STATS:
 		patch_balloon_stats(m, c);
+		break;
+	case VMM_OP_PUT_VSOCK:
+		if (!pre_boot(m, c, "vsock"))
+			apply(m, c, change_vsock);
 		break;
 	case VMM_OP_START:
 		do_start(m, c);

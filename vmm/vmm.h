@@ -48,6 +48,7 @@ enum vmm_op {
 	VMM_OP_PATCH_BALLOON,       /* in.balloon_mib: after boot, a new target */
 	VMM_OP_BALLOON_STATS,       /* -> balloon: after boot, with statistics enabled */
 	VMM_OP_PATCH_BALLOON_STATS, /* in.balloon_stats_s: after boot, a new polling interval */
+	VMM_OP_PUT_VSOCK,           /* in.vsock: before boot, the vsock (replacing one) */
 };
 
 /* Firecracker's PartialDrive: what PATCH /drives/{id} changes of a drive. */
@@ -116,6 +117,7 @@ struct vmm_cmd {
 		struct cfg_balloon balloon;
 		uint32_t balloon_mib;
 		uint32_t balloon_stats_s;
+		struct cfg_vsock vsock;
 		struct {
 			char region[MEM_ID_MAX + 1];
 			uint64_t offset;

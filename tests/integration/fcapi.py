@@ -92,6 +92,7 @@ ROUTES = [
     ("PATCH", r"/balloon", "BalloonUpdate", None),
     ("GET", r"/balloon/statistics", None, "BalloonStats"),
     ("PATCH", r"/balloon/statistics", "BalloonStatsUpdate", None),
+    ("PUT", r"/vsock", "Vsock", None),
 ]
 
 

@@ -262,7 +262,7 @@ BAD = [
      400, "memory.regions[0].size_mib: 7 is not a multiple of the 2M page size"),
     (b"GET /nope HTTP/1.1\r\n\r\n", 400, "Invalid request method and/or path: GET /nope"),
     (b"DELETE / HTTP/1.1\r\n\r\n", 400, "Invalid request method and/or path: DELETE /"),
-    (b"PUT /vsock HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400, "does not implement this Firecracker route"),
+    (b"PUT /mmds HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400, "does not implement this Firecracker route"),
     (b"PUT /actions HTTP/1.1\r\nContent-Length: 25\r\n\r\n{\"action_type\": \"Reboot\"}",
      400, "actions.action_type: \"Reboot\" is not known"),
     (b"PATCH /vm HTTP/1.1\r\nContent-Length: 19\r\n\r\n{\"state\": \"Paused\"}", 400, "the VM is not running"),
