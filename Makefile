@@ -109,7 +109,8 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-stack-protector -f
 	-fno-pie -mno-red-zone -mgeneral-regs-only -fno-asynchronous-unwind-tables -MMD -MP
 GUEST_OBJS := $(BUILD)/tests/guest/entry.o $(BUILD)/tests/guest/guest.o \
 	$(BUILD)/tests/guest/virtio.o $(BUILD)/tests/guest/rng.o $(BUILD)/tests/guest/blk.o \
-	$(BUILD)/tests/guest/net.o $(BUILD)/tests/guest/balloon.o $(BUILD)/tests/guest/tsc.o
+	$(BUILD)/tests/guest/net.o $(BUILD)/tests/guest/balloon.o $(BUILD)/tests/guest/vsock.o \
+	$(BUILD)/tests/guest/tsc.o
 $(BUILD)/tests/guest/%.o: tests/guest/%.c | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@

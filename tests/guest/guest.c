@@ -40,6 +40,10 @@
  *                                     virtio-balloon: follow the device's target from a pool
  *                                     of free RAM, printing "balloon actual_mib=N" at each;
  *                                     statistics, free page reporting (balloon.c)
+ *   test=vsock [port=52] [peer_port=1024] [bytes=N] [bad=credit,hdr] [refused=1]
+ *                                     virtio-vsock: serve one host connection on port (a
+ *                                     checksum back), then send N bytes to the host's
+ *                                     peer_port; the host side's steps are in vsock.c
  *   The virtio workloads find devices from virtio_mmio.device= entries (virtio.c) and take
  *   event_idx=0|1 indirect=0|1 irq=0|1 qsize=N too (see rng.c and blk.c).
  */
@@ -851,6 +855,8 @@ void guest_main(uint32_t start_info)
 		do_netbench();
 	if (str_eq(test, "balloon"))
 		do_balloon();
+	if (str_eq(test, "vsock"))
+		do_vsock();
 	fail("unknown test= (memcheck, randread, smp, idle, exit, crash, spam, rtc, rng, "
-	     "virtio-rt, virtio-bad, blk, blkbench, blk-bad, net, netbench, balloon)");
+	     "virtio-rt, virtio-bad, blk, blkbench, blk-bad, net, netbench, balloon, vsock)");
 }

@@ -66,6 +66,7 @@
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_ENTROPY 4
 #define VIRTIO_ID_BALLOON 5
+#define VIRTIO_ID_VSOCK   19
 
 #define VIRTIO_MAX_DEVS   32
 #define VIRTIO_MAX_QUEUES 17  /* queues the guest sets up, over all devices (16 disks + 1) */
@@ -182,5 +183,8 @@ __attribute__((noreturn)) void do_netbench(void);
 
 /* balloon.c: the virtio-balloon workload. */
 __attribute__((noreturn)) void do_balloon(void);
+
+/* vsock.c: the virtio-vsock workload. */
+__attribute__((noreturn)) void do_vsock(void);
 
 #endif
