@@ -1271,16 +1271,18 @@ int virtio_vsock_init(struct virtio_vsock *v, const struct dev_host *host,
 			 cfg->guest_cid);
 		return -EINVAL;
 	}
-	/* <uds_path>_<port> must fit a socket address too: room for "_4294967295". */
-	if (strlen(cfg->uds_path) + 11 >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		snprintf(why, whylen,
-			 "vsock.uds_path: \"%s\" is too long: guest connections go to "
-			 "\"<uds_path>_<port>\", which must fit the %zu bytes of a Unix socket "
-			 "path; choose a path of at most %zu bytes",
-			 cfg->uds_path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1,
+	/*
+	 * Guest connections go to <uds_path>_<port>, which must fit a socket address too.
+	 * Firecracker takes any path that fits itself; so does hugevmm, and says which
+	 * ports cannot be reached (their connections get RST, counted as no listener).
+	 */
+	if (strlen(cfg->uds_path) + 11 >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		log_warn("vsock.uds_path: \"%s\" is %zu bytes: guest connections to ports whose "
+			 "\"<uds_path>_<port>\" exceeds %zu bytes will be refused; a path of at "
+			 "most %zu bytes reaches every port",
+			 cfg->uds_path, strlen(cfg->uds_path),
+			 sizeof(((struct sockaddr_un *)0)->sun_path) - 1,
 			 sizeof(((struct sockaddr_un *)0)->sun_path) - 12);
-		return -ENAMETOOLONG;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(why, whylen, "vsock: out of memory");
