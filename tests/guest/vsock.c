@@ -5,7 +5,8 @@
  * hybrid vsock (devices/virtio/vsock.h): stream connections only, one at a time.
  *
  *   test=vsock [port=52] [peer_port=1024] [bad_port=peer_port+1] [bytes=300000]
- *              [wait=60] [refused=1] [bad=credit|hdr|credit,hdr] [irq=0|1]
+ *              [wait=60] [refused=1] [bad=KIND[,KIND...]] [flood_port=bad_port+1]
+ *              [irq=0|1]      (KIND: credit, hdr, flood; run in that order)
  *
  * Definitions the host side computes too:
  *   checksum  FNV-1a 32 over the received bytes in order: h = 0x811c9dc5; for each
@@ -36,8 +37,9 @@
  *       "vsock rx bytes=N sum=xxxxxxxx ..."   (... packets=P credit_updates=U)
  *     No REQUEST within wait= s (default 60) of the listening line is a FAIL. Only
  *     one connection is served: a later REQUEST, for any port, is refused.
- *  3. bad= (each kind on its own connection to CID 2 `bad_port`, which needs a
- *     listener; local ports 49153.. -- "vsock connect port=P refused" then FAIL):
+ *  3. bad= (each kind on its own connection to CID 2 `bad_port` -- flood: `flood_port`
+ *     -- which needs a listener; local ports 49153..49156; refused: "vsock connect
+ *     port=P refused" then FAIL):
  *     credit  after RESPONSE, one RW packet whose len is the device's buf_alloc +
  *             4096 (header and payload in one descriptor; the payload is also beyond
  *             any device's 64 KiB packet limit, so a device may count it as either);
@@ -49,6 +51,13 @@
  *               "vsock bad=hdr type=3 rst=0|1 needs_reset=0"
  *               "vsock bad=hdr len=4096 payload=100 rst=0|1 needs_reset=0"
  *             a connection not reset is then closed with the guest's own RST.
+ *     flood   ignores the credit: RW packets of 64 KiB back to back (each within
+ *             the device's packet limit) to `flood_port`, whose host listener never
+ *             reads, one in flight (each waited for), until RST (a device that keeps
+ *             a host socket's overflow within the credit it gave must reset:
+ *             hugevmm's rst_credit; sent= is what it took, about the host socket's
+ *             buffer + 256 KiB); no RST within 64 MiB sent (+3 s) is a FAIL:
+ *               "vsock bad=flood sent=N buf_alloc=M rst=1 needs_reset=0"
  *     DEVICE_NEEDS_RESET after any of them is a FAIL (these break no ring rule).
  *  4. guest->host (skipped with peer_port=0): REQUEST from local port 49152 to CID 2
  *     `peer_port`. RST instead of RESPONSE (no listener at <uds_path>_<peer_port>):
@@ -72,7 +81,9 @@
  * The host side (the L1 case), for `test=vsock bytes=B` and the device configured
  * with uds_path U (guest_cid any >= 3):
  *  a. Before boot: listen (AF_UNIX, SOCK_STREAM) on "U_1024" (peer_port); with bad=
- *     also on "U_1025" (bad_port); accept connections there as they come.
+ *     credit or hdr also on "U_1025" (bad_port), accepting connections as they come;
+ *     with bad=flood also on "U_1026" (flood_port), never reading from it (accepting
+ *     is optional: the device's connect completes from the backlog).
  *  b. Wait for the console line "vsock listening port=52".
  *  c. (optional, before d) connect to U, write "CONNECT 53\n": the socket is closed
  *     without an "OK" line; the guest prints "vsock request port=53 refused".
@@ -83,7 +94,8 @@
  *     "vsock rx bytes=M sum=%08x ...".
  *  e. With bad=: on U_1025 accept each connection (1 for credit, 2 for hdr) and read
  *     until EOF or ECONNRESET, ignoring what comes (nothing is expected); the lines
- *     of step 3 appear.
+ *     of step 3 appear. hugevmm counts credit and hdr as rst_malformed (credit's
+ *     packet is over its 64 KiB VSOCK_MAX_PKT too), flood as rst_credit.
  *  f. On U_1024 accept the guest's connection and read until EOF, promptly (the
  *     guest fails after 10 s without credit): exactly B bytes, byte i = (i*7+3)&0xff.
  *     The guest prints "vsock tx bytes=B ..." and "testguest: PASS" and exits with
@@ -118,6 +130,8 @@
 #define BAD_LEN   4096u /* bad=hdr: the len claimed */
 #define BAD_CHAIN 100u  /* bad=hdr: the payload the chain holds */
 #define BAD_MAX   (4u << 20)
+#define FLOOD_PKT (64u * 1024u) /* bad=flood: each packet's payload (Linux's largest) */
+#define FLOOD_MAX (64ull << 20) /* bad=flood: no RST after this much is a FAIL */
 
 #define TYPE_STREAM 1u
 #define SHUT_RCV    1u
@@ -591,6 +605,11 @@ static bool tx_all_back(void)
 	return txq->nfree == txq->size;
 }
 
+static bool tx_back_or_reset(void)
+{
+	return tx_all_back() || c.reset;
+}
+
 static uint32_t peer_free(void)
 {
 	uint32_t inflight = c.tx_cnt - c.peer_fwd_cnt;
@@ -810,6 +829,7 @@ static void bad_credit(uint32_t port)
 		big[HDR + i] = (uint8_t)(i * 7 + 3);
 	b = (struct vbuf){(uint64_t)(uintptr_t)big, HDR + n, false};
 	tx_raw(&b, 1);
+	c.tx_cnt += n;
 	wait_for(c_reset, 3000);
 	puts_("vsock bad=credit");
 	put_kv("len", n);
@@ -848,6 +868,42 @@ static void bad_hdr(uint32_t port)
 	put_kv("len", BAD_LEN);
 	put_kv("payload", BAD_CHAIN);
 	bad_end();
+}
+
+/* Ignore the credit: 64 KiB packets back to back to a host that never reads, until RST. */
+static void bad_flood(uint32_t port)
+{
+	static uint8_t *pkt;
+	uint64_t sent = 0;
+	struct vbuf b;
+	struct hdr h;
+	bool reset;
+
+	bad_open(LPORT_BAD + 3, port);
+	if (!pkt)
+		pkt = ram_alloc(HDR + FLOOD_PKT, 4096, "vsock");
+	h = conn_hdr(OP_RW, 0, FLOOD_PKT);
+	memcpy(pkt, &h, HDR);
+	for (uint32_t i = 0; i < FLOOD_PKT; i++)
+		pkt[HDR + i] = (uint8_t)(i * 7 + 3);
+	b = (struct vbuf){(uint64_t)(uintptr_t)pkt, HDR + FLOOD_PKT, false};
+	/* The same packet each time (fwd_cnt in it stays 0), one in flight: @sent is then
+	 * what the device took before its RST. */
+	while (!c.reset && sent < FLOOD_MAX) {
+		tx_raw(&b, 1);
+		c.tx_cnt += FLOOD_PKT; /* sent, as the device's fwd_cnt will count it */
+		sent += FLOOD_PKT;
+		if (!wait_for(tx_back_or_reset, STEP_MS))
+			fail("vsock: bad=flood: a packet was not given back within 10 s");
+	}
+	wait_for(c_reset, 3000);
+	puts_("vsock bad=flood");
+	put_kv("sent", sent);
+	put_kv("buf_alloc", c.peer_buf_alloc);
+	reset = c.reset;
+	bad_end();
+	if (!reset)
+		fail("vsock: bad=flood: no RST for a guest sending far beyond its credit");
 }
 
 /* Is @kind among the comma-separated @kinds? */
@@ -894,14 +950,16 @@ void do_vsock(void)
 	struct virtio_opts o;
 	uint64_t port = arg_u64("port", 52), peer_port = arg_u64("peer_port", 1024),
 		 bad_port = arg_u64("bad_port", peer_port + 1), bytes = arg_u64("bytes", 300000),
-		 wait_s = arg_u64("wait", 60);
+		 flood_port = arg_u64("flood_port", bad_port + 1), wait_s = arg_u64("wait", 60);
 	bool refused_ok = arg_u64("refused", 0) != 0;
 	char bad[32] = "";
 	unsigned ev;
 
-	if (arg("bad", bad, sizeof(bad)) && !has_kind(bad, "credit") && !has_kind(bad, "hdr"))
-		fail("vsock: bad= is credit, hdr or credit,hdr");
-	if (port > 0xffffffffu || peer_port > 0xffffffffu || bad_port > 0xffffffffu)
+	if (arg("bad", bad, sizeof(bad)) && !has_kind(bad, "credit") && !has_kind(bad, "hdr") &&
+	    !has_kind(bad, "flood"))
+		fail("vsock: bad= is one or more of credit, hdr, flood (comma-separated)");
+	if (port > 0xffffffffu || peer_port > 0xffffffffu || bad_port > 0xffffffffu ||
+	    flood_port > 0xffffffffu)
 		fail("vsock: ports are 32-bit");
 	hz = tsc_rate("vsock");
 	virtio_opts_from_cmdline(&o);
@@ -955,6 +1013,8 @@ void do_vsock(void)
 		bad_credit((uint32_t)bad_port);
 	if (has_kind(bad, "hdr"))
 		bad_hdr((uint32_t)bad_port);
+	if (has_kind(bad, "flood"))
+		bad_flood((uint32_t)flood_port);
 	if (peer_port)
 		send_stream((uint32_t)peer_port, bytes, refused_ok);
 	if (!wait_for(tx_all_back, 5000))
