@@ -10,7 +10,7 @@ set -euo pipefail
 build=(gcc make pkg-config liburing-dev libdaxctl-dev libndctl-dev libcjson-dev libhttp-parser-dev)
 test=(libcmocka-dev python3 python3-pytest python3-jsonschema curl qemu-system-x86
 	kmod busybox-static cpio xz-utils zstd lz4 ndctl daxctl e2fsprogs acpica-tools
-	iputils-ping iproute2 iperf3 ethtool)
+	iputils-ping iproute2 iperf3 ethtool socat)
 bench=(python3-matplotlib fio)
 
 want=("${build[@]}")

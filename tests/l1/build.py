@@ -11,10 +11,12 @@ modules of the same package with their dependencies (from each module's modinfo
 disk images); hugevmm and the test guest; ndctl, daxctl, mkfs.ext4, e2fsck,
 debugfs and curl, and for networking ip (iproute2), ping, iperf3 and ethtool,
 with their shared libraries; blkimg (tests/l1/blkimg.c,
-static: the test guest's sector pattern); an L2 Linux (the same package's
+static: the test guest's sector pattern) and vsockhost (tests/l1/vsockhost.c, static:
+the host's side of the vsock); an L2 Linux (the same package's
 bzImage, and the ELF vmlinux inside it) with a busybox initramfs that loads
 the package's virtio_mmio, virtio_rng and virtio_blk (and a second one,
-initrd-net.cpio, with virtio_net, iperf3 and ethtool too), and two ext4 images made
+initrd-net.cpio, with virtio_net, iperf3 and ethtool too; a third, initrd-vsock.cpio,
+with the virtio-vsock transport and socat), and two ext4 images made
 here with mkfs.ext4 -d (gzip'd): the L2's root file system (busybox and
 tests/l1/l2rootinit.sh as /sbin/init) and a small data disk; the cases
 (tests/l1/cases.py) and the init that runs them (tests/l1/init.sh). With --bench the cases are the launch benchmark's
@@ -51,6 +53,11 @@ L2_MODULES = ["virtio_mmio", "virtio_rng", "virtio_blk", "virtio_balloon"]
 # keep the smaller one.
 L2_NET_MODULES = ["virtio_net"]  # and failover, net_failover
 L2_NET_TOOLS = ["/usr/bin/iperf3", "/usr/sbin/ethtool"]
+# The vsock L2's initramfs (/guest/initrd-vsock.cpio): the smaller one's content, the
+# kernel's virtio-vsock transport (vsock, vmw_vsock_virtio_transport_common and what
+# modinfo says they need) and Debian's socat (VSOCK-LISTEN, VSOCK-CONNECT) as /bin/socat.
+L2_VSOCK_MODULES = ["vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport"]
+L2_VSOCK_TOOLS = ["/usr/bin/socat"]
 # A RAM block device in L1 with an ext4 on it: where the disk cases' images live (a
 # block-device file system, unlike L1's rootfs: O_DIRECT, hole punching, OFD locks).
 DISK_MODULES = ["brd"]
@@ -251,10 +258,11 @@ def disk_images(work, guest_dir):
 
 
 def build_blkimg(work, root):
-    """tests/l1/blkimg.c, static, as /bin/blkimg: the test guest's disk pattern in L1."""
-    out = os.path.join(root, "bin", "blkimg")
-    sh(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o", out,
-        os.path.join(HERE, "blkimg.c")])
+    """tests/l1/blkimg.c, static, as /bin/blkimg: the test guest's disk pattern in L1; and
+    tests/l1/vsockhost.c as /bin/vsockhost: the host's side of the vsock cases."""
+    for tool in ("blkimg", "vsockhost"):
+        sh(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-o",
+            os.path.join(root, "bin", tool), os.path.join(HERE, tool + ".c")])
 
 
 def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
@@ -288,6 +296,18 @@ def build(flavour, out, hugevmm, guest, bench=False, tag="", run=None):
             f.write("\n".join(l2order) + "\n")
         os.makedirs(os.path.join(root, "guest"))
         cpio(l2, os.path.join(root, "guest", "initrd.cpio"))
+        l2vsock = os.path.join(work, "l2root-vsock")
+        shutil.copytree(l2, l2vsock, symlinks=True)
+        vmods = os.path.join(l2vsock, "lib", "l2-modules")
+        vorder = [install_module(p, vmods) for p in
+                  module_closure(module_index(tree), L2_MODULES + L2_VSOCK_MODULES)]
+        with open(os.path.join(vmods, "order"), "w") as f:
+            f.write("\n".join(vorder) + "\n")
+        for t in L2_VSOCK_TOOLS:
+            if not os.path.exists(t):
+                sys.exit(f"l1: {t} is missing (scripts/deps.sh test installs it)")
+            copy_with_libs(l2vsock, t, "/bin/" + os.path.basename(t))
+        cpio(l2vsock, os.path.join(root, "guest", "initrd-vsock.cpio"))
         net_order = [install_module(p, l2mods) for p in
                      module_closure(module_index(tree), L2_MODULES + L2_NET_MODULES)]
         with open(os.path.join(l2mods, "order"), "w") as f:
