@@ -573,11 +573,15 @@ static void arm_kill(struct virtio_vsock *v, struct conn *c, uint64_t ms)
 	c->t_kill = v->t.host->timer(v->t.host->opaque, ms, on_kill_timer, c);
 }
 
-/* A host client's first line: "CONNECT <port>\n". 1 done, 0 wait, -1 bad. */
+/*
+ * A host client's first line: "CONNECT <port>\n", as it comes (in pieces, maybe). What
+ * arrived is taken into c->line (a level-triggered watch must not see it again), but never
+ * a byte past the newline: those are the stream's. 1 done, 0 wait, -1 bad.
+ */
 static int read_line(struct conn *c, uint32_t *port)
 {
-	char buf[VSOCK_LINE_MAX];
-	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK);
+	unsigned room = VSOCK_LINE_MAX - 1 - c->line_len;
+	ssize_t n = recv(c->fd, c->line + c->line_len, room, MSG_PEEK);
 	char *nl, *end;
 	unsigned long p;
 
@@ -585,19 +589,21 @@ static int read_line(struct conn *c, uint32_t *port)
 		return errno == EAGAIN || errno == EINTR ? 0 : -1;
 	if (n == 0)
 		return -1;
-	nl = memchr(buf, '\n', (size_t)n);
-	if (!nl)
-		return (size_t)n >= sizeof(buf) ? -1 : 0;
-	/* Take the line only: what follows it is the stream's. */
-	if (recv(c->fd, buf, (size_t)(nl - buf + 1), 0) != nl - buf + 1)
+	nl = memchr(c->line + c->line_len, '\n', (size_t)n);
+	if (nl)
+		n = nl - (c->line + c->line_len) + 1;
+	if (recv(c->fd, c->line + c->line_len, (size_t)n, 0) != n)
 		return -1;
+	c->line_len += (unsigned)n;
+	if (!nl)
+		return c->line_len >= VSOCK_LINE_MAX - 1 ? -1 : 0;
 	*nl = 0;
-	if (nl > buf && nl[-1] == '\r')
+	if (nl > c->line && nl[-1] == '\r')
 		nl[-1] = 0;
-	if (strncmp(buf, "CONNECT ", 8) || buf[8] < '0' || buf[8] > '9')
+	if (strncmp(c->line, "CONNECT ", 8) || c->line[8] < '0' || c->line[8] > '9')
 		return -1;
 	errno = 0;
-	p = strtoul(buf + 8, &end, 10);
+	p = strtoul(c->line + 8, &end, 10);
 	if (errno || *end || p > UINT32_MAX)
 		return -1;
 	*port = (uint32_t)p;
