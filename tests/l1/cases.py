@@ -1,8 +1,8 @@
 """The cases the L1 init runs, written into the image as one directory each:
 
     cases/NN-name/kind         boot | cover | refuse | drift | badring | fcclient | disk |
-                               diskapi | disklock | net | balloon | bench | run | vbench |
-                               irqclose
+                               diskapi | disklock | net | balloon | vsock | bench | run |
+                               vbench | irqclose
     cases/NN-name/args         run only: hugevmm's arguments, one a line, run in /repo
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
@@ -27,8 +27,14 @@
                                ping -f, 2 s); then GET /metrics and SIGTERM, or with `end`
                                "self" the VM's own end (without `waitfor`: that alone)
     cases/NN-name/xfer         net, optional: MiB L1 sends the L2 and keeps from it (TCP)
-    cases/NN-name/steps        balloon: wait TEXT / call METHOD PATH [BODY] / snap NAME /
-                               sleep S, one a line, in order; then SIGTERM
+    cases/NN-name/steps        balloon, vsock: wait TEXT / call METHOD PATH [BODY] /
+                               snap NAME / metrics NAME / cpu NAME / sleep S / host NAME
+                               CMD / bg NAME CMD / join NAME / waitout NAME TEXT / rss NAME
+                               S / stat NAME PATH, one a line, in order (init.sh's
+                               run_steps); then SIGTERM
+    cases/NN-name/pre          vsock: a shell script run first in /tmp/vsock (L1's data);
+                               refuse: run first
+    cases/NN-name/post         refuse, optional: a shell script run after, its output shown
     cases/NN-name/enter        net, optional: "setns": hugevmm joins the namespace with
                                nsenter (the namespace only) instead of ip netns exec
 
@@ -370,7 +376,7 @@ def all_cases():
         # 6. Disks: a Debian L2 on an ext4 root on /dev/vda with a read-only /dev/vdb, and
         #    the test guest's driver; then networking (net_cases: taps in a namespace).
         ("linux-rootfs", "disk", linux_rootfs(), "thp", {}),
-    ] + blk_cases() + net_cases() + balloon_cases() + [
+    ] + blk_cases() + net_cases() + balloon_cases() + vsock_cases() + [
         # 7. Firecracker's clients: the Go SDK's and Kata's calls, in order, then the boot.
         ("fc-sdk-sequence", "fcclient", Files({"taps": "tap0 169.254.30.1/24\n"}), "thp", {}),
         # Coverage drift: split one huge page of a running guest (test hook), re-measure.
@@ -499,6 +505,133 @@ def balloon_cases():
                       "wait ^L2: balloon freed", "sleep 10", "snap freed",
                       "call GET /balloon/statistics"),
          "thp", {}),
+    ]
+
+
+# The vsock (issue 14), Firecracker's hybrid form: the uds_path and the host's listeners
+# (<uds_path>_<port>) live in /tmp/vsock in L1, made fresh for each case (init.sh's
+# run_vsock); the host's side is tests/l1/vsockhost.c, the L2's socat (l2init.sh's
+# l2.vsock=suite).
+VSOCK_DIR = "/tmp/vsock"
+VSOCK_UDS = VSOCK_DIR + "/v.sock"
+VSOCK_CID = 3
+VSOCK_L2_MIB = 384  # prefaulted
+VSOCK_MIB = 64  # each way, one connection
+VSOCK_MULTI = 32  # connections at once, host -> guest
+VSOCK_MULTI_KIB = 256  # what each of them carries
+VSOCK_G2H_MULTI = 8  # of them back at once, guest -> host (each an exec of socat in the L2)
+VSOCK_STALL_MIB = 4  # what the L2 writes to the reader that stalls
+VSOCK_STALL_AT = 1 << 20  # the reader stops after this many bytes, until the rest is done
+VSOCK_STALL_SAMPLE_S = 3  # and then the VMM's RSS is sampled this long
+VSOCK_REFUSE_FILE = "/tmp/vsock-uds-is-a-file.txt"
+VSOCK_REFUSE_TEXT = "a regular file where the uds_path should be"
+
+
+def linux_vsock():
+    """The Debian L2 with hugevmm's vsock (found through ACPI alone by its own
+    vmw_vsock_virtio_transport) and VSOCK_L2_MIB of prefaulted RAM (the VMM's RSS then
+    moves only with the VMM's own memory). L1's pseudo-random bytes (`pre`: h2g.bin,
+    VSOCK_MIB MiB, and VSOCK_MULTI hm.N of VSOCK_MULTI_KIB KiB, with their md5sums) go to
+    the L2 and back: host -> guest port 52 (the L2 keeps them and answers each with its
+    md5sum), one connection, then VSOCK_MULTI at once, and a CONNECT to port 53 where
+    nothing listens; the host's "go" (port 59); guest -> host the same bytes: the first
+    VSOCK_STALL_MIB MiB of h2g.bin to port 1027, whose reader stops after VSOCK_STALL_AT
+    bytes, while h2g.bin goes to 1024, VSOCK_G2H_MULTI of the others at once to 1025, and
+    a connect to 1026 (no listener) is refused; once they are done the stalled writer
+    waits on: the VMM's RSS sampled, /metrics before and after; then the reader reads on."""
+    cfg = boot("bzImage", 1, mib=VSOCK_L2_MIB)
+    cfg["memory"]["regions"][0]["prefault"] = True
+    cfg["boot-source"]["initrd_path"] = "/guest/initrd-vsock.cpio"
+    cfg["machine-config"]["virtio_cmdline"] = "never"
+    cfg["boot-source"]["boot_args"] = (
+        L2_ARGS.replace("nomodules ", "") + f" l2.vsock=suite l2.vsock_stall_mib="
+        f"{VSOCK_STALL_MIB} l2.vsock_multi={VSOCK_G2H_MULTI}")
+    cfg["vsock"] = {"guest_cid": VSOCK_CID, "uds_path": VSOCK_UDS}
+    d, u = VSOCK_DIR, VSOCK_UDS
+    pre = (f"vsockhost gen {VSOCK_MIB << 20} 1 >h2g.bin\n"
+           f"for i in $(seq {VSOCK_MULTI}); do vsockhost gen {VSOCK_MULTI_KIB << 10} "
+           "$((i + 1)) >hm.$i; done\n"
+           "md5sum h2g.bin hm.*\n"
+           f"head -c {VSOCK_STALL_MIB << 20} h2g.bin | md5sum | sed 's/-$/stall/'\n")
+    steps = [
+        "wait ^L2: vsock listening",
+        f"stat uds_mode {u}",
+        f"host h2g vsockhost connect {u} 52 {d}/h2g.bin",
+        f"host h2g_multi vsockhost connect {u} 52 {d}/hm.*",
+        f"host refused vsockhost connect {u} 53 /dev/null",
+        "metrics h2g",
+        f"bg stall vsockhost listen {u}_1027 1 {d}/sin stall_at={VSOCK_STALL_AT} "
+        f"stall_ms=100000 release={d}/release",
+        f"bg g2h vsockhost listen {u}_1024 1 {d}/in",
+        f"bg g2h_multi vsockhost listen {u}_1025 {VSOCK_G2H_MULTI} {d}/min",
+        "waitout g2h ^listening", "waitout g2h_multi ^listening", "waitout stall ^listening",
+        f"host go vsockhost connect {u} 59 /dev/null",
+        "join g2h", "join g2h_multi",
+        "wait ^L2: vsock others done",
+        "metrics stall1", f"rss stall {VSOCK_STALL_SAMPLE_S}", "metrics stall2",
+        f"host release touch {d}/release",
+        "join stall",
+        "wait ^L2: vsock done",
+        f"host md5 md5sum {d}/in.1 {d}/sin.1 {d}/min.*",
+        "metrics end",
+    ]
+    return Files({"config.json": json.dumps(cfg, indent=1), "pre": pre,
+                  "steps": "".join(s + "\n" for s in steps)})
+
+
+VSOCK_TG_BYTES = 1 << 20  # the test guest's stream each way
+VSOCK_TG_CID = 7
+VSOCK_SPLIT_MS = 2000  # the pause inside a CONNECT line
+
+
+def guest_vsock():
+    """The test guest's own driver (tests/guest/vsock.c, test=vsock; the host's side as
+    its header says): the host's listeners on 1024 (the guest's stream) and 1025 (the
+    bad=credit,hdr connections) and 1026 (bad=flood's, never read) first; a CONNECT to 53
+    (refused; its line in two pieces VSOCK_SPLIT_MS apart, the VMM's CPU time around
+    it), VSOCK_TG_BYTES random bytes to 52 (the guest answers their FNV-1a); then
+    the bad= packets, and the guest's VSOCK_TG_BYTES of its pattern to 1024; the guest
+    ends itself. /metrics: the line at exit."""
+    cfg = guest({"backing": "thp"},
+                f"test=vsock bytes={VSOCK_TG_BYTES} bad=credit,hdr,flood irq=1")
+    cfg["vsock"] = {"guest_cid": VSOCK_TG_CID, "uds_path": VSOCK_UDS}
+    cfg["metrics"] = {"metrics_path": "/tmp/case.metrics"}
+    d, u = VSOCK_DIR, VSOCK_UDS
+    steps = [
+        f"bg g2h vsockhost listen {u}_1024 1 {d}/in",
+        f"bg bad vsockhost listen {u}_1025 3 {d}/bad",
+        f"bg flood vsockhost hold {u}_1026 1 60",
+        "waitout g2h ^listening", "waitout bad ^listening", "waitout flood ^listening",
+        "wait ^vsock listening port=52",
+        # The refused CONNECT's line in two pieces, 2 s apart: the VMM's loop waits idle.
+        "cpu before_split",
+        f"host refused vsockhost connect split_ms={VSOCK_SPLIT_MS} {u} 53 /dev/null",
+        "cpu after_split",
+        f"host h2g vsockhost connect {u} 52 {d}/t.bin",
+        "join bad", "join flood", "join g2h",
+        "wait ^testguest: PASS",
+        f"host md5 vsockhost pattern {VSOCK_TG_BYTES} | md5sum; md5sum {d}/in.1",
+    ]
+    return Files({"config.json": json.dumps(cfg, indent=1),
+                  "pre": f"dd if=/dev/urandom of=t.bin bs=1K count={VSOCK_TG_BYTES >> 10} "
+                         "2>/dev/null\n",
+                  "steps": "".join(s + "\n" for s in steps)})
+
+
+def vsock_cases():
+    """The vsock (issue 14): the Debian L2's own driver both ways (linux_vsock), the test
+    guest's (guest_vsock), and a uds_path that is a regular file refused before boot
+    (exit 2), the file untouched."""
+    refuse = guest({"backing": "thp"}, "test=exit code=0")
+    refuse["vsock"] = {"guest_cid": VSOCK_CID, "uds_path": VSOCK_REFUSE_FILE}
+    f = VSOCK_REFUSE_FILE
+    return [
+        ("linux-vsock", "vsock", linux_vsock(), "thp", {}),
+        ("vsock-guest", "vsock", guest_vsock(), "thp", {}),
+        ("vsock-refuse-file", "refuse",
+         Files({"config.json": json.dumps(refuse, indent=1),
+                "pre": f"rm -f {f}\nprintf '%s\\n' '{VSOCK_REFUSE_TEXT}' >{f}\nchmod 644 {f}\n",
+                "post": f"stat -c '%a %F %s' {f}\ncat {f}\nrm -f {f}\n"}), "thp", {}),
     ]
 
 

@@ -310,7 +310,11 @@ run_fcclient() {
 	net_gone "$1" >/tmp/net.err 2>&1 || emit net_gone /tmp/net.err
 }
 
+# A config hugevmm refuses before boot: nothing of the host changed (the hugetlb pool, the
+# DAX mounts; with `pre`, a shell script run first, and `post`, one run after: what they
+# made, as file post).
 run_refuse() {
+	[ -f "$1/pre" ] && sh "$1/pre" >/tmp/pre 2>&1
 	grep -i huge /proc/meminfo >/tmp/before
 	ls /dev/hugepages /mnt/pmem >>/tmp/before 2>&1
 	timeout 120 hugevmm --config-file "$1/config.json" >/tmp/out 2>/tmp/err </dev/null
@@ -321,6 +325,10 @@ run_refuse() {
 	emit after /tmp/after
 	emit stdout /tmp/out
 	emit stderr /tmp/err
+	if [ -f "$1/post" ]; then
+		sh "$1/post" >/tmp/post 2>&1
+		emit post /tmp/post
+	fi
 }
 
 # ---- Disks ----
@@ -428,7 +436,7 @@ run_diskapi() {
 	disks_report "$1"
 }
 
-# The balloon: a VM driven by the lines of `steps`, in order --
+# A VM driven by the lines of `steps`, in order (the balloon's and the vsock's kinds) --
 #   wait TEXT          the guest printed TEXT after what the previous wait found (else:
 #                      the rest is skipped, ready no)
 #   call METHOD PATH [BODY]   an API call; "CODE METHOD PATH RESPONSE" lines in calls
@@ -437,14 +445,31 @@ run_diskapi() {
 #   sleep S
 #   hog / unhog        start (until its guest idles) / stop a second VM, hog.json, whose
 #                      hugetlb region takes what the pool has free
-# then SIGTERM (stop_vmm). The host side compares the snapshots.
-run_balloon() {
+#   host NAME CMD      a command of L1's (a shell line), to its end (120 s at most): its
+#                      output as file NAME, its status as NAME.rc
+#   bg NAME CMD        the same in the background; join NAME waits for it (120 s at most,
+#                      then it is killed: NAME.killed yes) and shows the same; one never
+#                      joined is killed after the last step
+#   waitout NAME TEXT  the background NAME's output shows TEXT (120 s at most; else
+#                      waitout.NAME no)
+#   metrics NAME       the light snap: /metrics and the process's smaps_rollup
+#   cpu NAME           cpu.NAME: "ms=UPTIME main=TICKS all=TICKS", the CPU time (utime +
+#                      stime) of the VMM's main thread (its event loop) and of all
+#   rss NAME S         the VMM's VmRSS every 0.2 s for S seconds: file rss.NAME ("MS KB")
+#   stat NAME PATH     PATH's mode and type (stat -c '%a %F') as NAME, or "absent"
+# then SIGTERM (stop_vmm). The host side compares the snapshots; step_times shows when
+# each step began (ms from the first, "MS OP NAME").
+steps_bg_pid() { eval "echo \${BG_$1:-}"; }
+run_steps() {
 	bd=$1 # `call` sets the positional parameters
 	start_vmm "$bd"
-	rm -f /tmp/calls
+	rm -f /tmp/calls /tmp/step.*
 	seen=0
+	bgs=
 	attr ready yes
+	st0=$(uptime_ms)
 	while read -r op rest; do
+		echo "$(($(uptime_ms) - st0)) $op ${rest%% *}" >>/tmp/step.times
 		case "$op" in
 		wait) # a line after the one the previous wait found (targets repeat: actual_mib=0)
 			i=0
@@ -483,10 +508,88 @@ run_balloon() {
 			kill -TERM $HOG 2>/dev/null
 			wait $HOG
 			attr hog_rc $? ;;
+		host)
+			sn=${rest%% *}
+			timeout 120 sh -c "${rest#* }" >/tmp/step.$sn 2>&1 </dev/null
+			attr "$sn.rc" $?
+			emit "$sn" /tmp/step.$sn ;;
+		bg)
+			sn=${rest%% *}
+			(eval "exec ${rest#* }") >/tmp/step.$sn 2>&1 </dev/null &
+			eval "BG_$sn=$!"
+			bgs="$bgs $sn" ;;
+		join)
+			sp=$(steps_bg_pid $rest)
+			i=0
+			while kill -0 "$sp" 2>/dev/null && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+			kill -0 "$sp" 2>/dev/null && { kill -KILL "$sp"; attr "$rest.killed" yes; }
+			wait "$sp"
+			attr "$rest.rc" $?
+			emit "$rest" /tmp/step.$rest ;;
+		waitout)
+			sn=${rest%% *}
+			i=0
+			while ! grep -q -e "${rest#* }" /tmp/step.$sn 2>/dev/null && [ $i -lt 1200 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+			grep -q -e "${rest#* }" /tmp/step.$sn 2>/dev/null || attr "waitout.$sn" no ;;
+		rss)
+			set -- $rest
+			t0=$(uptime_ms)
+			lim=$(awk -v s="$2" 'BEGIN { print int(s * 1000) }')
+			while [ $(($(uptime_ms) - t0)) -lt "$lim" ]; do
+				echo "$(($(uptime_ms) - t0)) $(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$PID/status)"
+				sleep 0.2
+			done >/tmp/step.rss
+			emit "rss.$1" /tmp/step.rss ;;
+		cpu) # CPU time (clock ticks) of the VMM's main thread -- its event loop -- and of all
+			main=$(awk '{ print $14 + $15 }' /proc/$PID/task/$PID/stat)
+			attr "cpu.$rest" "ms=$(uptime_ms) main=$main all=$(awk '{ print $14 + $15 }' /proc/$PID/stat)" ;;
+		metrics) # the light snap: /metrics and smaps_rollup only
+			curl -s --unix-socket $SOCK http://localhost/metrics >/tmp/snap.metrics 2>&1
+			emit "metrics.$rest" /tmp/snap.metrics
+			emit "rollup.$rest" /proc/$PID/smaps_rollup ;;
+		stat)
+			set -- $rest
+			attr "$1" "$(stat -c '%a_%F' "$2" 2>/dev/null || echo absent)" ;;
 		esac
 	done <"$bd/steps"
+	echo "$(($(uptime_ms) - st0)) end" >>/tmp/step.times
+	for sn in $bgs; do # never joined (the steps stopped early): ended here
+		sp=$(steps_bg_pid $sn)
+		kill -0 "$sp" 2>/dev/null || continue
+		kill -KILL "$sp"
+		wait "$sp"
+		attr "$sn.killed" yes
+		emit "$sn" /tmp/step.$sn
+	done
 	emit calls /tmp/calls
+	emit step_times /tmp/step.times
 	stop_vmm
+}
+run_balloon() { run_steps "$1"; }
+
+# The vsock: the case's `pre` (a shell script: L1's data) runs in /tmp/vsock, then its
+# steps (run_steps: the uds_path is /tmp/vsock/v.sock, the host's sides are vsockhost,
+# tests/l1/vsockhost.c); after the VM, whether the uds_path is left and which sockets are
+# (file sockets_left), and the metrics line at exit when the config asked for one.
+run_vsock() {
+	rm -rf /tmp/vsock /tmp/case.metrics
+	mkdir -p /tmp/vsock
+	if [ -f "$1/pre" ]; then
+		t0=$(uptime_ms)
+		(cd /tmp/vsock && sh "$1/pre") >/tmp/vsock.pre 2>&1
+		attr pre.rc $?
+		attr pre.ms $(($(uptime_ms) - t0))
+		emit pre /tmp/vsock.pre
+	fi
+	run_steps "$1"
+	[ -e /tmp/vsock/v.sock ] && attr uds_left yes || attr uds_left no
+	find /tmp/vsock -type s >/tmp/vsock.ls # sockets left: the VMM's, or a listener's
+	emit sockets_left /tmp/vsock.ls
+	[ -f /tmp/case.metrics ] && emit metrics /tmp/case.metrics
+	rm -rf /tmp/vsock /tmp/case.metrics
 }
 
 vmm_once() { # config-file tag: one more VMM, to its end

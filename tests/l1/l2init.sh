@@ -185,6 +185,97 @@ if [ -n "$BALLOON" ]; then
 	/bin/busybox grep -E '^(MemFree|MemAvailable):' /proc/meminfo | /bin/busybox sed 's/^/L2: /'
 	/bin/busybox sleep 600
 fi
+# Vsock (l2.vsock=suite, the initramfs of tests/l1/build.py's L2_VSOCK_MODULES): the
+# kernel's virtio-vsock transport finds hugevmm's device through ACPI; socat is both ends.
+# Host -> guest: port 52 keeps what each connection brings (/tmp/rx/<pid>) and answers
+# with its md5sum (a fork a connection, 64 waiting at once); port 59 takes one
+# connection, the host's "go" once it is done there (tests/l1/init.sh's steps,
+# cases.linux_vsock). Then guest -> host, to CID 2, the host's own bytes back: the first
+# l2.vsock_stall_mib MiB of the largest to port 1027 in the background (its reader
+# stalls), the largest to port 1024 meanwhile, then l2.vsock_multi=N of the others at
+# once to port 1025 (a connection each), a connect to port 1026 where nobody listens;
+# then the stalled one's end. Then the L2 waits for the VMM's end.
+VSOCK=$(/bin/busybox sed -n 's/.*l2\.vsock=\([a-z]*\).*/\1/p' /proc/cmdline)
+VSTALL=$(/bin/busybox sed -n 's/.*l2\.vsock_stall_mib=\([0-9]*\).*/\1/p' /proc/cmdline)
+VSOCK_MULTI=$(/bin/busybox sed -n 's/.*l2\.vsock_multi=\([0-9]*\).*/\1/p' /proc/cmdline)
+vsock_listening() { # socat's log ($1) says it listens, within 10 s
+	j=0
+	while ! /bin/busybox grep -q 'listening on' "$1" 2>/dev/null && [ $j -lt 100 ]; do
+		/bin/busybox sleep 0.1
+		j=$((j + 1))
+	done
+	/bin/busybox grep -q 'listening on' "$1"
+}
+vsock_err() { # socat's last error ("... E connect(...): Connection reset by peer"), spaces as _
+	/bin/busybox cat "$@" 2>/dev/null | /bin/busybox grep ' E ' | /bin/busybox tail -n 1 |
+		/bin/busybox sed 's/.* E //' | /bin/busybox tr ' ' _
+}
+if [ "$VSOCK" = suite ]; then
+	load_modules
+	/bin/busybox rm -f /tmp/fill
+	/bin/busybox ln -sf busybox /bin/sh # socat's SYSTEM: runs /bin/sh -c
+	i=0
+	while ! /bin/busybox ls /sys/bus/virtio/drivers/vmw_vsock_virtio_transport 2>/dev/null |
+		/bin/busybox grep -q virtio && [ $i -lt 100 ]; do
+		/bin/busybox sleep 0.1
+		i=$((i + 1))
+	done
+	echo "L2: cmdline=$(/bin/busybox cat /proc/cmdline)"
+	echo "L2: acpi_devices=$(/bin/busybox ls /sys/bus/acpi/devices | /bin/busybox tr '\n' ' ')"
+	for d in /sys/bus/virtio/devices/*; do
+		[ "$(/bin/busybox cat $d/device 2>/dev/null)" = 0x0013 ] &&
+			echo "L2: vsock device features=$(/bin/busybox cat $d/features)" \
+				"driver=$(/bin/busybox basename "$(/bin/busybox readlink $d/driver)")"
+	done
+	/bin/busybox mkdir -p /tmp/rx /tmp/err
+	/bin/socat -b 65536 -d -d -t 60 VSOCK-LISTEN:52,reuseaddr,fork,backlog=64 \
+		SYSTEM:'/bin/busybox tee /tmp/rx/$$ | /bin/busybox md5sum' 2>/tmp/l52 &
+	srv=$!
+	/bin/socat -b 65536 -d -d -u VSOCK-LISTEN:59,reuseaddr OPEN:/tmp/go,creat 2>/tmp/l59 &
+	go=$!
+	vsock_listening /tmp/l52 && vsock_listening /tmp/l59 && echo "L2: vsock listening 52 59"
+	wait $go
+	echo "L2: vsock go rc=$? host_sent=$(/bin/busybox wc -c </tmp/go)" \
+		"port52_accepted=$(/bin/busybox grep -c 'accepting connection' /tmp/l52)"
+	big=/tmp/rx/$(/bin/busybox ls -S /tmp/rx | /bin/busybox head -n 1)
+	# The stalled connection first, in the background: the others run while it waits.
+	/bin/busybox head -c $((${VSTALL:-4} << 20)) $big >/tmp/stall.bin
+	t0=$(ms)
+	/bin/socat -b 65536 -d -u OPEN:/tmp/stall.bin VSOCK-CONNECT:2:1027 2>/tmp/err/1027 &
+	stall=$!
+	/bin/busybox sleep 1
+	t=$(ms)
+	/bin/socat -b 65536 -d -u OPEN:$big VSOCK-CONNECT:2:1024 2>/tmp/err/1024
+	rc=$?
+	echo "L2: vsock sent port=1024 rc=$rc bytes=$(/bin/busybox wc -c <$big)" \
+		"ms=$(($(ms) - t)) err=$(vsock_err /tmp/err/1024)"
+	if [ "${VSOCK_MULTI:-0}" -gt 0 ]; then
+		t=$(ms)
+		pids=
+		n=0
+		for f in /tmp/rx/*; do
+			[ "$f" = "$big" ] || [ $n -ge "$VSOCK_MULTI" ] && continue
+			/bin/socat -b 65536 -d -u OPEN:$f VSOCK-CONNECT:2:1025 2>/tmp/err/m${f##*/} &
+			pids="$pids $!"
+			n=$((n + 1))
+		done
+		failed=0
+		for p in $pids; do wait $p || failed=$((failed + 1)); done
+		echo "L2: vsock multi port=1025 conns=$n failed=$failed ms=$(($(ms) - t))" \
+			"err=$(vsock_err /tmp/err/m*)"
+	fi
+	t=$(ms)
+	/bin/socat -b 65536 -d -u OPEN:/dev/null VSOCK-CONNECT:2:1026 2>/tmp/err/1026
+	echo "L2: vsock nolistener port=1026 rc=$? ms=$(($(ms) - t)) err=$(vsock_err /tmp/err/1026)"
+	echo "L2: vsock others done"
+	wait $stall
+	rc=$?
+	echo "L2: vsock sent port=1027 rc=$rc bytes=$(/bin/busybox wc -c </tmp/stall.bin)" \
+		"ms=$(($(ms) - t0)) err=$(vsock_err /tmp/err/1027)"
+	kill $srv
+	echo "L2: vsock done"
+	/bin/busybox sleep 600
+fi
 echo "L2: done"
 if /bin/busybox grep -q 'l2.end=poweroff' /proc/cmdline; then
 	/bin/busybox poweroff -f

@@ -1109,3 +1109,320 @@ def test_the_balloon_on_hugetlb_return_never_lets_the_guest_touch_an_unbacked_pa
     assert d["host"]["bytes_2m"] == cases.BALLOON_MIB * MiB, ctx
     assert "FAIL" not in c["files"]["stdout"], ctx
     assert d["reg"]["reclaim"] == "return" and "pool" in d["reg"]["reclaim_why"], ctx
+
+
+# ---- Vsock ----
+# The vsock cases (cases.vsock_cases) ran as steps (init.sh's run_steps and run_vsock): the
+# host's side is tests/l1/vsockhost.c, whose output each step keeps as a file (`connect`:
+# "conn I file=F ok=N sent=B fnv=H replied=R reply=LINE ..."; `listen`: "conn K bytes=B
+# ms=T end_at=E", "stall begin/end ... at=A"); pre: the md5sums of L1's bytes; metrics.NAME
+# and rollup.NAME: GET /metrics and smaps_rollup at a step; rss.NAME: VmRSS samples.
+
+def vsock_case(l1, kernel, name):
+    res, c = get_case(l1, kernel, name)
+    a = c["attrs"]
+    assert a.get("ready") == "yes", f"stuck at {a.get('stuck_at')}\n" + context(res, c)
+    assert a.get("pre.rc") == "0", c["files"].get("pre", "") + "\n" + context(res, c)
+    stuck = [k for k in a if k.startswith("waitout.") or k.endswith(".killed")]
+    assert not stuck, f"a host step did not end: {stuck}\n" + vsock_context(res, c)
+    return res, c
+
+
+def vsock_context(res, c):
+    keep = ("h2g", "h2g_multi", "refused", "go", "g2h", "g2h_multi", "stall", "bad", "md5",
+            "step_times", "sockets_left")
+    return "\n".join([f"--- {k}:\n{tail(v, 8)}" for k, v in c["files"].items() if k in keep] +
+                     [context(res, c)])
+
+
+def conns(c, name):
+    """vsockhost connect's lines, in FILE order: [{field: value}] (the total line left out)."""
+    return [dict(kv.split("=", 1) for kv in ln.split()[2:] if "=" in kv)
+            for ln in c["files"].get(name, "").splitlines() if ln.startswith("conn ")]
+
+
+def listened(c, name):
+    """vsockhost listen's lines: ({K: {bytes, ms, end_at}}, {"begin": {...}, "end": {...}})."""
+    got, stall = {}, {}
+    for ln in c["files"].get(name, "").splitlines():
+        w = ln.split()
+        if ln.startswith("conn ") and "bytes=" in ln:
+            got[int(w[1])] = {k: int(v) for k, v in (kv.split("=") for kv in w[2:])}
+        elif ln.startswith("stall "):
+            stall[w[1]] = {k: int(v) for k, v in (kv.split("=") for kv in w[2:])}
+    return got, stall
+
+
+def md5s(text):
+    """md5sum's lines as {file name (no directory): md5}."""
+    return {ln.split()[1].rsplit("/", 1)[-1]: ln.split()[0]
+            for ln in text.splitlines() if re.match(r"^[0-9a-f]{32}  \S", ln)}
+
+
+def vsock_metrics(res, c, name):
+    """GET /metrics' vsock group (every counter of struct vsock_counters) at step NAME."""
+    try:
+        m = json.loads(c["files"].get(f"metrics.{name}", ""))
+    except ValueError:
+        pytest.fail(f"no GET /metrics at {name}\n" + vsock_context(res, c))
+    assert "vsock" in m, f"GET /metrics has no vsock: {sorted(m)}\n" + vsock_context(res, c)
+    return m["vsock"]
+
+
+def rollup_rss(c, name):
+    m = re.search(r"^Rss:\s+(\d+) kB", c["files"].get(f"rollup.{name}", ""), re.M)
+    return int(m.group(1)) * 1024 if m else None
+
+
+# What linux-vsock never provokes, each 0: connections killed, host socket failures, bad
+# CONNECT lines, timeouts, resets by any reason, packets dropped. Not rst_unknown: a
+# normal close counts there when the guest's SHUTDOWN(RCV|SEND) (socat shuts down twice)
+# comes after the device closed the connection on its SHUTDOWN(SEND) -- 1-2 of 69
+# connections on 6.1, 40-45 on 6.12.
+VSOCK_TROUBLE = ("conns_killed", "rx_read_fails", "tx_write_fails", "bad_connect_lines",
+                 "connect_timeouts", "rst_by_guest", "rst_host_gone", "rst_credit",
+                 "rst_malformed", "rst_close_timeout", "rst_too_many", "malformed_dropped")
+MD5_LINE = 36  # md5sum's answer: 32 hex digits, "  -\n"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_linux_vsock_host_to_guest(l1, kernel):
+    """A stock Debian kernel whose initramfs loads its own vsock transport finds hugevmm's
+    vsock through ACPI alone; uds_path is a socket of mode 0600 while the VM runs and gone
+    after it. Host -> guest through uds_path: "CONNECT 52" gets "OK <port>", 64 MiB go
+    through and the L2's md5sum of them, answered on the same connection after the host's
+    half close, is L1's; then 32 connections at once, each answered with its own bytes'
+    md5sum (distinct host ports); a CONNECT to port 53, where the L2 does not listen, is
+    closed without an OK line and counted as refused_by_guest. /metrics counts exactly
+    the payload each way and no connection is left open."""
+    res, c = vsock_case(l1, kernel, "linux-vsock")
+    a, out = c["attrs"], c["files"]["stdout"]
+    ctx = vsock_context(res, c)
+    cmdline = re.search(r"L2: cmdline=(.*)", out).group(1)
+    assert "virtio_mmio.device" not in cmdline and "LNRO0005:00" in out, ctx
+    assert re.search(r"^L2: vsock device features=\S+ driver=vmw_vsock_virtio_transport$", out,
+                     re.M), ctx
+    assert a["uds_mode"] == "600_socket", ctx
+    assert a["rc"] == "0" and a["socket_left"] == "no" and a["uds_left"] == "no", ctx
+    assert c["files"].get("sockets_left", "?").strip() == "", ctx
+    want = md5s(c["files"]["pre"])
+    big = conns(c, "h2g")
+    assert len(big) == 1 and "ok" in big[0], ctx
+    assert int(big[0]["sent"]) == cases.VSOCK_MIB * MiB, ctx
+    assert big[0]["reply"] == want["h2g.bin"] + "__-", (want["h2g.bin"], ctx)
+    multi = conns(c, "h2g_multi")
+    assert len(multi) == cases.VSOCK_MULTI and a["h2g_multi.rc"] == "0", ctx
+    for m in multi:
+        name = m["file"].rsplit("/", 1)[-1]
+        assert "ok" in m and int(m["sent"]) == cases.VSOCK_MULTI_KIB << 10, (m, ctx)
+        assert m["reply"] == want[name] + "__-", (m, want[name], ctx)
+    ports = {m["ok"] for m in multi + big}
+    assert len(ports) == cases.VSOCK_MULTI + 1, (ports, ctx)
+    assert all(int(p) >= 1 << 30 for p in ports), (ports, ctx)  # VSOCK_PORT_FIRST and up
+    ref = conns(c, "refused")
+    assert len(ref) == 1 and ref[0].get("refused") in ("eof", "reset"), (ref, ctx)
+    assert re.search(r"^L2: vsock go rc=0 host_sent=0 port52_accepted=33$", out, re.M), ctx
+    v = vsock_metrics(res, c, "h2g")
+    mctx = f"{v}\n{ctx}"
+    assert v["rx_bytes_count"] == (cases.VSOCK_MIB << 20) + \
+        cases.VSOCK_MULTI * (cases.VSOCK_MULTI_KIB << 10), mctx
+    assert v["tx_bytes_count"] == (cases.VSOCK_MULTI + 1) * MD5_LINE, mctx
+    assert v["conns_host"] == cases.VSOCK_MULTI + 1 and v["conns_guest"] == 0, mctx
+    assert v["refused_by_guest"] == 1 and v["conns_open"] == 0, mctx
+    assert v["buffered_bytes"] == 0, mctx
+    for k in VSOCK_TROUBLE:
+        assert v[k] == 0, (k, mctx)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_linux_vsock_guest_to_host(l1, kernel):
+    """Guest -> host: the L2's connections to CID 2 port P reach the Unix listener at
+    <uds_path>_P. The 64 MiB the L2 kept come back to port 1024 whole (L1's md5sum of what
+    arrived is that of what it sent), 8 connections at once to port 1025 bring back 8 of
+    the smaller files (md5sums of L1's), and a connect to port 1026, where nobody listens,
+    fails in the L2 (socat: connection reset) and counts as refused_no_listener. At the
+    end /metrics counts exactly the payload each way, every connection added was removed,
+    none is open or buffered, and no reset had a reason (the guest's, the host socket's,
+    credit, malformed packets, a close timeout, too many connections)."""
+    res, c = vsock_case(l1, kernel, "linux-vsock")
+    out, ctx = c["files"]["stdout"], vsock_context(res, c)
+    want, got = md5s(c["files"]["pre"]), md5s(c["files"]["md5"])
+    assert c["attrs"]["md5.rc"] == "0", ctx
+    m = re.search(r"^L2: vsock sent port=1024 rc=(\d+) bytes=(\d+) ", out, re.M)
+    assert m and m.groups() == ("0", str(cases.VSOCK_MIB << 20)), ctx
+    g2h, _ = listened(c, "g2h")
+    assert list(g2h) == [1] and g2h[1]["bytes"] == cases.VSOCK_MIB << 20, ctx
+    assert got["in.1"] == want["h2g.bin"], (got, want, ctx)
+    multi = cases.VSOCK_G2H_MULTI
+    assert re.search(rf"^L2: vsock multi port=1025 conns={multi} failed=0 ", out, re.M), ctx
+    back, _ = listened(c, "g2h_multi")
+    assert len(back) == multi, ctx
+    assert all(b["bytes"] == cases.VSOCK_MULTI_KIB << 10 for b in back.values()), (back, ctx)
+    came = [v for k, v in got.items() if k.startswith("min.")]
+    assert len(set(came)) == multi, (got, ctx)
+    assert set(came) <= {v for k, v in want.items() if k.startswith("hm.")}, (got, want, ctx)
+    m = re.search(r"^L2: vsock nolistener port=1026 rc=(\d+) ms=\d+ err=(\S*)", out, re.M)
+    assert m and m.group(1) != "0", ctx
+    assert re.search(r"Connection_(reset_by_peer|refused)", m.group(2)), (m.group(2), ctx)
+    v = vsock_metrics(res, c, "end")
+    mctx = f"{v}\n{ctx}"
+    payload_in = (cases.VSOCK_MIB << 20) + cases.VSOCK_MULTI * (cases.VSOCK_MULTI_KIB << 10)
+    assert v["rx_bytes_count"] == payload_in, mctx
+    assert v["tx_bytes_count"] == (cases.VSOCK_MULTI + 1) * MD5_LINE + (cases.VSOCK_MIB << 20) \
+        + multi * (cases.VSOCK_MULTI_KIB << 10) + (cases.VSOCK_STALL_MIB << 20), mctx
+    # Host: 1 + 32 + the go; guest: 1024, the 32 and the stalled 1027 (1026 never opened).
+    assert v["conns_host"] == cases.VSOCK_MULTI + 2, mctx
+    assert v["conns_guest"] == 2 + multi, mctx
+    assert v["refused_by_guest"] == 1 and v["refused_no_listener"] == 1, mctx
+    assert v["conns_open"] == 0 and v["conns_added"] == v["conns_removed"], mctx
+    assert v["buffered_bytes"] == 0, mctx
+    for k in VSOCK_TROUBLE:
+        assert v[k] == 0, (k, mctx)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_linux_vsock_a_stalled_reader_stops_the_writer_not_the_vmm(l1, kernel):
+    """A host reader that stops (port 1027, after 1 MiB) while the L2 writes on: the
+    other connections (64 MiB to 1024, the 8 to 1025) begin and end while it waits; once
+    they are done the writer is stopped by credit -- /metrics' tx_bytes_count does not move
+    over the 3 s of samples, what the VMM holds for it (buffered_bytes) is at most the
+    256 KiB of credit it gave -- and hugevmm's RSS (VmRSS every 0.2 s, smaps_rollup before
+    and after; its guest RAM prefaulted) grows by less than 8 MiB, nor after the whole case.
+    When the reader reads on, the rest arrives, whole."""
+    res, c = vsock_case(l1, kernel, "linux-vsock")
+    ctx = vsock_context(res, c)
+    conns_, stall = listened(c, "stall")
+    assert set(stall) == {"begin", "end"} and list(conns_) == [1], ctx
+    assert stall["begin"]["bytes"] >= cases.VSOCK_STALL_AT, ctx
+    assert stall["end"]["bytes"] == stall["begin"]["bytes"], ctx  # nothing read meanwhile
+    assert conns_[1]["bytes"] == cases.VSOCK_STALL_MIB << 20, ctx
+    assert md5s(c["files"]["md5"])["sin.1"] == md5s(c["files"]["pre"])["stall"], ctx
+    assert re.search(r"^L2: vsock sent port=1027 rc=0 ", c["files"]["stdout"], re.M), ctx
+    # The others went on while this one was stalled (no head-of-line blocking).
+    others = [listened(c, "g2h")[0][1]] + list(listened(c, "g2h_multi")[0].values())
+    for o in others:
+        assert stall["begin"]["at"] < o["end_at"] < stall["end"]["at"], (o, stall, ctx)
+    s1, s2 = vsock_metrics(res, c, "stall1"), vsock_metrics(res, c, "stall2")
+    mctx = f"stall1 {s1}\nstall2 {s2}\n{ctx}"
+    assert s1["tx_bytes_count"] == s2["tx_bytes_count"], mctx
+    assert s1["conns_open"] == s2["conns_open"] == 1, mctx
+    for s in (s1, s2):
+        assert 0 < s["buffered_bytes"] <= 256 * 1024, mctx
+    assert s2["host_full"] > 0, mctx
+    samples = [int(ln.split()[1]) * 1024 for ln in c["files"].get("rss.stall", "").splitlines()
+               if len(ln.split()) == 2]
+    assert len(samples) >= 10, ("too few RSS samples", samples, ctx)
+    rss = {n: rollup_rss(c, n) for n in ("h2g", "stall1", "stall2", "end")}
+    assert None not in rss.values(), (rss, ctx)
+    grew = max(samples + [rss["stall2"]]) - min(samples + [rss["stall1"]])
+    assert grew < 8 * MiB, (f"RSS grew {grew} bytes while the writer waited", rss, samples, ctx)
+    assert rss["end"] - rss["h2g"] < 8 * MiB, (rss, ctx)
+    print(f"linux-vsock {kernel}: stall {stall['end']['ms']} ms, RSS {rss['h2g'] >> 10} -> "
+          f"{rss['stall1'] >> 10} -> {rss['stall2'] >> 10} -> {rss['end'] >> 10} KiB "
+          f"(samples {min(samples) >> 10}..{max(samples) >> 10}), buffered "
+          f"{s2['buffered_bytes']}, peak {s2['buffered_max']}")
+
+
+def exit_vsock(res, c):
+    """The metrics line at exit: Firecracker's vsock group with hugevmm's own beside it."""
+    m = exit_metrics(res, c)
+    assert "vsock" in m and "vsock" in m.get("hugevmm", {}), \
+        f"no vsock in the metrics line: {sorted(m)}\n" + vsock_context(res, c)
+    return dict(m["vsock"], **m["hugevmm"]["vsock"])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_test_guest_vsock(l1, kernel):
+    """The test guest's own driver (test=vsock, on the command line's virtio-mmio entry):
+    the guest_cid from config space; a CONNECT to a port it does not serve refused; 1 MiB
+    from the host to port 52 summed (FNV-1a) as the host summed it, the answer on the same
+    connection after the host's half close; a packet beyond its credit and two malformed
+    ones (a type that is not stream, a len beyond the chain) each reset, and counted as
+    rst_malformed; 64 KiB packets regardless of credit to a host listener that never
+    reads: reset (rst_credit) once the host socket is full and the VMM holds the 256 KiB
+    it gave, never more -- the host socket took what tx_bytes_count says; the device never
+    needs a reset; then 1 MiB of its pattern to the host's listener on 1024, whole; PASS,
+    and exit 0 on its own."""
+    res, c = vsock_case(l1, kernel, "vsock-guest")
+    out, a, ctx = c["files"]["stdout"], c["attrs"], vsock_context(res, c)
+    n = cases.VSOCK_TG_BYTES
+    assert "testguest: PASS" in out and a["rc"] == "0", ctx
+    assert re.search(rf"^vsock cid={cases.VSOCK_TG_CID} ", out, re.M), ctx
+    assert "vsock request port=53 refused" in out, ctx
+    ref = conns(c, "refused")
+    assert len(ref) == 1 and ref[0].get("refused") in ("eof", "reset"), (ref, ctx)
+    h = conns(c, "h2g")
+    assert len(h) == 1 and int(h[0]["sent"]) == n, ctx
+    assert h[0]["reply"] == f"sum={h[0]['fnv']}_bytes={n}", (h, ctx)
+    assert re.search(rf"^vsock rx bytes={n} sum={h[0]['fnv']} ", out, re.M), ctx
+    m = re.search(r"^vsock bad=credit len=(\d+) buf_alloc=(\d+) rst=1 needs_reset=0$", out, re.M)
+    assert m and int(m.group(2)) == 256 * 1024 and int(m.group(1)) > int(m.group(2)), ctx
+    assert re.search(r"^vsock bad=hdr type=3 rst=[01] needs_reset=0$", out, re.M), ctx
+    assert re.search(r"^vsock bad=hdr len=4096 payload=100 rst=[01] needs_reset=0$", out, re.M), ctx
+    bad, _ = listened(c, "bad")
+    assert len(bad) == 3 and all(b["bytes"] == 0 for b in bad.values()), (bad, ctx)
+    assert re.search(rf"^vsock connected port=1024 buf_alloc={256 * 1024}$", out, re.M), ctx
+    assert re.search(rf"^vsock tx bytes={n} ", out, re.M), ctx
+    g2h, _ = listened(c, "g2h")
+    assert list(g2h) == [1] and g2h[1]["bytes"] == n, ctx
+    sums = [ln.split()[0] for ln in c["files"]["md5"].splitlines() if ln.strip()]
+    assert len(sums) == 2 and sums[0] == sums[1], ("not the guest's pattern", sums, ctx)
+    assert a["uds_left"] == "no" and c["files"].get("sockets_left", "?").strip() == "", ctx
+    m = re.search(r"^vsock bad=flood sent=(\d+) buf_alloc=(\d+) rst=1 needs_reset=0$", out, re.M)
+    assert m, ctx
+    flood_sent, credit = int(m.group(1)), int(m.group(2))
+    held = re.search(r"^conn 1 closed unread=(\d+) ", c["files"].get("flood", ""), re.M)
+    assert held and a["flood.rc"] == "0", ("the flood's connection was not closed", ctx)
+    unread = int(held.group(1))
+    v = exit_vsock(res, c)
+    mctx = f"{v}\n{ctx}"
+    # What the guest sent beyond its credit: the host socket's fill, the credit the VMM
+    # holds, the packet that broke it, and one more the guest may send before it sees the
+    # RST (the device gives each chain back before the RST is read; rst_unknown then).
+    assert credit == 256 * 1024 and flood_sent > credit, mctx
+    assert flood_sent <= unread + credit + 2 * 64 * 1024, (flood_sent, unread, mctx)
+    assert v["buffered_max"] <= credit, mctx
+    assert v["rx_bytes_count"] == n, mctx
+    assert v["tx_bytes_count"] == n + len(f"sum={h[0]['fnv']} bytes={n}\n") + unread, mctx
+    assert v["refused_by_guest"] == 1 and v["conns_host"] == 1, mctx
+    assert v["rst_malformed"] == 3 and v["rst_credit"] == 1 and v["conns_killed"] == 4, mctx
+    assert v["conns_open"] == 0 and v["conns_added"] == v["conns_removed"], mctx
+    for k in ("rst_by_guest", "rst_host_gone", "rst_close_timeout", "malformed_dropped",
+              "bad_connect_lines", "connect_timeouts"):
+        assert v[k] == 0, (k, mctx)
+    assert "needs_reset=1" not in out, ctx
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_connect_line_in_pieces_leaves_the_loop_idle(l1, kernel):
+    """A host client whose "CONNECT 53\n" comes in two pieces 2 s apart ("CONN", then the
+    rest; the test guest refuses port 53) gets its answer as any other, and while the VMM
+    waits for the rest of the line its event loop (the main thread) sleeps: under 0.5 s of
+    CPU time in those 2 s."""
+    res, c = vsock_case(l1, kernel, "vsock-guest")
+    a, ctx = c["attrs"], vsock_context(res, c)
+    ref = conns(c, "refused")
+    assert len(ref) == 1 and ref[0].get("refused") in ("eof", "reset"), (ref, ctx)
+    assert "vsock request port=53 refused" in c["files"]["stdout"], ctx
+    b, e = (dict(kv.split("=") for kv in a[f"cpu.{n}"].split())
+            for n in ("before_split", "after_split"))
+    ms, ticks = int(e["ms"]) - int(b["ms"]), int(e["main"]) - int(b["main"])
+    assert ms >= cases.VSOCK_SPLIT_MS, (b, e, ctx)
+    assert ticks < 50, (f"the VMM's loop used {ticks * 10} ms of CPU in {ms} ms while a "
+                        "CONNECT line was incomplete", b, e, ctx)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_vsock_uds_path_that_is_a_file_is_refused(l1, kernel):
+    """uds_path naming a regular file: hugevmm refuses the config (exit 2) naming the
+    setting, the path and what is there, before any VM, and the file is untouched (its
+    mode, size and text as they were)."""
+    res, c = get_case(l1, kernel, "vsock-refuse-file")
+    err = c["files"]["stderr"]
+    assert c["attrs"]["rc"] == "2", context(res, c)
+    assert "vsock.uds_path" in err and cases.VSOCK_REFUSE_FILE in err and \
+        "regular file" in err, context(res, c)
+    post = c["files"]["post"].splitlines()
+    assert post[:2] == [f"644 regular file {len(cases.VSOCK_REFUSE_TEXT) + 1}",
+                        cases.VSOCK_REFUSE_TEXT], (post, context(res, c))
+    assert c["files"]["before"] == c["files"]["after"], context(res, c)
