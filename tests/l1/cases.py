@@ -561,7 +561,7 @@ def linux_vsock():
         f"host refused vsockhost connect {u} 53 /dev/null",
         "metrics h2g",
         f"bg stall vsockhost listen {u}_1027 1 {d}/sin stall_at={VSOCK_STALL_AT} "
-        f"stall_ms=100000 release={d}/release",
+        f"stall_ms=100000 release={d}/release timeout_s=300",
         f"bg g2h vsockhost listen {u}_1024 1 {d}/in",
         f"bg g2h_multi vsockhost listen {u}_1025 {VSOCK_G2H_MULTI} {d}/min",
         "waitout g2h ^listening", "waitout g2h_multi ^listening", "waitout stall ^listening",
