@@ -1132,10 +1132,19 @@ static void tx_one(struct virtio_vsock *v, const struct vq_chain *ch)
 		return;
 	}
 	if (!c || c->state == C_DEAD) {
-		if (!c)
-			v->st.rst_unknown++;
-		if (!c)
+		/*
+		 * Anything but an RST for no connection is answered with one (as Linux does).
+		 * Counted apart: bytes or an answer (rst_unknown), and a SHUTDOWN or credit
+		 * news, which is what a connection that just ended still sends (socat shuts
+		 * down twice; the first ended it).
+		 */
+		if (!c) {
+			if (h.op == VSOCK_OP_RW || h.op == VSOCK_OP_RESPONSE)
+				v->st.rst_unknown++;
+			else
+				v->st.late_packets++;
 			stray_rst(v, h.dst_port, h.src_port);
+		}
 		return;
 	}
 	guest_credit(v, c, &h);

@@ -126,9 +126,10 @@ struct vsock_counters {
 	uint64_t rst_host_gone;     /* the host socket failed (EPIPE, ECONNRESET) */
 	uint64_t rst_credit;        /* the guest sent beyond the credit it was given */
 	uint64_t rst_malformed;     /* a bad packet on a connection (type, length, op) */
-	uint64_t rst_close_timeout; /* a SHUTDOWN(both) never answered */
 	uint64_t rst_too_many;      /* a connection past VSOCK_MAX_CONNS */
-	uint64_t rst_unknown;       /* a packet for no connection (answered with RST) */
+	uint64_t rst_unknown;       /* bytes or a RESPONSE for no connection (answered with RST) */
+	uint64_t late_packets;      /* a SHUTDOWN or credit packet for no connection: what an
+				       ended one still sends (answered with RST, not a fault) */
 	uint64_t malformed_dropped; /* packets dropped whole: short header, wrong CIDs */
 	uint64_t credit_updates_sent, credit_requests_seen;
 	uint64_t host_full;         /* a host socket took less than offered: buffered */

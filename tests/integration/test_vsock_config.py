@@ -31,8 +31,8 @@ FC_COUNTERS = ["rx_queue_event_count", "tx_queue_event_count", "rx_bytes_count",
                "conns_killed", "conns_removed", "rx_read_fails", "tx_write_fails"]
 OWN_COUNTERS = ["conns_open", "conns_host", "conns_guest", "refused_by_guest",
                 "refused_no_listener", "bad_connect_lines", "connect_timeouts", "rst_by_guest",
-                "rst_host_gone", "rst_credit", "rst_malformed", "rst_close_timeout",
-                "rst_too_many", "rst_unknown", "malformed_dropped", "credit_updates_sent",
+                "rst_host_gone", "rst_credit", "rst_malformed", "rst_too_many",
+                "rst_unknown", "late_packets", "malformed_dropped", "credit_updates_sent",
                 "credit_requests_seen", "host_full", "buffered_bytes", "buffered_max"]
 # Firecracker's VsockDeviceMetrics, every field (its metrics line's "vsock" group).
 FC_VSOCK = ["activate_fails", "cfg_fails", "rx_queue_event_fails", "tx_queue_event_fails",
