@@ -29,8 +29,12 @@
  * the guest sees as end of stream); a host socket that fails (EPIPE,
  * ECONNRESET) -> RST. A guest SHUTDOWN with both flags -> what waits is
  * written, the host socket closed, RST to the guest (what Linux expects);
- * a guest RST -> the host socket closed. A connection whose peer never
- * answers our SHUTDOWN(both) is reset after VSOCK_CLOSE_MS.
+ * a guest RST -> the host socket closed. Once both sides said they send no
+ * more (the host's EOF, the guest's SHUTDOWN(SEND)) and what waits is
+ * written, the connection ends the same way. The device never waits on the
+ * guest to close: Linux itself resets a connection whose close is not
+ * answered (VSOCK_CLOSE_TIMEOUT, 8 s), and a connection the guest keeps
+ * half-open is the guest's to keep.
  *
  * A malformed packet (a header shorter than 44 bytes, a length beyond the
  * chain or VSOCK_MAX_PKT, a CID that is not the guest's / the host's) is
