@@ -1484,6 +1484,26 @@ static void bad_connect_lines_close_the_client(void **state)
 	stop();
 }
 
+/* A NUL inside the line is not "CONNECT <port>\n" either: closed, counted, no REQUEST. */
+static void connect_line_with_a_nul_is_bad(void **state)
+{
+	struct pkt *p;
+	int fd;
+
+	(void)state;
+	start();
+	fd = client();
+	cwrite(fd, "CONNECT 52\0junk\n", 16);
+	sync_all();
+	p = next_pkt();
+	if (p)
+		fail_msg("\"CONNECT 52\\0junk\\n\" was taken: op %u to guest port %u", p->h.op,
+			 p->h.dst_port);
+	cclosed(fd);
+	assert_int_equal(cnt().bad_connect_lines, 1);
+	stop();
+}
+
 /* A line that comes in pieces: one line, and the device waits for the rest without spinning
  * (a level-triggered watch on a socket whose bytes it leaves there fires forever). */
 static void connect_line_in_pieces(void **state)
@@ -2561,6 +2581,7 @@ int main(void)
 		cmocka_unit_test_setup(guest_rst_refuses_a_host_connect, knobs),
 		cmocka_unit_test_setup(bad_connect_lines_close_the_client, knobs),
 		cmocka_unit_test_setup(connect_line_in_pieces, knobs),
+		cmocka_unit_test_setup(connect_line_with_a_nul_is_bad, knobs),
 		cmocka_unit_test_setup(guest_connect_with_and_without_listener, knobs),
 		cmocka_unit_test_setup(guest_shutdown_both_flushes_then_resets, knobs),
 		cmocka_unit_test_setup(credit_bounds_what_the_guest_sends, knobs),
