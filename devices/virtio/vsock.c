@@ -597,14 +597,15 @@ static int read_line(struct conn *c, uint32_t *port)
 	c->line_len += (unsigned)n;
 	if (!nl)
 		return c->line_len >= VSOCK_LINE_MAX - 1 ? -1 : 0;
-	*nl = 0;
 	if (nl > c->line && nl[-1] == '\r')
-		nl[-1] = 0;
+		nl--;
+	*nl = 0;
 	if (strncmp(c->line, "CONNECT ", 8) || c->line[8] < '0' || c->line[8] > '9')
 		return -1;
 	errno = 0;
 	p = strtoul(c->line + 8, &end, 10);
-	if (errno || *end || p > UINT32_MAX)
+	/* The number must end the line: a NUL inside would hide what follows it. */
+	if (errno || end != nl || p > UINT32_MAX)
 		return -1;
 	*port = (uint32_t)p;
 	return 1;

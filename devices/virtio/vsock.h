@@ -59,7 +59,6 @@
 #define VSOCK_BUF_ALLOC   (256u * 1024u)    /* what each connection offers the guest */
 #define VSOCK_MAX_PKT     (64u * 1024u)     /* the largest payload taken from the guest */
 #define VSOCK_MAX_CONNS   1024u             /* open connections at once (more: RST) */
-#define VSOCK_CLOSE_MS    2000u             /* a SHUTDOWN(both) unanswered: RST */
 #define VSOCK_CONNECT_MS  5000u             /* host: CONNECT line, and the guest's answer */
 #define VSOCK_LINE_MAX    32u               /* "CONNECT 4294967295\n" fits */
 #define VSOCK_PORT_FIRST  (1u << 30)        /* local ports for host-initiated connections */
