@@ -105,15 +105,11 @@
 #define CPORT0   100000u /* ports host clients ask for, one per client */
 #define BUF      VSOCK_BUF_ALLOC
 
-#define FH_MAGIC 0x66757a7a76736bull
-
 /* ---- the run ---- */
 
 static unsigned long long seed0, run_seed;
 static unsigned long run_no, step_now;
 static uint8_t *mem[2];
-static struct guest_mem gm;
-static struct virtio_vsock dev;
 static char dir[64], uds[96];
 static uint32_t gcid;
 static bool chaos, inject, slow_host, linux_like, known_only, tracing;
@@ -165,102 +161,10 @@ static bool one_in(uint64_t n)
 	return below(n) == 0;
 }
 
-/* ---- guest memory ---- */
+/* ---- guest memory, the header, the fake loop, the driver's registers ---- */
 
-static void gput(uint64_t gpa, const void *src, uint64_t len)
-{
-	const uint8_t *s = src;
-
-	while (len) {
-		uint8_t *h;
-		uint64_t n = mem_gpa_piece(&gm, gpa, len, &h);
-
-		if (!n)
-			fail("the model wrote outside RAM at 0x%llx", (unsigned long long)gpa);
-		memcpy(h, s, n);
-		s += n;
-		gpa += n;
-		len -= n;
-	}
-}
-
-static void gget(uint64_t gpa, void *dst, uint64_t len)
-{
-	uint8_t *d = dst;
-
-	while (len) {
-		uint8_t *h;
-		uint64_t n = mem_gpa_piece(&gm, gpa, len, &h);
-
-		if (!n)
-			fail("the model read outside RAM at 0x%llx", (unsigned long long)gpa);
-		memcpy(d, h, n);
-		d += n;
-		gpa += n;
-		len -= n;
-	}
-}
-
-static uint16_t g16(uint64_t gpa)
-{
-	uint16_t v;
-
-	gget(gpa, &v, 2);
-	return v;
-}
-
-static uint32_t g32(uint64_t gpa)
-{
-	uint32_t v;
-
-	gget(gpa, &v, 4);
-	return v;
-}
-
-/* ---- the header, the guest's own code ---- */
-
-static void le(uint8_t *w, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		w[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t ld(const uint8_t *w, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)w[i] << (8 * i);
-	return v;
-}
-
-static void wire_put(uint8_t *w, const struct vsock_hdr *h)
-{
-	le(w, h->src_cid, 8);
-	le(w + 8, h->dst_cid, 8);
-	le(w + 16, h->src_port, 4);
-	le(w + 20, h->dst_port, 4);
-	le(w + 24, h->len, 4);
-	le(w + 28, h->type, 2);
-	le(w + 30, h->op, 2);
-	le(w + 32, h->flags, 4);
-	le(w + 36, h->buf_alloc, 4);
-	le(w + 40, h->fwd_cnt, 4);
-}
-
-static void wire_get(struct vsock_hdr *h, const uint8_t *w)
-{
-	h->src_cid = ld(w, 8);
-	h->dst_cid = ld(w + 8, 8);
-	h->src_port = (uint32_t)ld(w + 16, 4);
-	h->dst_port = (uint32_t)ld(w + 20, 4);
-	h->len = (uint32_t)ld(w + 24, 4);
-	h->type = (uint16_t)ld(w + 28, 2);
-	h->op = (uint16_t)ld(w + 30, 2);
-	h->flags = (uint32_t)ld(w + 32, 4);
-	h->buf_alloc = (uint32_t)ld(w + 36, 4);
-	h->fwd_cnt = (uint32_t)ld(w + 40, 4);
-}
+#define VG_FAIL(...) fail(__VA_ARGS__)
+#include "tests/unit/vsock_guest.h"
 
 /* Byte @k of stream @id: every stream's bytes are known from their offset. */
 static uint8_t sbyte(uint32_t id, uint64_t k)
@@ -282,228 +186,18 @@ static void scheck(const uint8_t *p, uint32_t id, uint64_t off, size_t n, const 
 			     (unsigned long long)(off + i), id, p[i], sbyte(id, off + i));
 }
 
-/* ---- the fake loop ---- */
+/* ---- the fake loop (vsock_guest.h): in some runs watches and timers fail now and then ---- */
 
-struct fh {
-	uint64_t magic;
-	bool timer, live, fired, in_cb;
-	int fd;
-	short ev;
-	uint64_t due;
-	void (*fn)(void *, int);
-	void *arg;
-	struct fh *next;
-};
+static bool in_attach;
 
-static struct fh *fh_all, **fh_live;
-static unsigned fh_nlive, fh_cap;
-static uint64_t now_ms;
-static bool dev_stopped, in_attach;
-static unsigned long irq_pulses, irq_seen;
-static char last_ran[160];
-
-static void f_irq(void *o, unsigned gsi, int level)
+static bool vg_refuse_watch(void)
 {
-	(void)o;
-	if (gsi != GSI)
-		fail("an interrupt on gsi %u", gsi);
-	irq_pulses += level == 1;
+	return inject && !in_attach && one_in(40);
 }
 
-static struct fh *fh_new(void)
+static bool vg_refuse_timer(void)
 {
-	struct fh *h = calloc(1, sizeof(*h));
-
-	if (!h)
-		fail("out of memory");
-	h->magic = FH_MAGIC;
-	h->next = fh_all;
-	fh_all = h;
-	if (fh_nlive == fh_cap) {
-		fh_cap = fh_cap ? 2 * fh_cap : 64;
-		fh_live = realloc(fh_live, fh_cap * sizeof(*fh_live));
-		if (!fh_live)
-			fail("out of memory");
-	}
-	fh_live[fh_nlive++] = h;
-	h->live = true;
-	return h;
-}
-
-static struct fh *known(void *p)
-{
-	struct fh *h = p;
-
-	if (h->magic != FH_MAGIC)
-		fail("the device passed a handle the host never gave it");
-	return h;
-}
-
-static void fh_compact(void)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < fh_nlive; i++)
-		if (fh_live[i]->live)
-			fh_live[n++] = fh_live[i];
-	fh_nlive = n;
-}
-
-static void *f_watch(void *o, int fd, short ev, void (*fn)(void *, int), void *arg)
-{
-	struct fh *h;
-
-	(void)o;
-	if (dev_stopped)
-		fail("watch(fd %d) after virtio_vsock_stop", fd);
-	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-		fail("watch of fd %d, which is not open", fd);
-	for (unsigned i = 0; i < fh_nlive; i++)
-		if (fh_live[i]->live && !fh_live[i]->timer && fh_live[i]->fd == fd &&
-		    (fh_live[i]->ev & ev))
-			fail("fd %d watched twice for events 0x%x", fd, fh_live[i]->ev & ev);
-	if (inject && !in_attach && one_in(40))
-		return NULL;
-	h = fh_new();
-	h->fd = fd;
-	h->ev = ev;
-	h->fn = fn;
-	h->arg = arg;
-	return h;
-}
-
-static void f_unwatch(void *o, void *w)
-{
-	struct fh *h;
-
-	(void)o;
-	if (!w)
-		return;
-	h = known(w);
-	if (h->timer) {
-		if (h->fired && !h->in_cb)
-			fail("a timer removed after it fired (the loop has freed it)");
-	} else if (!h->live && !h->in_cb) {
-		fail("the watch on fd %d removed twice (the loop has freed it)", h->fd);
-	}
-	h->live = false;
-}
-
-static void *f_timer(void *o, uint64_t ms, void (*fn)(void *, int), void *arg)
-{
-	struct fh *h;
-
-	(void)o;
-	if (dev_stopped)
-		fail("timer(%llu ms) after virtio_vsock_stop", (unsigned long long)ms);
-	if (inject && one_in(40))
-		return NULL;
-	h = fh_new();
-	h->timer = true;
-	h->fd = -1;
-	h->due = now_ms + ms;
-	h->fn = fn;
-	h->arg = arg;
-	return h;
-}
-
-static void f_cancel(void *o, void *t)
-{
-	struct fh *h;
-
-	(void)o;
-	if (!t)
-		return;
-	h = known(t);
-	if (h->fired && !h->in_cb)
-		fail("a timer cancelled after it fired (the loop has freed it)");
-	if (!h->live && !h->in_cb)
-		fail("a timer cancelled twice (the loop has freed it)");
-	h->live = false;
-}
-
-static const struct dev_host fhost = {.irq_line = f_irq,
-				      .timer = f_timer,
-				      .timer_cancel = f_cancel,
-				      .watch = f_watch,
-				      .unwatch = f_unwatch};
-
-/* One turn: kicks, ready watches, due timers. Whether anything ran. */
-static bool run_ready(void)
-{
-	static struct pollfd p[4096];
-	static struct fh *w[4096];
-	unsigned n = 0;
-	bool any = false;
-
-	fh_compact();
-	for (unsigned q = 0; q < 3; q++) {
-		p[n] = (struct pollfd){.fd = dev.t.kick_fd[q], .events = POLLIN};
-		w[n++] = NULL;
-	}
-	for (unsigned i = 0; i < fh_nlive; i++) {
-		if (fh_live[i]->timer)
-			continue;
-		if (n == 4096)
-			fail("more than 4093 watches");
-		p[n] = (struct pollfd){.fd = fh_live[i]->fd, .events = fh_live[i]->ev};
-		w[n++] = fh_live[i];
-	}
-	if (poll(p, n, 0) < 0)
-		fail("poll: %s", strerror(errno));
-	for (unsigned i = 0; i < n; i++) {
-		if (!p[i].revents)
-			continue;
-		if (!w[i]) {
-			snprintf(last_ran, sizeof(last_ran), "the kick of queue %u", i);
-			virtio_mmio_kick(&dev.t, i);
-			any = true;
-			continue;
-		}
-		if (!w[i]->live)
-			continue;
-		if (p[i].revents & POLLNVAL)
-			fail("a live watch on fd %d, which the device closed", w[i]->fd);
-		snprintf(last_ran, sizeof(last_ran), "the watch on fd %d (events 0x%x, revents 0x%x)",
-			 w[i]->fd, w[i]->ev, p[i].revents);
-		w[i]->in_cb = true;
-		w[i]->fn(w[i]->arg, p[i].revents);
-		w[i]->in_cb = false;
-		any = true;
-	}
-	for (unsigned i = 0; i < fh_nlive; i++) {
-		struct fh *t = fh_live[i];
-
-		if (t->live && t->timer && t->due <= now_ms) {
-			snprintf(last_ran, sizeof(last_ran), "a timer");
-			t->in_cb = true;
-			t->fn(t->arg, 0);
-			t->in_cb = false;
-			t->fired = true;
-			t->live = false;
-			any = true;
-		}
-	}
-	return any;
-}
-
-static void settle(void)
-{
-	for (unsigned r = 0; run_ready(); r++)
-		if (r > 20000)
-			fail("the device never settles: %s fires forever", last_ran);
-}
-
-static void fh_free_all(void)
-{
-	while (fh_all) {
-		struct fh *h = fh_all;
-
-		fh_all = h->next;
-		h->magic = 0;
-		free(h);
-	}
-	fh_nlive = 0;
+	return inject && one_in(40);
 }
 
 /* ---- the driver: queues and chains ---- */
@@ -528,30 +222,8 @@ struct queue {
 	struct chain c[QMAX]; /* by head */
 };
 
-static unsigned qn;
 static struct queue Q[3];
 static bool live; /* DRIVER_OK set and not reset */
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v;
-
-	dev.t.dev.ops->read(&dev.t.dev, off, &v, 4);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	dev.t.dev.ops->write(&dev.t.dev, off, &v, 4);
-}
-
-static void desc(unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t nx)
-{
-	uint8_t d[16];
-
-	fuzz_desc(d, addr, len, flags, nx);
-	gput(RING(q) + 16 * i, d, 16);
-}
 
 static bool take_descs(unsigned q, unsigned n, uint16_t *d)
 {
@@ -576,11 +248,6 @@ static void offer(unsigned q, uint16_t head)
 	Q[q].avail++;
 	v = Q[q].avail;
 	gput(RING(q) + 0x1000 + 2, &v, 2);
-}
-
-static void notify(unsigned q)
-{
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, q);
 }
 
 /* Chains the device holds (offered, not used). */
@@ -695,14 +362,7 @@ static void driver_up(void)
 		fail("config space says CID %llu, not %u", (unsigned long long)ld(cfg, 8), gcid);
 	for (unsigned q = 0; q < 3; q++) {
 		wr(VIRTIO_MMIO_QUEUE_SEL, q);
-		wr(VIRTIO_MMIO_QUEUE_NUM, qn);
-		wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)RING(q));
-		wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)RING(q) + 0x1000);
-		wr(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-		wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)RING(q) + 0x2000);
-		wr(VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-		wr(VIRTIO_MMIO_QUEUE_READY, 1);
+		queue_ready(q);
 	}
 	for (unsigned i = 0; i < 2 && Q[EVQ].nfree; i++) {
 		uint16_t d = Q[EVQ].freed[--Q[EVQ].nfree];
@@ -850,14 +510,6 @@ static bool gop(struct gconn *c, uint16_t op, uint32_t flags)
 }
 
 /* ---- the device's packets ---- */
-
-static struct vsock_counters cnt(void)
-{
-	struct vsock_counters k;
-
-	virtio_vsock_counters(&dev, &k);
-	return k;
-}
 
 static void on_packet(const struct vsock_hdr *h, const uint8_t *data)
 {
@@ -1065,7 +717,7 @@ static bool harvest(void)
 static void sync_dev(void)
 {
 	for (unsigned i = 0; i < 1000; i++) {
-		settle();
+		fh_settle();
 		if (!harvest())
 			return;
 	}
@@ -1925,19 +1577,6 @@ static void check(void)
 }
 
 /* ---- the run ---- */
-
-static unsigned count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	if (!d)
-		fail("opendir /proc/self/fd: %s", strerror(errno));
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
 
 static void start_run(void)
 {

@@ -72,280 +72,31 @@
 #define MAXIN     8192u
 #define PKTMAX    (VSOCK_HDR_LEN + 0x10000u)
 
-/* ---- guest memory ---- */
+/* ---- guest memory, the header, the fake loop (fhost), the driver's registers ---- */
 
 static uint8_t *slot_mem[2];
-static struct guest_mem gm;
 
-static void gput(uint64_t gpa, const void *src, uint64_t len)
+#define VG_FAIL(...) fail_msg(__VA_ARGS__)
+#include "vsock_guest.h"
+
+static unsigned long watches_made, timers_made;
+
+static bool vg_refuse_watch(void)
 {
-	const uint8_t *s = src;
-
-	while (len) {
-		uint8_t *h;
-		uint64_t n = mem_gpa_piece(&gm, gpa, len, &h);
-
-		assert_true(n > 0);
-		memcpy(h, s, n);
-		s += n;
-		gpa += n;
-		len -= n;
-	}
+	watches_made++;
+	return false;
 }
 
-static void gget(uint64_t gpa, void *dst, uint64_t len)
+static bool vg_refuse_timer(void)
 {
-	uint8_t *d = dst;
-
-	while (len) {
-		uint8_t *h;
-		uint64_t n = mem_gpa_piece(&gm, gpa, len, &h);
-
-		assert_true(n > 0);
-		memcpy(d, h, n);
-		d += n;
-		gpa += n;
-		len -= n;
-	}
+	timers_made++;
+	return false;
 }
 
 static void put16(uint64_t gpa, uint16_t v)
 {
 	gput(gpa, &v, 2);
 }
-
-static uint16_t get16(uint64_t gpa)
-{
-	uint16_t v;
-
-	gget(gpa, &v, 2);
-	return v;
-}
-
-static uint32_t get32(uint64_t gpa)
-{
-	uint32_t v;
-
-	gget(gpa, &v, 4);
-	return v;
-}
-
-/* ---- the header, as the guest writes and reads it (not the device's code) ---- */
-
-static void le(uint8_t *w, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		w[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t ld(const uint8_t *w, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)w[i] << (8 * i);
-	return v;
-}
-
-static void wire_put(uint8_t *w, const struct vsock_hdr *h)
-{
-	le(w, h->src_cid, 8);
-	le(w + 8, h->dst_cid, 8);
-	le(w + 16, h->src_port, 4);
-	le(w + 20, h->dst_port, 4);
-	le(w + 24, h->len, 4);
-	le(w + 28, h->type, 2);
-	le(w + 30, h->op, 2);
-	le(w + 32, h->flags, 4);
-	le(w + 36, h->buf_alloc, 4);
-	le(w + 40, h->fwd_cnt, 4);
-}
-
-static void wire_get(struct vsock_hdr *h, const uint8_t *w)
-{
-	h->src_cid = ld(w, 8);
-	h->dst_cid = ld(w + 8, 8);
-	h->src_port = (uint32_t)ld(w + 16, 4);
-	h->dst_port = (uint32_t)ld(w + 20, 4);
-	h->len = (uint32_t)ld(w + 24, 4);
-	h->type = (uint16_t)ld(w + 28, 2);
-	h->op = (uint16_t)ld(w + 30, 2);
-	h->flags = (uint32_t)ld(w + 32, 4);
-	h->buf_alloc = (uint32_t)ld(w + 36, 4);
-	h->fwd_cnt = (uint32_t)ld(w + 40, 4);
-}
-
-/* ---- a fake VMM loop: watches dispatched with poll(), timers on a virtual clock ---- */
-
-#define FH_MAGIC 0x76736f636b66ull
-
-struct fh {
-	uint64_t magic;
-	bool timer, live, fired, in_cb;
-	int fd;
-	short ev;
-	uint64_t due;
-	void (*fn)(void *, int);
-	void *arg;
-	struct fh *next; /* every handle ever made, freed at stop */
-};
-
-static struct fh *fh_all;
-static struct fh **fh_live;
-static unsigned fh_nlive, fh_cap;
-static uint64_t now_ms;
-static bool dev_stopped;
-static unsigned irq_pulses, irq_seen;
-static unsigned long watches_made, timers_made;
-
-static void f_irq(void *o, unsigned gsi, int level)
-{
-	(void)o;
-	assert_int_equal(gsi, GSI);
-	irq_pulses += level == 1;
-}
-
-static struct fh *fh_new(void)
-{
-	struct fh *h = calloc(1, sizeof(*h));
-
-	assert_non_null(h);
-	h->magic = FH_MAGIC;
-	h->next = fh_all;
-	fh_all = h;
-	if (fh_nlive == fh_cap) {
-		fh_cap = fh_cap ? 2 * fh_cap : 64;
-		fh_live = realloc(fh_live, fh_cap * sizeof(*fh_live));
-		assert_non_null(fh_live);
-	}
-	fh_live[fh_nlive++] = h;
-	h->live = true;
-	return h;
-}
-
-static struct fh *known(void *p)
-{
-	struct fh *h = p;
-
-	if (h->magic != FH_MAGIC)
-		fail_msg("the device passed a handle the host never gave it (%p)", p);
-	return h;
-}
-
-static void *f_watch(void *o, int fd, short ev, void (*fn)(void *, int), void *arg)
-{
-	struct fh *h;
-
-	(void)o;
-	if (dev_stopped)
-		fail_msg("watch(fd %d) after virtio_vsock_stop", fd);
-	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-		fail_msg("watch of fd %d, which is not open", fd);
-	for (unsigned i = 0; i < fh_nlive; i++)
-		if (fh_live[i]->live && !fh_live[i]->timer && fh_live[i]->fd == fd &&
-		    (fh_live[i]->ev & ev))
-			fail_msg("fd %d watched twice for events 0x%x", fd, fh_live[i]->ev & ev);
-	h = fh_new();
-	h->fd = fd;
-	h->ev = ev;
-	h->fn = fn;
-	h->arg = arg;
-	watches_made++;
-	return h;
-}
-
-static void f_unwatch(void *o, void *w)
-{
-	struct fh *h;
-
-	(void)o;
-	if (!w)
-		return;
-	h = known(w);
-	if (h->timer) {
-		/* The VMM's timer_cancel and unwatch are one function: tolerated, checked alike. */
-		if (h->fired && !h->in_cb)
-			fail_msg("a timer removed after it fired (the loop has freed it)");
-	} else if (!h->live && !h->in_cb) {
-		fail_msg("the watch on fd %d removed twice (the loop has freed it)", h->fd);
-	}
-	h->live = false;
-}
-
-static void *f_timer(void *o, uint64_t ms, void (*fn)(void *, int), void *arg)
-{
-	struct fh *h;
-
-	(void)o;
-	if (dev_stopped)
-		fail_msg("timer(%llu ms) after virtio_vsock_stop", (unsigned long long)ms);
-	h = fh_new();
-	h->timer = true;
-	h->fd = -1;
-	h->due = now_ms + ms;
-	h->fn = fn;
-	h->arg = arg;
-	timers_made++;
-	return h;
-}
-
-static void f_cancel(void *o, void *t)
-{
-	struct fh *h;
-
-	(void)o;
-	if (!t)
-		return;
-	h = known(t);
-	if (h->fired && !h->in_cb)
-		fail_msg("a timer cancelled after it fired (the loop has freed it)");
-	if (!h->live && !h->in_cb)
-		fail_msg("a timer cancelled twice (the loop has freed it)");
-	h->live = false;
-}
-
-static const struct dev_host fhost = {.irq_line = f_irq,
-				      .timer = f_timer,
-				      .timer_cancel = f_cancel,
-				      .watch = f_watch,
-				      .unwatch = f_unwatch};
-
-static void fh_compact(void)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < fh_nlive; i++)
-		if (fh_live[i]->live)
-			fh_live[n++] = fh_live[i];
-	fh_nlive = n;
-}
-
-static unsigned fh_count_live(void)
-{
-	fh_compact();
-	return fh_nlive;
-}
-
-static struct fh *next_timer(void)
-{
-	struct fh *t = NULL;
-
-	for (unsigned i = 0; i < fh_nlive; i++)
-		if (fh_live[i]->live && fh_live[i]->timer && (!t || fh_live[i]->due < t->due))
-			t = fh_live[i];
-	return t;
-}
-
-static void fire(struct fh *h)
-{
-	h->in_cb = true;
-	h->fn(h->arg, 0);
-	h->in_cb = false;
-	h->fired = true;
-	h->live = false;
-}
-
-static struct virtio_vsock dev;
 
 /* ---- the VMM's real loop, for one test ---- */
 
@@ -414,63 +165,14 @@ static void on_kick(void *arg, int res)
 
 /* ---- running what is ready ---- */
 
-static char last_ran[256]; /* what the last turn ran, for a device that never settles */
-
 /* One turn: kicks, ready watches, due timers. Whether anything ran. */
 static bool run_ready(void)
 {
-	struct pollfd p[4096];
-	struct fh *w[4096];
-	unsigned n = 0;
-	bool any = false;
-
 	if (loop) {
 		assert_int_equal(evloop_run_once(loop, 5), 0);
 		return false; /* the caller decides by what the guest and host see */
 	}
-	fh_compact();
-	for (unsigned q = 0; q < 3; q++) {
-		p[n] = (struct pollfd){.fd = dev.t.kick_fd[q], .events = POLLIN};
-		w[n++] = NULL;
-	}
-	for (unsigned i = 0; i < fh_nlive && n < 4096; i++) {
-		if (fh_live[i]->timer)
-			continue;
-		p[n] = (struct pollfd){.fd = fh_live[i]->fd, .events = fh_live[i]->ev};
-		w[n++] = fh_live[i];
-	}
-	assert_true(n < 4096);
-	assert_true(poll(p, n, 0) >= 0);
-	for (unsigned i = 0; i < n; i++) {
-		if (!p[i].revents)
-			continue;
-		if (!w[i]) {
-			snprintf(last_ran, sizeof(last_ran), "the kick of queue %u", i);
-			virtio_mmio_kick(&dev.t, i);
-			any = true;
-			continue;
-		}
-		if (!w[i]->live)
-			continue; /* removed by an earlier callback of this turn */
-		if (p[i].revents & POLLNVAL)
-			fail_msg("a live watch on fd %d, which the device closed", w[i]->fd);
-		snprintf(last_ran, sizeof(last_ran), "the watch on fd %d (events 0x%x, revents 0x%x)",
-			 w[i]->fd, w[i]->ev, p[i].revents);
-		w[i]->in_cb = true;
-		w[i]->fn(w[i]->arg, p[i].revents);
-		w[i]->in_cb = false;
-		any = true;
-	}
-	for (unsigned i = 0; i < fh_nlive; i++) {
-		struct fh *t = fh_live[i];
-
-		if (t->live && t->timer && t->due <= now_ms) {
-			snprintf(last_ran, sizeof(last_ran), "a timer");
-			fire(t);
-			any = true;
-		}
-	}
-	return any;
+	return fh_run_ready();
 }
 
 /* Until nothing is ready: a device that never settles spins the real loop too. */
@@ -481,14 +183,11 @@ static void settle(void)
 			run_ready();
 		return;
 	}
-	for (unsigned r = 0; run_ready(); r++)
-		if (r > 20000)
-			fail_msg("the device never settles: %s fires forever", last_ran);
+	fh_settle();
 }
 
 /* ---- the driver ---- */
 
-static unsigned qn; /* the queue size in use */
 static uint16_t av[3], seen[3];
 static bool rx_busy[NSLOT], tx_busy[NSLOT];
 static unsigned rx_want = NSLOT; /* receive buffers the driver keeps posted */
@@ -508,40 +207,11 @@ static void (*rx_sink)(const struct vsock_hdr *h, const uint8_t *data); /* inste
 /* What the guest and the host saw, for the counters. */
 static uint64_t g_rx_pkts, g_rx_bytes, g_tx_sent, g_tx_bad, g_tx_rw_bytes, h_read_bytes;
 
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v;
-
-	dev.t.dev.ops->read(&dev.t.dev, off, &v, 4);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	dev.t.dev.ops->write(&dev.t.dev, off, &v, 4);
-}
-
-static void desc(unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t nx)
-{
-	uint8_t d[16];
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &nx, 2);
-	gput(RING(q) + 16 * i, d, 16);
-}
-
 static void offer(unsigned q, uint16_t head)
 {
 	put16(RING(q) + 0x1000 + 4 + 2 * (av[q] % qn), head);
 	av[q]++;
 	put16(RING(q) + 0x1000 + 2, av[q]);
-}
-
-static void notify(unsigned q)
-{
-	wr(VIRTIO_MMIO_QUEUE_NOTIFY, q);
 }
 
 static uint64_t rxbuf(unsigned s)
@@ -578,8 +248,8 @@ static void post_rx(void)
 
 static void used_elem(unsigned q, uint16_t n, uint32_t *id, uint32_t *len)
 {
-	*id = get32(RING(q) + 0x2000 + 4 + 8 * (n % qn));
-	*len = get32(RING(q) + 0x2000 + 8 + 8 * (n % qn));
+	*id = g32(RING(q) + 0x2000 + 4 + 8 * (n % qn));
+	*len = g32(RING(q) + 0x2000 + 8 + 8 * (n % qn));
 }
 
 static void take_rx(uint32_t id, uint32_t len)
@@ -620,7 +290,7 @@ static void take_rx(uint32_t id, uint32_t len)
 /* Take what the device used; receive buffers are posted again. Whether anything was new. */
 static bool harvest(void)
 {
-	uint16_t u = get16(RING(RXQ) + 0x2000 + 2);
+	uint16_t u = g16(RING(RXQ) + 0x2000 + 2);
 	bool any = false;
 	uint32_t id, len;
 
@@ -630,7 +300,7 @@ static bool harvest(void)
 		seen[RXQ]++;
 		any = true;
 	}
-	u = get16(RING(TXQ) + 0x2000 + 2);
+	u = g16(RING(TXQ) + 0x2000 + 2);
 	while (seen[TXQ] != u) {
 		used_elem(TXQ, seen[TXQ], &id, &len);
 		if (id % 2 || id / 2 >= NSLOT || !tx_busy[id / 2])
@@ -639,7 +309,7 @@ static bool harvest(void)
 		seen[TXQ]++;
 		any = true;
 	}
-	if (get16(RING(EVQ) + 0x2000 + 2) != seen[EVQ])
+	if (g16(RING(EVQ) + 0x2000 + 2) != seen[EVQ])
 		fail_msg("the device used an event buffer (no transport reset was asked for)");
 	if (any) {
 		if (irq_pulses == irq_seen)
@@ -1021,26 +691,6 @@ static void pattern(uint8_t *p, size_t len, uint32_t seed)
 		p[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
 }
 
-static unsigned count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	unsigned n = 0;
-
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
-static struct vsock_counters cnt(void)
-{
-	struct vsock_counters c;
-
-	virtio_vsock_counters(&dev, &c);
-	return c;
-}
-
 /* ---- the device's life ---- */
 
 static unsigned fds_before, test_no;
@@ -1089,14 +739,7 @@ static void driver_up(void)
 		max = rd(VIRTIO_MMIO_QUEUE_NUM_MAX);
 		assert_true(max >= 8);
 		qn = max < QWANT ? max : QWANT;
-		wr(VIRTIO_MMIO_QUEUE_NUM, qn);
-		wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)RING(q));
-		wr(VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-		wr(VIRTIO_MMIO_QUEUE_AVAIL_LOW, (uint32_t)RING(q) + 0x1000);
-		wr(VIRTIO_MMIO_QUEUE_AVAIL_HIGH, 0);
-		wr(VIRTIO_MMIO_QUEUE_USED_LOW, (uint32_t)RING(q) + 0x2000);
-		wr(VIRTIO_MMIO_QUEUE_USED_HIGH, 0);
-		wr(VIRTIO_MMIO_QUEUE_READY, 1);
+		queue_ready(q);
 	}
 	assert_true(qn >= 2 * NSLOT); /* two descriptors for each buffer */
 	/* Event buffers (virtio_vsock_event: a le32 id), never used unless a reset is asked. */
@@ -1129,13 +772,7 @@ static void start_with(const struct dev_host *h)
 	}
 	for (unsigned i = 0; i < nin; i++)
 		free(inbox[i].data);
-	while (fh_all) {
-		struct fh *o = fh_all;
-
-		fh_all = o->next;
-		free(o);
-	}
-	fh_nlive = 0;
+	fh_free_all();
 	memset(slot_mem[0], 0, SLOT);
 	memset(slot_mem[1], 0, SLOT);
 	memset(&dev, 0, sizeof(dev));
@@ -1204,14 +841,7 @@ static void stop(void)
 	for (unsigned i = 0; i < nin; i++)
 		free(inbox[i].data);
 	nin = inpos = 0;
-	while (fh_all) {
-		struct fh *h = fh_all;
-
-		fh_all = h->next;
-		h->magic = 0;
-		free(h);
-	}
-	fh_nlive = 0;
+	fh_free_all();
 	rx_want = NSLOT;
 	rx_len = VSOCK_HDR_LEN + 4096;
 	rx_split = false;
