@@ -721,6 +721,8 @@ static void on_accept(void *arg, int res)
 			continue;
 		}
 		arm_kill(v, c, VSOCK_CONNECT_MS);
+		/* A client that wrote its line right after connect(): no trip round the loop. */
+		handshake(v, c);
 	}
 	kick_rx(v);
 	pthread_mutex_unlock(&v->t.lock);
