@@ -321,20 +321,28 @@ static void buffered_add(struct virtio_vsock *v, int64_t d)
 		v->st.buffered_max = v->st.buffered_bytes;
 }
 
-/* Forget the connection: its watches, timer, socket and memory. */
+/* The host side of @c goes: its watches, timer and socket; what waited for it is dropped. */
+static void drop_host(struct virtio_vsock *v, struct conn *c)
+{
+	unwatch(v, &c->w_in);
+	unwatch(v, &c->w_out);
+	cancel(v, &c->t_kill);
+	link_del(&c->rd);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	buffered_add(v, -(int64_t)(uint32_t)(c->rx_cnt - c->fwd_cnt));
+	c->fwd_cnt = c->rx_cnt;
+}
+
+/* Forget the connection: its host side and its memory. */
 static void conn_free(struct virtio_vsock *v, struct conn *c)
 {
 	struct vsock_state *s = v->s;
 
-	unwatch(v, &c->w_in);
-	unwatch(v, &c->w_out);
-	cancel(v, &c->t_kill);
+	drop_host(v, c);
 	link_del(&c->ctl);
-	link_del(&c->rd);
 	hash_del(s, c);
-	if (c->fd >= 0)
-		close(c->fd);
-	buffered_add(v, -(int64_t)(uint32_t)(c->rx_cnt - c->fwd_cnt));
 	if (c->counted_open)
 		v->st.conns_open--;
 	free(c->buf);
@@ -346,15 +354,7 @@ static void conn_free(struct virtio_vsock *v, struct conn *c)
 /* The host side goes; the guest is owed an RST (then the connection is freed). */
 static void conn_end(struct virtio_vsock *v, struct conn *c)
 {
-	unwatch(v, &c->w_in);
-	unwatch(v, &c->w_out);
-	cancel(v, &c->t_kill);
-	link_del(&c->rd);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	buffered_add(v, -(int64_t)(uint32_t)(c->rx_cnt - c->fwd_cnt));
-	c->fwd_cnt = c->rx_cnt;
+	drop_host(v, c);
 	if (c->state == C_HANDSHAKE || (c->pend & P_REQUEST)) {
 		conn_free(v, c); /* the guest never heard of it */
 		return;
