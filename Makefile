@@ -19,7 +19,7 @@ SANFLAGS :=
 endif
 
 CC ?= gcc
-PKGS := libdaxctl libcjson liburing
+PKGS := libdaxctl libcjson liburing libseccomp
 # pkg-config runs when the first recipe needs it (then once): on a fresh machine the
 # packages are installed by the $(DEPS_STAMP) prerequisite, after make has read this file.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/client.h"
@@ -28,6 +30,7 @@
 #include "vmm/config.h"
 #include "vmm/kvm.h"
 #include "vmm/machine_cfg.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 #include "vmm/vmm.h"
 #include "vmm/x86_boot.h"
@@ -553,6 +556,29 @@ static void final_metrics(struct vmm *m, const struct api_stats *st)
 	vmm_cmd_free(c);
 }
 
+/* The process's seccomp policy: the threads read it for the whole run. */
+static struct sc_policy seccomp_policy;
+
+/*
+ * The policy of the flags: the built-in filters unless --no-seccomp (off, with
+ * a warning) or --seccomp-filter FILE.
+ */
+static int seccomp_from_flags(const struct cli_opts *o, struct sc_policy *p, struct vmm_err *e)
+{
+	char why[512];
+	int r;
+
+	(void)o;
+	r = sc_policy_default(p);
+	if (r)
+		return err_set(e, ERR_RUNTIME, r, "seccomp: out of memory");
+	r = sc_policy_check(p, why, sizeof(why));
+	if (r)
+		return err_set(e, ERR_RUNTIME, r, "%s", why);
+	sc_status_set_policy(p);
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct vmm_opts vo = {.console_input = true, .signals = true};
@@ -585,9 +611,18 @@ static int cmd_run(int argc, char **argv)
 	vo.id = o.id;
 	log_set_instance_id(o.id);
 	api_metrics_set_id(o.id);
+	/* Files hugevmm creates (sockets, logs, serial output) are the user's alone. */
+	umask(077);
+	/* Nothing hugevmm runs (it runs nothing) may gain privileges: before any thread starts. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		log_warn("PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
+	/* Local time's rules read now: a log line's timestamp must not open a file later. */
+	tzset();
 	rc = telemetry_from_flags(&o, &e);
+	rc = rc ? rc : seccomp_from_flags(&o, &seccomp_policy, &e);
 	if (rc)
 		return fail(&e);
+	vo.seccomp = seccomp_policy.source == SC_SOURCE_OFF ? NULL : &seccomp_policy;
 
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg) {

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/uds.h"
 #include "vmm/evloop.h"
+#include "vmm/seccomp.h"
 
 struct conn {
 	struct api_server *s;
@@ -382,8 +383,19 @@ static void on_stop(void *arg, int res)
 static void *server_main(void *arg)
 {
 	struct api_server *s = arg;
+	char why[256];
 
 	pthread_setname_np(pthread_self(), "api");
+	/* Confined before its first request: from here it parses, answers and queues. */
+	if (sc_install(vmm_seccomp(s->vmm), SC_ROLE_API, why, sizeof(why))) {
+		log_err("api: %s; hugevmm stops (--no-seccomp runs it without filters)", why);
+		close(s->l.fd);
+		s->l.fd = -1;
+		vmm_quit(s->vmm, 1);
+		s->stopping = true;
+	} else {
+		sc_test_hook(SC_ROLE_API);
+	}
 	while (!s->stopping) {
 		int r = evloop_run_once(s->loop, -1);
 

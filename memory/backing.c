@@ -432,8 +432,15 @@ int backing_map(struct mem_region *r, struct vmm_err *e)
 	r->hva = (uint8_t *)hva;
 	r->map_len = r->size;
 
-	/* Guest RAM never follows a fork (QEMU does the same). */
-	madvise(r->hva, r->size, MADV_DONTFORK);
+	/*
+	 * Guest RAM never follows a fork (QEMU does the same), and is never in a core dump:
+	 * a crash of the VMM must not write the guest's memory to the host's disk.
+	 */
+	if (madvise(r->hva, r->size, MADV_DONTFORK))
+		log_warn("%s: madvise(MADV_DONTFORK): %s", r->cfg.origin, strerror(errno));
+	if (madvise(r->hva, r->size, MADV_DONTDUMP))
+		log_warn("%s: madvise(MADV_DONTDUMP): %s; a core dump would hold guest memory",
+			 r->cfg.origin, strerror(errno));
 	/* THP advice goes before any page is touched, so the first faults are huge. */
 	if (r->cfg.backing == MEM_BACKING_THP ||
 	    ((r->cfg.backing == MEM_BACKING_MEMFD || r->cfg.backing == MEM_BACKING_FILE) &&

@@ -82,8 +82,19 @@ static void run_job(struct worker *w, bool report)
 	}
 }
 
+static void (*thread_init)(void *arg);
+static void *thread_init_arg;
+
+void prefault_set_thread_init(void (*fn)(void *arg), void *arg)
+{
+	thread_init = fn;
+	thread_init_arg = arg;
+}
+
 static void *thread_main(void *arg)
 {
+	if (thread_init)
+		thread_init(thread_init_arg);
 	run_job(arg, false);
 	return NULL;
 }

@@ -14,6 +14,12 @@
  * online CPUs, at most 16). A progress line is shown on a terminal for
  * large ranges. Sets *@used to the thread count. Returns 0 or -errno.
  */
+/*
+ * Call @fn(@arg) first thing on each worker thread prefault_range() starts (the
+ * VMM confines them with it); NULL: nothing. Process-wide.
+ */
+void prefault_set_thread_init(void (*fn)(void *arg), void *arg);
+
 int prefault_range(uint8_t *p, uint64_t len, uint64_t granule, unsigned threads, const char *label,
 		   unsigned *used) must_check;
 

@@ -7,7 +7,7 @@
 # As root it installs what is missing; otherwise it prints the apt-get line and fails.
 set -euo pipefail
 
-build=(gcc make pkg-config liburing-dev libdaxctl-dev libndctl-dev libcjson-dev libhttp-parser-dev)
+build=(gcc make pkg-config liburing-dev libdaxctl-dev libndctl-dev libcjson-dev libhttp-parser-dev libseccomp-dev)
 test=(libcmocka-dev python3 python3-pytest python3-jsonschema curl qemu-system-x86
 	kmod busybox-static cpio xz-utils zstd lz4 ndctl daxctl e2fsprogs acpica-tools
 	iputils-ping iproute2 iperf3 ethtool socat)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm_priv.h"
 
 static void kick_handler(int sig)
@@ -121,7 +122,7 @@ static void *vcpu_main(void *arg)
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 	struct hv_exit x;
-	char name[16];
+	char name[16], why[256];
 	sigset_t set;
 
 	/* Named as Firecracker names its own ("fc_vcpu N"): log lines and ps show it. */
@@ -131,6 +132,14 @@ static void *vcpu_main(void *arg)
 	sigfillset(&set);
 	sigdelset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	/* Confined before any guest code runs; never run a guest unconfined by mistake. */
+	if (sc_install(vm->seccomp, SC_ROLE_VCPU, why, sizeof(why))) {
+		log_err("vCPU %u: %s; stopping the VM (--no-seccomp runs it without filters)",
+			v->id, why);
+		vm_request_stop(vm, VM_STOP_FATAL, 1);
+		return NULL;
+	}
+	sc_test_hook(SC_ROLE_VCPU);
 
 	while (!atomic_load(&vm->stopping)) {
 		uint64_t t0 = now_ns();

@@ -15,7 +15,9 @@
 #include "common/log.h"
 #include "vmm/config_drive.h"
 #include "vmm/loader.h"
+#include "memory/prefault.h"
 #include "vmm/machine_cfg.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm_priv.h"
 #include "vmm/vm_virtio.h"
 #include "vmm/x86_boot.h"
@@ -272,6 +274,17 @@ static int boot_cmdline(struct vm *vm, const struct vm_config *c, char **out, st
 	return 0;
 }
 
+/* A prefault worker's first act: its filter (it only touches guest RAM, then ends). */
+static void prefault_confine(void *arg)
+{
+	char why[256];
+
+	if (sc_install(arg, SC_ROLE_PREFAULT, why, sizeof(why)))
+		log_warn("%s; this prefault worker runs unconfined until it ends", why);
+	else
+		sc_test_hook(SC_ROLE_PREFAULT);
+}
+
 int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *opts,
 	      struct vmm_err *e)
 {
@@ -293,6 +306,7 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->console_input = opts && opts->console_input;
+	vm->seccomp = opts ? opts->seccomp : NULL;
 	memset(&k, 0, sizeof(k));
 
 	/* Inputs first: a bad kernel must fail before any memory is mapped. */
@@ -303,7 +317,9 @@ int vm_create(struct vm **out, const struct vm_config *c, const struct vm_opts *
 	r = r ? r : vm_virtio_open(vm, c, e);
 	if (r)
 		goto fail;
+	prefault_set_thread_init(vm->seccomp ? prefault_confine : NULL, (void *)vm->seccomp);
 	r = mem_map(&vm->mem, c->regions, c->nregions, e);
+	prefault_set_thread_init(NULL, NULL);
 	r = r ? r : mem_verify(&vm->mem, e);
 	if (r)
 		goto fail;

@@ -12,6 +12,8 @@
 #include "devices/virtio/vsock.h"
 #include "memory/mem.h"
 #include "memory/reclaim.h"
+
+struct sc_policy;
 #include "vmm/config.h"
 #include "vmm/evloop.h"
 #include "vmm/hv.h"
@@ -33,6 +35,7 @@ struct vm_opts {
 	const struct hv_ops *hv; /* NULL: KVM */
 	bool console_input;      /* read stdin into the serial port when it is a terminal */
 	const int *console_fd;   /* set and >= 0: console output goes there (see vmm_opts) */
+	const struct sc_policy *seccomp; /* vCPU and prefault threads' filters; NULL: none */
 };
 
 /*

@@ -17,6 +17,7 @@
 
 struct vm {
 	const struct hv_ops *ops;
+	const struct sc_policy *seccomp; /* vm_opts.seccomp */
 	struct hv *hv;
 	struct hv_vm *hvm;
 	struct guest_mem mem;

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "vmm/config_drive.h"
+#include "vmm/seccomp.h"
 
 struct vmm {
 	struct vmm_opts opts;
@@ -104,6 +105,11 @@ static void on_signal(void *arg, int res)
 }
 
 static void on_queue(void *arg, int res);
+
+const struct sc_policy *vmm_seccomp(const struct vmm *m)
+{
+	return m->opts.seccomp;
+}
 
 int vmm_create(struct vmm **out, const struct vmm_opts *o, struct vmm_err *e)
 {
@@ -552,10 +558,29 @@ static void patch_balloon_stats(struct vmm *m, struct vmm_cmd *c)
 		b->stats_polling_interval_s = s;
 }
 
+/*
+ * The vCPU threads run (each took its own filter first): now this thread. Not
+ * earlier -- a thread created after would inherit this filter as well as its own.
+ */
+static int confine(struct vmm *m, struct vmm_cmd *c)
+{
+	char why[256];
+	int r = sc_install(m->opts.seccomp, SC_ROLE_VMM, why, sizeof(why));
+
+	if (r)
+		return err_set(&c->err, ERR_RUNTIME, r,
+			       "%s; the VM is not run unconfined (--no-seccomp runs it without "
+			       "filters)",
+			       why);
+	sc_test_hook(SC_ROLE_VMM);
+	return 0;
+}
+
 static void do_start(struct vmm *m, struct vmm_cmd *c)
 {
 	struct vm_opts vo = {.console_input = m->opts.console_input,
-			     .console_fd = m->opts.console_fd};
+			     .console_fd = m->opts.console_fd,
+			     .seccomp = m->opts.seccomp};
 	struct vm_config *v;
 
 	if (m->state != VMM_NOT_STARTED) {
@@ -570,7 +595,8 @@ static void do_start(struct vmm *m, struct vmm_cmd *c)
 	vm_config_copy(v, m->cfg);
 	if (!vm_config_finalize(v, true, &c->err) && !vm_config_check_files(v, &c->err) &&
 	    !vm_create(&m->vm, v, &vo, &c->err)) {
-		if (vm_attach(m->vm, m->loop, on_vm_stop, m, &c->err) || vm_start(m->vm, &c->err)) {
+		if (vm_attach(m->vm, m->loop, on_vm_stop, m, &c->err) || vm_start(m->vm, &c->err) ||
+		    confine(m, c)) {
 			vm_destroy(m->vm);
 			m->vm = NULL;
 		} else {
@@ -684,6 +710,9 @@ void vmm_exec(struct vmm *m, struct vmm_cmd *c)
 		break;
 	case VMM_OP_START:
 		do_start(m, c);
+		break;
+	case VMM_OP_CALL:
+		c->in.call.fn(c->in.call.arg, m->state != VMM_NOT_STARTED, &c->err);
 		break;
 	case VMM_OP_CTRL_ALT_DEL:
 		if (m->state != VMM_RUNNING && m->state != VMM_PAUSED)

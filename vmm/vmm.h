@@ -49,6 +49,9 @@ enum vmm_op {
 	VMM_OP_BALLOON_STATS,       /* -> balloon: after boot, with statistics enabled */
 	VMM_OP_PATCH_BALLOON_STATS, /* in.balloon_stats_s: after boot, a new polling interval */
 	VMM_OP_PUT_VSOCK,           /* in.vsock: before boot, the vsock (replacing one) */
+	/* in.call: run fn on the VMM thread. For work that opens files or probes the host (a
+	 * logger's file, GET /host): the API thread is confined from its start and may not. */
+	VMM_OP_CALL,
 };
 
 /* Firecracker's PartialDrive: what PATCH /drives/{id} changes of a drive. */
@@ -119,6 +122,11 @@ struct vmm_cmd {
 		uint32_t balloon_stats_s;
 		struct cfg_vsock vsock;
 		struct {
+			/* @booted: InstanceStart has run (the VMM thread may be confined). */
+			void (*fn)(void *arg, bool booted, struct vmm_err *e);
+			void *arg;
+		} call;
+		struct {
 			char region[MEM_ID_MAX + 1];
 			uint64_t offset;
 		} split;
@@ -146,9 +154,15 @@ struct vmm_opts {
 	/* Read when the VM starts: an fd >= 0 there takes the console's output instead of
 	 * serial_out_path or stdout, and is never closed by hugevmm. NULL: not set. */
 	const int *console_fd;
+	/* The seccomp policy (vmm/seccomp.h), kept by the caller for the vmm's life; NULL or
+	 * off: no filter. The VMM thread takes its own once the vCPUs run. */
+	const struct sc_policy *seccomp;
 };
 
 struct vmm;
+
+/* The policy of vmm_opts.seccomp (for the API server's thread), or NULL. */
+const struct sc_policy *vmm_seccomp(const struct vmm *m);
 
 /* A new command of @op, zeroed. NULL when out of memory. */
 struct vmm_cmd *vmm_cmd_new(enum vmm_op op);

@@ -1,0 +1,431 @@
+#include "vmm/seccomp.h"
+
+#include <asm/ioctls.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/if_tun.h>
+#include <linux/kvm.h>
+#include <seccomp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/compat.h"
+#include "common/log.h"
+#include "common/util.h"
+
+static const char *const role_names[SC_NROLES] = {
+	[SC_ROLE_VMM] = "vmm",
+	[SC_ROLE_API] = "api",
+	[SC_ROLE_VCPU] = "vcpu",
+	[SC_ROLE_PREFAULT] = "prefault",
+};
+
+const char *sc_role_name(enum sc_role r)
+{
+	return (unsigned)r < SC_NROLES ? role_names[r] : NULL;
+}
+
+int sc_role_of(const char *name)
+{
+	for (int i = 0; i < SC_NROLES; i++)
+		if (name && !strcmp(name, role_names[i]))
+			return i;
+	return -1;
+}
+
+int sc_syscall_nr(const char *name)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+
+	return nr == __NR_SCMP_ERROR || nr < 0 ? -1 : nr;
+}
+
+const char *sc_syscall_name(int nr)
+{
+	static _Thread_local char buf[32];
+	char *s = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+
+	if (!s)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%s", s);
+	free(s);
+	return buf;
+}
+
+int sc_filter_add(struct sc_filter *f, const struct sc_rule *r)
+{
+	struct sc_rule *n;
+
+	if (f->nrules % 32 == 0) {
+		n = realloc(f->rules, (f->nrules + 32) * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		f->rules = n;
+	}
+	f->rules[f->nrules++] = *r;
+	return 0;
+}
+
+void sc_policy_free(struct sc_policy *p)
+{
+	for (int i = 0; i < SC_NROLES; i++)
+		free(p->f[i].rules);
+	memset(p, 0, sizeof(*p));
+	p->source = SC_SOURCE_OFF;
+}
+
+/* ---- the built-in allow-lists ---- */
+
+/* Every thread: memory for malloc (never executable), locks, time, logging, its own end. */
+static const int base_calls[] = {
+	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_close, SYS_futex, SYS_clock_gettime,
+	SYS_clock_nanosleep, SYS_nanosleep, SYS_gettimeofday, SYS_getpid, SYS_gettid,
+	SYS_getrandom, SYS_madvise, SYS_munmap, SYS_brk, SYS_mremap, SYS_rt_sigreturn,
+	SYS_rt_sigprocmask, SYS_exit, SYS_exit_group, SYS_sched_yield, SYS_restart_syscall,
+	SYS_sched_getaffinity, SYS_fstat, SYS_newfstatat, SYS_lseek,
+};
+
+/* The VMM thread: the devices' host side, API commands, metrics, drift, shutdown. */
+static const int vmm_calls[] = {
+	SYS_io_uring_enter, SYS_pread64, SYS_pwrite64, SYS_preadv, SYS_pwritev, SYS_fcntl,
+	SYS_statx, SYS_faccessat, SYS_faccessat2, SYS_readlinkat, SYS_readlink, SYS_getdents64,
+	SYS_uname, SYS_statfs, SYS_fstatfs, SYS_flock, SYS_fallocate, SYS_mincore, SYS_fsync,
+	SYS_fdatasync, SYS_connect, SYS_accept4, SYS_sendmsg, SYS_sendto, SYS_recvfrom,
+	SYS_recvmsg, SYS_shutdown, SYS_getsockopt, SYS_setsockopt, SYS_getsockname,
+	SYS_getpeername, SYS_unlink, SYS_unlinkat, SYS_rt_sigaction, SYS_ppoll, SYS_poll,
+	SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_sysinfo, SYS_eventfd2,
+};
+
+/* The API thread: its accepted connections, its ring, the VMM's queue. */
+static const int api_calls[] = {
+	SYS_io_uring_enter, SYS_accept4, SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg,
+	SYS_shutdown, SYS_fcntl, SYS_getsockopt,
+};
+
+static const unsigned long vcpu_ioctls[] = {
+	KVM_RUN,      KVM_GET_REGS,  KVM_GET_SREGS,  KVM_IRQ_LINE,
+	KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI, TUNSETOFFLOAD,
+};
+
+static const unsigned long vmm_ioctls[] = {
+	KVM_IRQ_LINE,   KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI,     KVM_IOEVENTFD,
+	KVM_IRQFD,      KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE,
+	TUNSETOFFLOAD,  BLKGETSIZE64,        BLKSSZGET,          PAGEMAP_SCAN,
+	TCGETS,         TCSETS,              TCSETSW,            TCSETSF,
+	FIONREAD,       FIONBIO,
+};
+
+/*
+ * A sanitizer build's runtime makes calls of its own (LeakSanitizer's check at
+ * exit stops the world with a tracer thread and reads /proc/self/maps); they
+ * are allowed to every role in that build only.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+static const int san_calls[] = {
+	SYS_sigaltstack, SYS_rt_sigaction, SYS_prctl,   SYS_openat,     SYS_getdents64,
+	SYS_readlink,    SYS_readlinkat,   SYS_clone,   SYS_clone3,     SYS_ptrace,
+	SYS_wait4,       SYS_waitid,       SYS_pipe2,   SYS_dup,        SYS_dup2,
+	SYS_dup3,        SYS_process_vm_readv, SYS_prlimit64, SYS_uname, SYS_getppid,
+	SYS_tgkill,      SYS_kill,         SYS_mprotect, SYS_mmap,      SYS_fcntl,
+	SYS_statx,       SYS_set_robust_list, SYS_rseq,
+};
+#endif
+
+static int add_calls(struct sc_filter *f, const int *nr, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sc_rule r = {.nr = nr[i]};
+		int rc = sc_filter_add(f, &r);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int add_if(struct sc_filter *f, int nr, uint8_t idx, enum sc_op op, uint64_t val,
+		  uint64_t mask)
+{
+	struct sc_rule r = {.nr = nr, .nconds = 1};
+
+	r.conds[0] = (struct sc_cond){.index = idx, .op = op, .val = val, .mask = mask};
+	return sc_filter_add(f, &r);
+}
+
+static int add_ioctls(struct sc_filter *f, const unsigned long *req, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = add_if(f, SYS_ioctl, 1, SC_OP_EQ, req[i], 0);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int fill_role(struct sc_filter *f, enum sc_role role)
+{
+	int r;
+
+	f->present = true;
+	f->mismatch = (struct sc_action){SC_ACT_KILL_PROCESS, 0};
+	f->match = (struct sc_action){SC_ACT_ALLOW, 0};
+	r = add_calls(f, base_calls, ARRAY_SIZE(base_calls));
+	/* Memory, never executable: no new code reaches a confined thread. */
+	r = r ? r : add_if(f, SYS_mmap, 2, SC_OP_MASKED_EQ, 0, PROT_EXEC);
+	r = r ? r : add_if(f, SYS_mprotect, 2, SC_OP_MASKED_EQ, 0, PROT_EXEC);
+	/* Signals to this process's own threads only (abort(), the vCPU kick). */
+	r = r ? r : add_if(f, SYS_tgkill, 0, SC_OP_EQ, (uint64_t)getpid(), 0);
+	switch (role) {
+	case SC_ROLE_VMM:
+		r = r ? r : add_calls(f, vmm_calls, ARRAY_SIZE(vmm_calls));
+		r = r ? r : add_ioctls(f, vmm_ioctls, ARRAY_SIZE(vmm_ioctls));
+		/* Files it already may use (a drive's new image, /proc/self), never a new one. */
+		r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT);
+		/* Unix sockets only (vsock's guest-initiated connections). */
+		r = r ? r : add_if(f, SYS_socket, 0, SC_OP_EQ, AF_UNIX, 0);
+		/* Limits read, never set. */
+		r = r ? r : add_if(f, SYS_prlimit64, 2, SC_OP_EQ, 0, 0);
+		break;
+	case SC_ROLE_API:
+		r = r ? r : add_calls(f, api_calls, ARRAY_SIZE(api_calls));
+		break;
+	case SC_ROLE_VCPU:
+		r = r ? r : add_ioctls(f, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
+		break;
+	case SC_ROLE_PREFAULT:
+	case SC_NROLES:
+		break;
+	}
+#if defined(__SANITIZE_ADDRESS__)
+	r = r ? r : add_calls(f, san_calls, ARRAY_SIZE(san_calls));
+#endif
+	return r;
+}
+
+int sc_policy_default(struct sc_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->source = SC_SOURCE_DEFAULT;
+	for (int i = 0; i < SC_NROLES; i++) {
+		int r = fill_role(&p->f[i], (enum sc_role)i);
+
+		if (r) {
+			sc_policy_free(p);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* ---- libseccomp ---- */
+
+static uint32_t scmp_action(struct sc_action a)
+{
+	switch (a.act) {
+	case SC_ACT_ALLOW:
+		return SCMP_ACT_ALLOW;
+	case SC_ACT_KILL_PROCESS:
+		return SCMP_ACT_KILL_PROCESS;
+	case SC_ACT_KILL_THREAD:
+		return SCMP_ACT_KILL_THREAD;
+	case SC_ACT_TRAP:
+		return SCMP_ACT_TRAP;
+	case SC_ACT_LOG:
+		return SCMP_ACT_LOG;
+	case SC_ACT_ERRNO:
+		return SCMP_ACT_ERRNO(a.data);
+	case SC_ACT_TRACE:
+		return SCMP_ACT_TRACE(a.data);
+	}
+	return SCMP_ACT_KILL_PROCESS;
+}
+
+static enum scmp_compare scmp_op(enum sc_op op)
+{
+	static const enum scmp_compare t[] = {
+		[SC_OP_EQ] = SCMP_CMP_EQ, [SC_OP_NE] = SCMP_CMP_NE, [SC_OP_LT] = SCMP_CMP_LT,
+		[SC_OP_LE] = SCMP_CMP_LE, [SC_OP_GT] = SCMP_CMP_GT, [SC_OP_GE] = SCMP_CMP_GE,
+		[SC_OP_MASKED_EQ] = SCMP_CMP_MASKED_EQ,
+	};
+
+	return t[op];
+}
+
+static struct scmp_arg_cmp scmp_cond(const struct sc_cond *c)
+{
+	struct scmp_arg_cmp a = {.arg = c->index, .op = scmp_op(c->op)};
+	uint64_t width = c->dword ? 0xffffffffull : ~0ull;
+
+	if (c->op == SC_OP_MASKED_EQ) {
+		a.datum_a = c->mask & width;
+		a.datum_b = c->val & width;
+	} else if (c->dword && c->op == SC_OP_EQ) {
+		/* Only the low 32 bits count: a masked compare. */
+		a.op = SCMP_CMP_MASKED_EQ;
+		a.datum_a = width;
+		a.datum_b = c->val & width;
+	} else {
+		a.datum_a = c->val & width;
+	}
+	return a;
+}
+
+/*
+ * Testing only: HUGEVMM_TEST_HOOKS=1 and HUGEVMM_SECCOMP_LOG=1 turn every
+ * mismatch into "log" -- the kernel logs each call a list misses and lets it
+ * through, so one run finds all a list lacks.
+ */
+static bool log_only(void)
+{
+	const char *h = getenv("HUGEVMM_TEST_HOOKS"), *l = getenv("HUGEVMM_SECCOMP_LOG");
+
+	return h && !strcmp(h, "1") && l && !strcmp(l, "1");
+}
+
+/* @f as a libseccomp context, or NULL with @why. */
+static scmp_filter_ctx build(const struct sc_filter *f, enum sc_role role, char *why,
+			     size_t whylen, int *err)
+{
+	scmp_filter_ctx ctx =
+		seccomp_init(log_only() ? SCMP_ACT_LOG : scmp_action(f->mismatch));
+	uint32_t match = scmp_action(f->match);
+
+	*err = -ENOMEM;
+	if (!ctx) {
+		snprintf(why, whylen, "seccomp: %s: out of memory", role_names[role]);
+		return NULL;
+	}
+	for (unsigned i = 0; i < f->nrules; i++) {
+		const struct sc_rule *r = &f->rules[i];
+		struct scmp_arg_cmp c[SC_MAX_CONDS];
+		int rc;
+
+		for (unsigned k = 0; k < r->nconds && k < SC_MAX_CONDS; k++)
+			c[k] = scmp_cond(&r->conds[k]);
+		/* A rule whose action is the default's would be refused by libseccomp: skip it. */
+		if (match == scmp_action(f->mismatch))
+			continue;
+		rc = seccomp_rule_add_array(ctx, match, r->nr, r->nconds, c);
+		if (rc) {
+			const char *n = sc_syscall_name(r->nr);
+
+			snprintf(why, whylen, "seccomp: %s: rule %u (%s, %u argument condition%s): %s",
+				 role_names[role], i, n ? n : "?", r->nconds,
+				 r->nconds == 1 ? "" : "s", strerror(-rc));
+			seccomp_release(ctx);
+			*err = rc;
+			return NULL;
+		}
+	}
+	*err = 0;
+	return ctx;
+}
+
+int sc_policy_check(const struct sc_policy *p, char *why, size_t whylen)
+{
+	if (!p || p->source == SC_SOURCE_OFF)
+		return 0;
+	for (int i = 0; i < SC_NROLES; i++) {
+		scmp_filter_ctx ctx;
+		int err;
+
+		if (!p->f[i].present)
+			continue;
+		ctx = build(&p->f[i], (enum sc_role)i, why, whylen, &err);
+		if (!ctx)
+			return err;
+		seccomp_release(ctx);
+	}
+	return 0;
+}
+
+static atomic_uint installed[SC_NROLES];
+static enum sc_source status_source = SC_SOURCE_OFF;
+static char status_path[4096];
+
+int sc_install(const struct sc_policy *p, enum sc_role role, char *why, size_t whylen)
+{
+	scmp_filter_ctx ctx;
+	int r;
+
+	if (!p || p->source == SC_SOURCE_OFF || (unsigned)role >= SC_NROLES || !p->f[role].present)
+		return 0;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
+		r = -errno;
+		snprintf(why, whylen, "seccomp: %s: PR_SET_NO_NEW_PRIVS: %s", role_names[role],
+			 strerror(-r));
+		return r;
+	}
+	ctx = build(&p->f[role], role, why, whylen, &r);
+	if (!ctx)
+		return r;
+	r = seccomp_load(ctx);
+	seccomp_release(ctx);
+	if (r) {
+		snprintf(why, whylen, "seccomp: %s: loading the filter: %s", role_names[role],
+			 strerror(-r));
+		return r;
+	}
+	atomic_fetch_add(&installed[role], 1);
+	return 0;
+}
+
+void sc_status_set_policy(const struct sc_policy *p)
+{
+	status_source = p ? p->source : SC_SOURCE_OFF;
+	snprintf(status_path, sizeof(status_path), "%s",
+		 p && p->source == SC_SOURCE_FILE ? p->path : "");
+}
+
+void sc_status(struct sc_status *s)
+{
+	s->source = status_source;
+	s->path = status_source == SC_SOURCE_FILE ? status_path : NULL;
+	for (int i = 0; i < SC_NROLES; i++)
+		s->installed[i] = atomic_load(&installed[i]);
+}
+
+void sc_test_hook(enum sc_role role)
+{
+	const char *on = getenv("HUGEVMM_TEST_HOOKS"), *what = getenv("HUGEVMM_TEST_FORBIDDEN");
+	const char *name = sc_role_name(role), *colon;
+	char path[64];
+	int fd;
+
+	if (!on || strcmp(on, "1") || !what || !name || !(colon = strchr(what, ':')) ||
+	    (size_t)(colon - what) != strlen(name) || strncmp(what, name, strlen(name)))
+		return;
+	colon++;
+	log_warn("test hook: the %s thread issues the forbidden call %s", name, colon);
+	if (!strcmp(colon, "execve")) {
+		/* A path that does not exist: without a filter the call fails and the VM goes on. */
+		char *const argv[] = {(char *)"/nonexistent/hugevmm-forbidden", NULL};
+
+		execve(argv[0], argv, NULL);
+		log_warn("test hook: execve returned: %s", strerror(errno));
+	} else if (!strcmp(colon, "open")) {
+		snprintf(path, sizeof(path), "/tmp/hugevmm-forbidden-%d-%s", (int)getpid(), name);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		log_warn("test hook: open(%s): %s", path, fd >= 0 ? "created" : strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+	} else if (!strcmp(colon, "socket")) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		log_warn("test hook: socket(AF_INET): %s", fd >= 0 ? "made" : strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	} else {
+		log_warn("test hook: unknown call \"%s\" (execve, open or socket)", colon);
+	}
+}
