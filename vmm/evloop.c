@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/uring.h"
+#include "common/util.h"
+
 #define RING_DEPTH 256
 
 struct ev_handle {
@@ -21,8 +24,13 @@ struct ev_handle {
 
 struct evloop {
 	struct io_uring ring;
+	bool restricted;
 	struct ev_handle *graveyard; /* unwatched, waiting for their last completion */
 	struct ev_handle *rearm;     /* live watches whose re-arm found the queue full */
+};
+
+static const uint8_t loop_ops[] = {
+	IORING_OP_POLL_ADD, IORING_OP_POLL_REMOVE, IORING_OP_TIMEOUT, IORING_OP_TIMEOUT_REMOVE,
 };
 
 int evloop_create(struct evloop **out, struct vmm_err *e)
@@ -32,7 +40,9 @@ int evloop_create(struct evloop **out, struct vmm_err *e)
 
 	if (!l)
 		return err_set(e, ERR_RUNTIME, -ENOMEM, "out of memory");
-	r = io_uring_queue_init(RING_DEPTH, &l->ring, 0);
+	/* Watches and timers only: nothing else can go through this ring (common/uring.h). */
+	r = uring_init_restricted(&l->ring, RING_DEPTH, loop_ops, ARRAY_SIZE(loop_ops), NULL, 0,
+				  NULL, NULL, &l->restricted);
 	if (r) {
 		free(l);
 		return err_set(e, ERR_RUNTIME, r,
@@ -211,6 +221,7 @@ void evloop_destroy(struct evloop *l)
 	if (!l)
 		return;
 	io_uring_queue_exit(&l->ring);
+	uring_closed(l->restricted);
 	/* Live handles belong to their owners' teardown; the loop frees what it holds. */
 	while (l->graveyard) {
 		struct ev_handle *h = l->graveyard;

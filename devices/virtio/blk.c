@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/uring.h"
 #include "common/util.h"
 
 #define BLK_FIXED_MAX   (1ull << 30) /* the kernel's limit on one registered buffer */
@@ -75,10 +76,24 @@ struct blk_engine {
 	struct iovec *bufs;
 	unsigned nbufs;
 	bool registered;
+	bool restricted; /* the ring takes only the opcodes below (common/uring.h) */
 	struct virtio_blk *ready; /* devices to notify or resume after this reap */
 };
 
 /* --- the engine ---------------------------------------------------------- */
+
+static const uint8_t ring_ops[] = {
+	IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED,
+	IORING_OP_FSYNC, IORING_OP_FALLOCATE, IORING_OP_WRITE,
+};
+static const uint8_t ring_regs[] = {IORING_REGISTER_BUFFERS2, IORING_REGISTER_BUFFERS_UPDATE};
+
+static int register_efd(struct io_uring *ring, void *arg)
+{
+	struct blk_engine *g = arg;
+
+	return io_uring_register_eventfd(ring, g->efd);
+}
 
 int blk_engine_create(struct blk_engine **out, unsigned entries, char *why, size_t whylen)
 {
@@ -98,18 +113,12 @@ int blk_engine_create(struct blk_engine **out, unsigned entries, char *why, size
 		free(g);
 		return r;
 	}
-	r = io_uring_queue_init(entries, &g->ring, 0);
+	/* What the guest's requests may become, and the fixed buffers' registration. */
+	r = uring_init_restricted(&g->ring, entries, ring_ops, ARRAY_SIZE(ring_ops), ring_regs,
+				  ARRAY_SIZE(ring_regs), register_efd, g, &g->restricted);
 	if (r) {
-		snprintf(why, whylen, "io_uring_queue_init: %s (is io_uring disabled? "
-			 "/proc/sys/kernel/io_uring_disabled)", strerror(-r));
-		close(g->efd);
-		free(g);
-		return r;
-	}
-	r = io_uring_register_eventfd(&g->ring, g->efd);
-	if (r) {
-		snprintf(why, whylen, "io_uring_register_eventfd: %s", strerror(-r));
-		io_uring_queue_exit(&g->ring);
+		snprintf(why, whylen, "io_uring (the drives' ring and its eventfd): %s (is io_uring "
+			 "disabled? /proc/sys/kernel/io_uring_disabled)", strerror(-r));
 		close(g->efd);
 		free(g);
 		return r;
@@ -516,9 +525,9 @@ void blk_engine_destroy(struct blk_engine *g)
 		if (!--r->pending)
 			req_finish(g, r);
 	}
-	if (g->registered)
-		(void)io_uring_unregister_buffers(&g->ring);
+	/* The ring's end releases its buffers: no io_uring_register from a confined thread. */
 	io_uring_queue_exit(&g->ring);
+	uring_closed(g->restricted);
 	close(g->efd);
 	free(g->bufs);
 	free(g);
