@@ -388,6 +388,27 @@ static int kvm_run(struct hv_vcpu *v, struct hv_exit *x)
 	return 0;
 }
 
+static const unsigned long vcpu_ioctls[] = {
+	KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI,
+};
+
+static const unsigned long vmm_ioctls[] = {
+	KVM_IRQ_LINE,        KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI,         KVM_IOEVENTFD,
+	KVM_IRQFD,           KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE,
+};
+
+size_t kvm_vcpu_ioctls(const unsigned long **out)
+{
+	*out = vcpu_ioctls;
+	return ARRAY_SIZE(vcpu_ioctls);
+}
+
+size_t kvm_vmm_ioctls(const unsigned long **out)
+{
+	*out = vmm_ioctls;
+	return ARRAY_SIZE(vmm_ioctls);
+}
+
 const struct hv_ops kvm_hv_ops = {
 	.name = "kvm",
 	.probe = kvm_probe_ops,

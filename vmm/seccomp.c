@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/if_tun.h>
-#include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,6 +22,7 @@
 #include "common/compat.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "vmm/kvm.h"
 
 static const char *const role_names[SC_NROLES] = {
 	[SC_ROLE_VMM] = "vmm",
@@ -113,17 +113,13 @@ static const int api_calls[] = {
 	SYS_shutdown, SYS_fcntl, SYS_getsockopt,
 };
 
-static const unsigned long vcpu_ioctls[] = {
-	KVM_RUN,      KVM_GET_REGS,  KVM_GET_SREGS,  KVM_IRQ_LINE,
-	KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI, TUNSETOFFLOAD,
-};
+/* Besides KVM's own (vmm/kvm.c lists those): a device's exit may set the tap's offloads. */
+static const unsigned long vcpu_ioctls[] = {TUNSETOFFLOAD};
 
+/* Besides KVM's: tap offloads, a drive's size, the measurement, the terminal at exit. */
 static const unsigned long vmm_ioctls[] = {
-	KVM_IRQ_LINE,   KVM_IRQ_LINE_STATUS, KVM_SIGNAL_MSI,     KVM_IOEVENTFD,
-	KVM_IRQFD,      KVM_GET_API_VERSION, KVM_CHECK_EXTENSION, KVM_GET_VCPU_MMAP_SIZE,
-	TUNSETOFFLOAD,  BLKGETSIZE64,        BLKSSZGET,          PAGEMAP_SCAN,
-	TCGETS,         TCSETS,              TCSETSW,            TCSETSF,
-	FIONREAD,       FIONBIO,
+	TUNSETOFFLOAD, BLKGETSIZE64, BLKSSZGET, PAGEMAP_SCAN, TCGETS,  TCSETS,
+	TCSETSW,       TCSETSF,      FIONREAD,  FIONBIO,
 };
 
 /*
@@ -176,6 +172,8 @@ static int add_ioctls(struct sc_filter *f, const unsigned long *req, size_t n)
 
 static int fill_role(struct sc_filter *f, enum sc_role role)
 {
+	const unsigned long *kvm;
+	size_t n;
 	int r;
 
 	f->present = true;
@@ -191,6 +189,8 @@ static int fill_role(struct sc_filter *f, enum sc_role role)
 	case SC_ROLE_VMM:
 		r = r ? r : add_calls(f, vmm_calls, ARRAY_SIZE(vmm_calls));
 		r = r ? r : add_ioctls(f, vmm_ioctls, ARRAY_SIZE(vmm_ioctls));
+		n = kvm_vmm_ioctls(&kvm);
+		r = r ? r : add_ioctls(f, kvm, n);
 		/* Files it already may use (a drive's new image, /proc/self), never a new one. */
 		r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT);
 		/* Unix sockets only (vsock's guest-initiated connections). */
@@ -203,6 +203,8 @@ static int fill_role(struct sc_filter *f, enum sc_role role)
 		break;
 	case SC_ROLE_VCPU:
 		r = r ? r : add_ioctls(f, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
+		n = kvm_vcpu_ioctls(&kvm);
+		r = r ? r : add_ioctls(f, kvm, n);
 		break;
 	case SC_ROLE_PREFAULT:
 	case SC_NROLES:
