@@ -140,6 +140,7 @@ static void *vcpu_main(void *arg)
 		return NULL;
 	}
 	sc_test_hook(SC_ROLE_VCPU);
+	vm_vcpu_gate(vm);
 
 	while (!atomic_load(&vm->stopping)) {
 		uint64_t t0 = now_ns();

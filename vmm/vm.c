@@ -655,6 +655,22 @@ int vm_finish(struct vm *vm)
 	return vm->status;
 }
 
+void vm_vcpu_gate(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	while (!vm->gate_open && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_open_gate(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->gate_open = true;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
 void vm_vcpu_park(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->pause_lock);

@@ -48,8 +48,13 @@ struct vm_opts {
 int vm_create(struct vm **out, const struct vm_config *cfg, const struct vm_opts *opts,
 	      struct vmm_err *e) must_check;
 
-/* Start one thread per vCPU. */
+/*
+ * Start one thread per vCPU. Each takes its seccomp filter, then waits for
+ * vm_open_gate() before its first KVM_RUN: the caller confines itself in
+ * between, so no guest code runs while a thread of the VMM is unconfined.
+ */
 int vm_start(struct vm *vm, struct vmm_err *e) must_check;
+void vm_open_gate(struct vm *vm);
 
 /*
  * Serve the VM's console (output, and input from stdin when it is a terminal)

@@ -18,6 +18,7 @@
 struct vm {
 	const struct hv_ops *ops;
 	const struct sc_policy *seccomp; /* vm_opts.seccomp */
+	bool gate_open; /* vm_open_gate(): vCPUs may enter the guest (under pause_lock) */
 	struct hv *hv;
 	struct hv_vm *hvm;
 	struct guest_mem mem;
@@ -72,6 +73,8 @@ struct vm {
 	bool finished;
 };
 
+/* A vCPU thread, confined: wait until vm_open_gate() (or a stop). */
+void vm_vcpu_gate(struct vm *vm);
 /* Called by a vCPU thread between exits: park while a pause is requested. */
 void vm_vcpu_park(struct vm *vm);
 

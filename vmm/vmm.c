@@ -600,6 +600,7 @@ static void do_start(struct vmm *m, struct vmm_cmd *c)
 			vm_destroy(m->vm);
 			m->vm = NULL;
 		} else {
+			vm_open_gate(m->vm);
 			m->state = VMM_RUNNING;
 		}
 	}
