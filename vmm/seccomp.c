@@ -134,7 +134,8 @@ static const int san_calls[] = {
 	SYS_wait4,       SYS_waitid,       SYS_pipe2,   SYS_dup,        SYS_dup2,
 	SYS_dup3,        SYS_process_vm_readv, SYS_prlimit64, SYS_uname, SYS_getppid,
 	SYS_tgkill,      SYS_kill,         SYS_mprotect, SYS_mmap,      SYS_fcntl,
-	SYS_statx,       SYS_set_robust_list, SYS_rseq,
+	SYS_statx,       SYS_set_robust_list, SYS_rseq,  SYS_open,       SYS_stat,
+	SYS_lstat,       SYS_getdents,     SYS_access, SYS_sched_getaffinity,
 };
 #endif
 
