@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -129,13 +130,11 @@ static const unsigned long vmm_ioctls[] = {
  */
 #if defined(__SANITIZE_ADDRESS__)
 static const int san_calls[] = {
-	SYS_sigaltstack, SYS_rt_sigaction, SYS_prctl,   SYS_openat,     SYS_getdents64,
-	SYS_readlink,    SYS_readlinkat,   SYS_clone,   SYS_clone3,     SYS_ptrace,
-	SYS_wait4,       SYS_waitid,       SYS_pipe2,   SYS_dup,        SYS_dup2,
-	SYS_dup3,        SYS_process_vm_readv, SYS_prlimit64, SYS_uname, SYS_getppid,
-	SYS_tgkill,      SYS_kill,         SYS_mprotect, SYS_mmap,      SYS_fcntl,
-	SYS_statx,       SYS_set_robust_list, SYS_rseq,  SYS_open,       SYS_stat,
-	SYS_lstat,       SYS_getdents,     SYS_access, SYS_sched_getaffinity,
+	SYS_sigaltstack, SYS_rt_sigaction, SYS_prctl,     SYS_getdents64, SYS_readlink,
+	SYS_readlinkat,  SYS_ptrace,       SYS_wait4,     SYS_waitid,     SYS_pipe2,
+	SYS_dup,         SYS_dup2,         SYS_dup3,      SYS_process_vm_readv,
+	SYS_uname,       SYS_getppid,      SYS_kill,      SYS_fcntl,      SYS_statx,
+	SYS_stat,        SYS_lstat,        SYS_getdents,  SYS_access,     SYS_sched_getaffinity,
 };
 #endif
 
@@ -193,7 +192,7 @@ static int fill_role(struct sc_filter *f, enum sc_role role)
 		n = kvm_vmm_ioctls(&kvm);
 		r = r ? r : add_ioctls(f, kvm, n);
 		/* Files it already may use (a drive's new image, /proc/self), never a new one. */
-		r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT);
+		r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT | __O_TMPFILE);
 		/* Unix sockets only (vsock's guest-initiated connections). */
 		r = r ? r : add_if(f, SYS_socket, 0, SC_OP_EQ, AF_UNIX, 0);
 		/* Limits read, never set. */
@@ -213,6 +212,11 @@ static int fill_role(struct sc_filter *f, enum sc_role role)
 	}
 #if defined(__SANITIZE_ADDRESS__)
 	r = r ? r : add_calls(f, san_calls, ARRAY_SIZE(san_calls));
+	/* Its tracer thread (CLONE_VM: never a fork), its reads of /proc (never a new file). */
+	r = r ? r : add_if(f, SYS_clone, 0, SC_OP_MASKED_EQ, CLONE_VM, CLONE_VM);
+	r = r ? r : add_if(f, SYS_open, 1, SC_OP_MASKED_EQ, 0, O_CREAT | __O_TMPFILE);
+	r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT | __O_TMPFILE);
+	r = r ? r : add_if(f, SYS_prlimit64, 2, SC_OP_EQ, 0, 0);
 #endif
 	return r;
 }
@@ -369,17 +373,37 @@ static scmp_filter_ctx build(const struct sc_filter *f, enum sc_role role, char 
 	for (unsigned i = 0; i < f->nrules; i++) {
 		const struct sc_rule *r = &f->rules[i];
 		struct scmp_arg_cmp c[SC_MAX_CONDS];
+		const char *n = sc_syscall_name(r->nr);
 		int rc;
 
-		for (unsigned k = 0; k < r->nconds && k < SC_MAX_CONDS; k++)
-			c[k] = scmp_cond(&r->conds[k]);
+		for (unsigned k = 0; k < r->nconds && k < SC_MAX_CONDS; k++) {
+			const struct sc_cond *sc = &r->conds[k];
+
+			/* libseccomp compares 64 bits: a low-half compare exists only as masked_eq. */
+			if (sc->dword && sc->op != SC_OP_EQ && sc->op != SC_OP_MASKED_EQ) {
+				snprintf(why, whylen,
+					 "seccomp: %s: rule %u (%s): argument %u: a \"dword\" "
+					 "comparison can only be eq or masked_eq (the low 32 bits "
+					 "alone cannot be ordered); use \"qword\"",
+					 role_names[role], i, n ? n : "?", sc->index);
+				seccomp_release(ctx);
+				*err = -EINVAL;
+				return NULL;
+			}
+			c[k] = scmp_cond(sc);
+		}
+		if (!n) {
+			snprintf(why, whylen, "seccomp: %s: rule %u: %d is not a system call here",
+				 role_names[role], i, r->nr);
+			seccomp_release(ctx);
+			*err = -EINVAL;
+			return NULL;
+		}
 		/* A rule whose action is the default's would be refused by libseccomp: skip it. */
 		if (match == scmp_action(f->mismatch))
 			continue;
 		rc = seccomp_rule_add_array(ctx, match, r->nr, r->nconds, c);
 		if (rc) {
-			const char *n = sc_syscall_name(r->nr);
-
 			snprintf(why, whylen, "seccomp: %s: rule %u (%s, %u argument condition%s): %s",
 				 role_names[role], i, n ? n : "?", r->nconds,
 				 r->nconds == 1 ? "" : "s", strerror(-rc));
