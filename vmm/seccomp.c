@@ -88,6 +88,9 @@ void sc_policy_free(struct sc_policy *p)
 
 /* ---- the built-in allow-lists ---- */
 
+/* O_TMPFILE's own bit (glibc's __O_TMPFILE carries O_DIRECTORY too: opendir must pass). */
+#define TMPFILE_BIT 020000000
+
 /* Every thread: memory for malloc (never executable), locks, time, logging, its own end. */
 static const int base_calls[] = {
 	SYS_read, SYS_write, SYS_readv, SYS_writev, SYS_close, SYS_futex, SYS_clock_gettime,
@@ -192,7 +195,7 @@ static int fill_role(struct sc_filter *f, enum sc_role role)
 		n = kvm_vmm_ioctls(&kvm);
 		r = r ? r : add_ioctls(f, kvm, n);
 		/* Files it already may use (a drive's new image, /proc/self), never a new one. */
-		r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT | __O_TMPFILE);
+		r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT | TMPFILE_BIT);
 		/* Unix sockets only (vsock's guest-initiated connections). */
 		r = r ? r : add_if(f, SYS_socket, 0, SC_OP_EQ, AF_UNIX, 0);
 		/* Limits read, never set. */
@@ -214,8 +217,8 @@ static int fill_role(struct sc_filter *f, enum sc_role role)
 	r = r ? r : add_calls(f, san_calls, ARRAY_SIZE(san_calls));
 	/* Its tracer thread (CLONE_VM: never a fork), its reads of /proc (never a new file). */
 	r = r ? r : add_if(f, SYS_clone, 0, SC_OP_MASKED_EQ, CLONE_VM, CLONE_VM);
-	r = r ? r : add_if(f, SYS_open, 1, SC_OP_MASKED_EQ, 0, O_CREAT | __O_TMPFILE);
-	r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT | __O_TMPFILE);
+	r = r ? r : add_if(f, SYS_open, 1, SC_OP_MASKED_EQ, 0, O_CREAT | TMPFILE_BIT);
+	r = r ? r : add_if(f, SYS_openat, 2, SC_OP_MASKED_EQ, 0, O_CREAT | TMPFILE_BIT);
 	r = r ? r : add_if(f, SYS_prlimit64, 2, SC_OP_EQ, 0, 0);
 #endif
 	return r;
