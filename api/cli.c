@@ -21,6 +21,7 @@
 #include "api/client.h"
 #include "api/config_json.h"
 #include "api/report_json.h"
+#include "api/seccomp_json.h"
 #include "api/server.h"
 #include "api/telemetry.h"
 #include "common/log.h"
@@ -66,8 +67,10 @@ static const char usage_main[] =
 	"  --level LEVEL        Error, Warning, Info, Debug, Trace (= Debug) or Off\n"
 	"  --show-level, --show-log-origin   add the level / file:line to each log line\n"
 	"  --metrics-path PATH  metrics as JSON lines: on FlushMetrics, every 60 s, at exit\n"
-	"  --no-seccomp         accepted: hugevmm installs no seccomp filter yet\n"
-	"  --seccomp-filter F, --boot-timer, --module M, --metadata F, --enable-pci,\n"
+	"  --no-seccomp         no seccomp filters (a warning says so)\n"
+	"  --seccomp-filter FILE  seccomp filters from FILE instead of the built-in ones, in the\n"
+	"                       JSON Firecracker's seccompiler-bin reads (not its BPF output)\n"
+	"  --boot-timer, --module M, --metadata F, --enable-pci,\n"
 	"  --http-api-max-payload-size N, --mmds-size-limit N, --start-time-us N,\n"
 	"  --start-time-cpu-us N, --parent-cpu-time-us N\n"
 	"                       accepted; a warning says what hugevmm does instead\n"
@@ -197,14 +200,15 @@ enum {
 	OPT_CONFIG_OPTIONAL = 1 << 6,
 	OPT_FC = 1 << 7, /* Firecracker's flags */
 	OPT_OUT = 1 << 8, /* --out DIR */
+	OPT_SECCOMP_FILE = 1 << 9, /* --seccomp-filter FILE */
 };
 
 struct cli_opts {
 	const char *config, *report, *api_sock, *out;
 	int human, hold, json;
 	/* Firecracker's */
-	const char *id, *log_path, *level, *metrics_path;
-	int no_api, show_level, show_origin;
+	const char *id, *log_path, *level, *metrics_path, *seccomp_filter;
+	int no_api, show_level, show_origin, no_seccomp;
 };
 
 /* Firecracker's flags hugevmm takes but does not act on: what it does instead. */
@@ -213,8 +217,6 @@ static const struct {
 	bool arg;
 	const char *instead; /* NULL: accepted silently (hugevmm already behaves so) */
 } fc_flags[] = {
-	{"no-seccomp", false, NULL},
-	{"seccomp-filter", true, "hugevmm installs no seccomp filter yet (issue 15: confinement)"},
 	{"boot-timer", false, "no boot-timer device; bench/ measures launch to first guest line"},
 	{"module", true, "hugevmm's log lines have no module path to filter on"},
 	{"metadata", true, "no MMDS (not on the roadmap)"},
@@ -271,6 +273,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 		{"snapshot-version", no_argument, NULL, 'X'},
 		{"describe-snapshot", required_argument, NULL, 'X'},
 		{"out", required_argument, NULL, 'u'},
+		{"no-seccomp", no_argument, NULL, 'Z'},
+		{"seccomp-filter", required_argument, NULL, 'F'},
 	};
 	static size_t nopts;
 	int quiet = 0, verbose = 0, c;
@@ -297,7 +301,8 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 				: c == 'a' ? OPT_API
 				: c == 'j' ? OPT_JSON
 				: c == 'u' ? OPT_OUT
-				: strchr("iNLlSOMX", c) || c >= FC_FLAG_BASE ? OPT_FC
+				: c == 'F' ? OPT_SECCOMP_FILE
+				: strchr("iNLlSOMXZ", c) || c >= FC_FLAG_BASE ? OPT_FC
 									     : 0;
 
 		if (need && !(allowed & need))
@@ -323,6 +328,12 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 			break;
 		case 'u':
 			o->out = optarg;
+			break;
+		case 'F':
+			o->seccomp_filter = optarg;
+			break;
+		case 'Z':
+			o->no_seccomp = 1;
 			break;
 		case 'q':
 			quiet = 1;
@@ -561,20 +572,44 @@ static struct sc_policy seccomp_policy;
 
 /*
  * The policy of the flags: the built-in filters unless --no-seccomp (off, with
- * a warning) or --seccomp-filter FILE.
+ * a warning) or --seccomp-filter FILE (seccompiler's JSON; a file libseccomp
+ * cannot compile is refused now, exit 2, not when a thread installs it).
  */
 static int seccomp_from_flags(const struct cli_opts *o, struct sc_policy *p, struct vmm_err *e)
 {
 	char why[512];
 	int r;
 
-	(void)o;
-	r = sc_policy_default(p);
-	if (r)
-		return err_set(e, ERR_RUNTIME, r, "seccomp: out of memory");
+	memset(p, 0, sizeof(*p));
+	p->source = SC_SOURCE_OFF;
+	if (o->no_seccomp && o->seccomp_filter)
+		return err_set(e, ERR_CONFIG, -EINVAL,
+			       "--no-seccomp and --seccomp-filter FILE exclude each other; give "
+			       "one");
+	if (o->no_seccomp) {
+		log_warn("seccomp filters are off (--no-seccomp): a compromised thread can make any "
+			 "system call");
+	} else if (o->seccomp_filter) {
+		r = sc_json_load(o->seccomp_filter, p, e);
+		if (r)
+			return r;
+	} else {
+		r = sc_policy_default(p);
+		if (r)
+			return err_set(e, ERR_RUNTIME, r, "seccomp: out of memory");
+	}
 	r = sc_policy_check(p, why, sizeof(why));
-	if (r)
-		return err_set(e, ERR_RUNTIME, r, "%s", why);
+	if (r) {
+		if (p->source == SC_SOURCE_FILE)
+			err_set(e, ERR_CONFIG, r,
+				"--seccomp-filter %s: libseccomp refuses it: %s (rule N is the "
+				"role's filter[N]); change or remove that rule",
+				o->seccomp_filter, why);
+		else
+			err_set(e, ERR_RUNTIME, r, "%s", why);
+		sc_policy_free(p);
+		return r;
+	}
 	sc_status_set_policy(p);
 	return 0;
 }
@@ -591,8 +626,9 @@ static int cmd_run(int argc, char **argv)
 	int rc, status;
 
 	rc = parse_opts(argc, argv,
-			OPT_CONFIG | OPT_CONFIG_OPTIONAL | OPT_REPORT | OPT_API | OPT_FC, "",
-			usage_main, &o);
+			OPT_CONFIG | OPT_CONFIG_OPTIONAL | OPT_REPORT | OPT_API | OPT_FC |
+				OPT_SECCOMP_FILE,
+			"", usage_main, &o);
 	if (rc >= 0)
 		return rc;
 	if (o.no_api && !o.config)
@@ -663,6 +699,7 @@ static int cmd_run(int argc, char **argv)
 		api_server_stop(api);
 		vmm_destroy(m);
 		api_telemetry_close();
+		sc_policy_free(&seccomp_policy);
 		return fail(&e);
 	}
 	api_metrics_attach(m, api_server_stats(api));
@@ -675,6 +712,7 @@ static int cmd_run(int argc, char **argv)
 		final_report(m, o.report);
 	vmm_destroy(m);
 	api_telemetry_close();
+	sc_policy_free(&seccomp_policy);
 	return status;
 }
 

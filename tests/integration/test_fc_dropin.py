@@ -54,16 +54,19 @@ def stop(v):
 
 # ---- command line ----
 
-IGNORED_FLAGS = [["--seccomp-filter", "/nonexistent.bpf"], ["--boot-timer"], ["--module", "api_server"],
+IGNORED_FLAGS = [["--boot-timer"], ["--module", "api_server"],
                  ["--metadata", "/nonexistent.json"], ["--enable-pci"],
                  ["--http-api-max-payload-size", "51200"], ["--mmds-size-limit", "51200"]]
-SILENT_FLAGS = [["--no-seccomp"], ["--start-time-us", "1"], ["--start-time-cpu-us", "1"],
+SILENT_FLAGS = [["--start-time-us", "1"], ["--start-time-cpu-us", "1"],
                 ["--parent-cpu-time-us", "1"]]
 
 
 def test_firecracker_flags_are_accepted(tmp_path):
+    # --no-seccomp is acted on (no filters), with one warning; --seccomp-filter takes a file
+    # (test_seccomp_cli.py).
     args = ["--id", "fc-vm-7", "--level", "Info", "--show-level", "--show-log-origin",
-            "--log-path", str(tmp_path / "fc.log"), "--metrics-path", str(tmp_path / "fc.metrics")]
+            "--log-path", str(tmp_path / "fc.log"), "--metrics-path", str(tmp_path / "fc.metrics"),
+            "--no-seccomp"]
     for f in IGNORED_FLAGS + SILENT_FLAGS:
         args += f
     v = Vmm(tmp_path, args)
@@ -79,12 +82,13 @@ def test_firecracker_flags_are_accepted(tmp_path):
     for f in SILENT_FLAGS:
         assert f[0] not in err, err
     assert "unknown option" not in err and "usage" not in err
-    # The id and the flags' format reach the log file.
+    # The id and the flags' format reach the log file, --no-seccomp's warning with them.
     lines = (tmp_path / "fc.log").read_text().splitlines()
     assert lines, "nothing was logged"
     for ln in lines:
         m = LOG_LINE.match(ln)
         assert m and m["id"] == "fc-vm-7" and m["level"] and m["origin"], ln
+    assert len([ln for ln in lines if "seccomp filters are off (--no-seccomp)" in ln]) == 1, lines
     # The metrics file got the line written at exit, with Firecracker's groups.
     last = json.loads((tmp_path / "fc.metrics").read_text().splitlines()[-1])
     assert last["get_api_requests"]["instance_info_count"] == 1
@@ -100,6 +104,11 @@ def test_firecracker_flags_are_accepted(tmp_path):
     (["--describe-snapshot", "/tmp/s", "--api-sock", "/tmp/x.sock"], "no snapshots"),
     (["--log-path", "/nonexistent-dir/fc.log", "--api-sock", "/tmp/x.sock"], "--log-path"),
     (["--metrics-path", "/nonexistent-dir/m", "--api-sock", "/tmp/x.sock"], "--metrics-path"),
+    # Firecracker's --seccomp-filter takes seccompiler's BPF; hugevmm the JSON it compiles.
+    (["--seccomp-filter", "/nonexistent.bpf", "--api-sock", "/tmp/x.sock"],
+     "--seccomp-filter /nonexistent.bpf: cannot open it"),
+    (["--no-seccomp", "--seccomp-filter", "/nonexistent.json", "--api-sock", "/tmp/x.sock"],
+     "--no-seccomp and --seccomp-filter FILE exclude each other"),
 ])
 def test_bad_firecracker_flags_are_exit_2(args, names):
     r = run(args)
