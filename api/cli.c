@@ -69,7 +69,8 @@ static const char usage_main[] =
 	"  --metrics-path PATH  metrics as JSON lines: on FlushMetrics, every 60 s, at exit\n"
 	"  --no-seccomp         no seccomp filters (a warning says so)\n"
 	"  --seccomp-filter FILE  seccomp filters from FILE instead of the built-in ones, in the\n"
-	"                       JSON Firecracker's seccompiler-bin reads (not its BPF output)\n"
+	"                       JSON Firecracker's seccompiler-bin reads (not its BPF output;\n"
+	"                       `hugevmm seccomp` prints the built-in ones in it)\n"
 	"  --boot-timer, --module M, --metadata F, --enable-pci,\n"
 	"  --http-api-max-payload-size N, --mmds-size-limit N, --start-time-us N,\n"
 	"  --start-time-cpu-us N, --parent-cpu-time-us N\n"
@@ -80,6 +81,8 @@ static const char usage_main[] =
 	"                             the coverage report; no VM is created\n"
 	"  status --api-sock PATH     the coverage of a running VM, one bar per region\n"
 	"  host                       print what this host offers guest memory\n"
+	"  seccomp [--role ROLE]      print the built-in seccomp filters, in the JSON format\n"
+	"                             --seccomp-filter takes\n"
 	"  acpi --config-file FILE --out DIR\n"
 	"                             write the ACPI tables the config's guest gets, one\n"
 	"                             file each, as acpidump -b names them\n"
@@ -124,6 +127,20 @@ static const char usage_host[] =
 	"Prints, as JSON, what this host offers guest memory: kernel, THP and shmem THP\n"
 	"settings, hugetlb pools per size, PAGEMAP_SCAN and madvise support, DAX devices, and\n"
 	"/dev/kvm (API version, module, memslots, stats fd).\n";
+
+static const char usage_seccomp[] =
+	"usage: hugevmm seccomp [--role ROLE] [--seccomp-filter FILE]\n"
+	"\n"
+	"Prints hugevmm's built-in seccomp filters, one per thread role, in the JSON format of\n"
+	"Firecracker's seccompiler-bin input, which --seccomp-filter takes: a custom filter\n"
+	"file starts from it (`hugevmm seccomp > f.json`, edit, `hugevmm --seccomp-filter\n"
+	"f.json ...`). System calls are named; ioctl requests and other values are numbers.\n"
+	"\n"
+	"  --role ROLE            only that role's filter: vmm, api, vcpu or prefault\n"
+	"  --seccomp-filter FILE  check FILE as a run would (exit 2 naming what is wrong) and\n"
+	"                         print what hugevmm reads from it\n"
+	"\n"
+	"exit codes: 0 printed, 2 a bad option or filter file, 1 other\n";
 
 static const char usage_acpi[] =
 	"usage: hugevmm acpi --config-file FILE --out DIR\n"
@@ -200,11 +217,12 @@ enum {
 	OPT_CONFIG_OPTIONAL = 1 << 6,
 	OPT_FC = 1 << 7, /* Firecracker's flags */
 	OPT_OUT = 1 << 8, /* --out DIR */
-	OPT_SECCOMP_FILE = 1 << 9, /* --seccomp-filter FILE */
+	OPT_ROLE = 1 << 9,          /* --role ROLE */
+	OPT_SECCOMP_FILE = 1 << 10, /* --seccomp-filter FILE */
 };
 
 struct cli_opts {
-	const char *config, *report, *api_sock, *out;
+	const char *config, *report, *api_sock, *out, *role;
 	int human, hold, json;
 	/* Firecracker's */
 	const char *id, *log_path, *level, *metrics_path, *seccomp_filter;
@@ -275,6 +293,7 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 		{"out", required_argument, NULL, 'u'},
 		{"no-seccomp", no_argument, NULL, 'Z'},
 		{"seccomp-filter", required_argument, NULL, 'F'},
+		{"role", required_argument, NULL, 'R'},
 	};
 	static size_t nopts;
 	int quiet = 0, verbose = 0, c;
@@ -301,6 +320,7 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 				: c == 'a' ? OPT_API
 				: c == 'j' ? OPT_JSON
 				: c == 'u' ? OPT_OUT
+				: c == 'R' ? OPT_ROLE
 				: c == 'F' ? OPT_SECCOMP_FILE
 				: strchr("iNLlSOMXZ", c) || c >= FC_FLAG_BASE ? OPT_FC
 									     : 0;
@@ -328,6 +348,9 @@ static int parse_opts(int argc, char **argv, unsigned allowed, const char *cmd, 
 			break;
 		case 'u':
 			o->out = optarg;
+			break;
+		case 'R':
+			o->role = optarg;
 			break;
 		case 'F':
 			o->seccomp_filter = optarg;
@@ -716,6 +739,41 @@ static int cmd_run(int argc, char **argv)
 	return status;
 }
 
+/* The built-in filters (or those of --seccomp-filter FILE) as a filter file. */
+static int cmd_seccomp(int argc, char **argv)
+{
+	unsigned roles = (1u << SC_NROLES) - 1;
+	struct vmm_err e = {0};
+	struct sc_policy *p;
+	struct cli_opts o;
+	int rc = parse_opts(argc, argv, OPT_ROLE | OPT_SECCOMP_FILE, "seccomp: ", usage_seccomp,
+			    &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.role) {
+		int r = sc_role_of(o.role);
+
+		if (r < 0)
+			return usage_error(usage_seccomp,
+					   "seccomp: --role: \"%s\" is not a thread role; use vmm, "
+					   "api, vcpu or prefault%s",
+					   o.role, "");
+		roles = 1u << r;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		log_err("out of memory");
+		return EXIT_RUNTIME;
+	}
+	rc = seccomp_from_flags(&o, p, &e);
+	if (!rc && sc_json_print(stdout, sc_json_render(p, roles)))
+		rc = err_set(&e, ERR_RUNTIME, -EIO, "seccomp: cannot print the filters");
+	sc_policy_free(p);
+	free(p);
+	return rc ? fail(&e) : 0;
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	struct vmm_err e = {0};
@@ -777,6 +835,8 @@ int main(int argc, char **argv)
 		return cmd_host(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "acpi"))
 		return cmd_acpi(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "seccomp"))
+		return cmd_seccomp(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
 		return cmd_status(argc - 1, argv + 1);
 	if (argv[1][0] == '-')

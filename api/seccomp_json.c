@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "api/json_util.h"
@@ -561,4 +562,152 @@ int sc_json_load(const char *path, struct sc_policy *p, struct vmm_err *e)
 	if (!r)
 		snprintf(p->path, sizeof(p->path), "%s", path);
 	return r;
+}
+
+/* ---- rendering ---- */
+
+/* A 64-bit value as written, not through a double. */
+static cJSON *u64_json(uint64_t v)
+{
+	char b[24];
+
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
+	return cJSON_CreateRaw(b);
+}
+
+static cJSON *action_json(struct sc_action a)
+{
+	static const char *const names[] = {
+		[SC_ACT_ALLOW] = "allow",
+		[SC_ACT_KILL_PROCESS] = "kill_process",
+		[SC_ACT_KILL_THREAD] = "kill_thread",
+		[SC_ACT_TRAP] = "trap",
+		[SC_ACT_LOG] = "log",
+		[SC_ACT_ERRNO] = "errno",
+		[SC_ACT_TRACE] = "trace",
+	};
+	cJSON *o;
+
+	if (a.act != SC_ACT_ERRNO && a.act != SC_ACT_TRACE)
+		return cJSON_CreateString(names[a.act]);
+	o = cJSON_CreateObject();
+	if (o)
+		cJSON_AddItemToObject(o, names[a.act], u64_json(a.data));
+	return o;
+}
+
+static cJSON *cond_json(const struct sc_cond *c)
+{
+	static const char *const ops[] = {
+		[SC_OP_EQ] = "eq", [SC_OP_NE] = "ne", [SC_OP_LT] = "lt",
+		[SC_OP_LE] = "le", [SC_OP_GT] = "gt", [SC_OP_GE] = "ge",
+	};
+	cJSON *o = cJSON_CreateObject(), *op;
+
+	cJSON_AddItemToObject(o, "index", u64_json(c->index));
+	cJSON_AddStringToObject(o, "type", c->dword ? "dword" : "qword");
+	if (c->op == SC_OP_MASKED_EQ) {
+		op = cJSON_AddObjectToObject(o, "op");
+		cJSON_AddItemToObject(op, "masked_eq", u64_json(c->mask));
+	} else {
+		cJSON_AddStringToObject(o, "op", ops[c->op]);
+	}
+	cJSON_AddItemToObject(o, "val", u64_json(c->val));
+	return o;
+}
+
+/*
+ * The built-in lists let tgkill signal this process's own threads only: its
+ * first argument must be our pid, known when the process starts. A file cannot
+ * name it (the next process has another), so printed it has no condition.
+ */
+static bool own_pid_rule(const struct sc_policy *p, const struct sc_rule *r)
+{
+	return p->source == SC_SOURCE_DEFAULT && r->nr == SYS_tgkill && r->nconds == 1 &&
+	       r->conds[0].index == 0 && r->conds[0].op == SC_OP_EQ &&
+	       r->conds[0].val == (uint64_t)getpid();
+}
+
+static cJSON *rule_json(const struct sc_policy *p, const struct sc_rule *r)
+{
+	const char *name = sc_syscall_name(r->nr);
+	cJSON *o = cJSON_CreateObject(), *args;
+	char b[32];
+
+	if (!name) {
+		snprintf(b, sizeof(b), "syscall_%d", r->nr);
+		name = b;
+	}
+	cJSON_AddStringToObject(o, "syscall", name);
+	if (own_pid_rule(p, r)) {
+		cJSON_AddStringToObject(o, "comment",
+					"built in: to this process's own threads only (args[0], "
+					"the pid, is known at start); a file cannot name it");
+		return o;
+	}
+	if (!r->nconds)
+		return o;
+	args = cJSON_AddArrayToObject(o, "args");
+	for (unsigned i = 0; i < r->nconds && i < SC_MAX_CONDS; i++)
+		cJSON_AddItemToArray(args, cond_json(&r->conds[i]));
+	return o;
+}
+
+/* @v on one line; false when out of memory. */
+static bool put_compact(FILE *out, const cJSON *v)
+{
+	char *s = cJSON_PrintUnformatted(v);
+
+	if (!s)
+		return false;
+	fputs(s, out);
+	free(s);
+	return true;
+}
+
+int sc_json_print(FILE *out, cJSON *j)
+{
+	bool ok = j != NULL;
+
+	fputs("{", out);
+	for (const cJSON *r = j ? j->child : NULL; ok && r; r = r->next) {
+		fprintf(out, "%s\n  \"%s\": {", r == j->child ? "" : ",", r->string);
+		for (const cJSON *m = r->child; ok && m; m = m->next) {
+			fprintf(out, "%s\n    \"%s\": ", m == r->child ? "" : ",", m->string);
+			if (!cJSON_IsArray(m)) {
+				ok = put_compact(out, m);
+				continue;
+			}
+			fputs("[", out);
+			for (const cJSON *k = m->child; ok && k; k = k->next) {
+				fputs(k == m->child ? "\n      " : ",\n      ", out);
+				ok = put_compact(out, k);
+			}
+			fputs(m->child ? "\n    ]" : "]", out);
+		}
+		fputs("\n  }", out);
+	}
+	fputs("\n}\n", out);
+	cJSON_Delete(j);
+	return ok && !fflush(out) && !ferror(out) ? 0 : -EIO;
+}
+
+cJSON *sc_json_render(const struct sc_policy *p, unsigned roles)
+{
+	cJSON *root = cJSON_CreateObject();
+
+	for (int i = 0; root && i < SC_NROLES; i++) {
+		const struct sc_filter *f = &p->f[i];
+		cJSON *o, *list;
+
+		if (!f->present || !(roles & (1u << i)))
+			continue;
+		o = cJSON_AddObjectToObject(root, sc_role_name((enum sc_role)i));
+		cJSON_AddItemToObject(o, "default_action", action_json(f->mismatch));
+		cJSON_AddItemToObject(o, "filter_action", action_json(f->match));
+		list = cJSON_AddArrayToObject(o, "filter");
+		for (unsigned k = 0; k < f->nrules; k++)
+			cJSON_AddItemToArray(list, rule_json(p, &f->rules[k]));
+	}
+	return root;
 }

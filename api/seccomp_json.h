@@ -17,10 +17,13 @@
 #define HUGEVMM_API_SECCOMP_JSON_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "common/err.h"
 #include "common/util.h"
 #include "vmm/seccomp.h"
+
+struct cJSON;
 
 /*
  * Read the file @path into @p (source SC_SOURCE_FILE, path set). Errors
@@ -33,5 +36,17 @@ int sc_json_load(const char *path, struct sc_policy *p, struct vmm_err *e) must_
 /* The same from @len bytes of @text; @what prefixes errors ("--seccomp-filter F"). */
 int sc_json_parse(const char *text, size_t len, const char *what, struct sc_policy *p,
 		  struct vmm_err *e) must_check;
+
+/*
+ * @p in that format, the roles in @roles (a mask of 1 << enum sc_role) that
+ * it has. NULL when out of memory.
+ */
+struct cJSON *sc_json_render(const struct sc_policy *p, unsigned roles);
+
+/*
+ * Print @j (sc_json_render's) to @out for people to edit: one line per rule,
+ * as Firecracker's files are laid out; then free it. 0, or -EIO.
+ */
+int sc_json_print(FILE *out, struct cJSON *j);
 
 #endif
