@@ -774,6 +774,42 @@ static int cmd_seccomp(int argc, char **argv)
 	return rc ? fail(&e) : 0;
 }
 
+static unsigned num_of(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+	return cJSON_IsNumber(v) ? (unsigned)v->valuedouble : 0;
+}
+
+/* One line under the bars: GET /'s seccomp object (nothing when it is not there). */
+static void status_seccomp(const char *sock)
+{
+	struct vmm_err e = {0};
+	const cJSON *s, *src, *path, *t;
+	char *body = NULL;
+	cJSON *info;
+
+	if (api_client_request(sock, "GET", "/", NULL, &body, &e) != 200) {
+		free(body);
+		return;
+	}
+	info = cJSON_Parse(body);
+	free(body);
+	s = cJSON_GetObjectItemCaseSensitive(info, "seccomp");
+	src = cJSON_GetObjectItemCaseSensitive(s, "source");
+	path = cJSON_GetObjectItemCaseSensitive(s, "path");
+	t = cJSON_GetObjectItemCaseSensitive(s, "threads");
+	if (cJSON_IsString(src) && cJSON_IsObject(t))
+		printf("seccomp: %s%s%s%s, threads confined: vmm %u, api %u, vcpu %u, prefault %u; "
+		       "io_uring rings restricted %u, unrestricted %u\n",
+		       src->valuestring, cJSON_IsString(path) ? " (" : "",
+		       cJSON_IsString(path) ? path->valuestring : "",
+		       cJSON_IsString(path) ? ")" : "", num_of(t, "vmm"), num_of(t, "api"),
+		       num_of(t, "vcpu"), num_of(t, "prefault"), num_of(s, "io_uring_restricted"),
+		       num_of(s, "io_uring_unrestricted"));
+	cJSON_Delete(info);
+}
+
 static int cmd_status(int argc, char **argv)
 {
 	struct vmm_err e = {0};
@@ -803,6 +839,7 @@ static int cmd_status(int argc, char **argv)
 	else {
 		report_memory_human_json(stdout, rep);
 		cJSON_Delete(rep);
+		status_seccomp(o.api_sock);
 	}
 	free(body);
 	return 0;

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/uring.h"
+#include "vmm/seccomp.h"
+
 static void add_u64(cJSON *o, const char *k, uint64_t v)
 {
 	cJSON_AddNumberToObject(o, k, (double)v);
@@ -503,6 +506,27 @@ cJSON *report_balloon_stats(const struct balloon_info *b)
 	for (unsigned t = 0; t < BALLOON_STAT_TAGS; t++)
 		if (b->gs.have & (1u << t))
 			add_u64(o, balloon_stat_names[t], b->gs.val[t]);
+	return o;
+}
+
+cJSON *report_seccomp(void)
+{
+	static const char *const sources[] = {
+		[SC_SOURCE_DEFAULT] = "default", [SC_SOURCE_FILE] = "file", [SC_SOURCE_OFF] = "off"};
+	cJSON *o = cJSON_CreateObject(), *t;
+	unsigned restricted, plain;
+	struct sc_status st;
+
+	sc_status(&st);
+	uring_counts(&restricted, &plain);
+	cJSON_AddStringToObject(o, "source", sources[st.source]);
+	if (st.source == SC_SOURCE_FILE && st.path)
+		cJSON_AddStringToObject(o, "path", st.path);
+	t = cJSON_AddObjectToObject(o, "threads");
+	for (int i = 0; i < SC_NROLES; i++)
+		add_u64(t, sc_role_name((enum sc_role)i), st.installed[i]);
+	add_u64(o, "io_uring_restricted", restricted);
+	add_u64(o, "io_uring_unrestricted", plain);
 	return o;
 }
 

@@ -73,6 +73,15 @@ void report_balloon_sizes(struct cJSON *o, const struct balloon_info *b);
 /* Firecracker's BalloonStats: the sizes, then each statistic the guest reported. */
 struct cJSON *report_balloon_stats(const struct balloon_info *b);
 
+/*
+ * Confinement, as GET / and the metrics line's hugevmm group show it: the
+ * seccomp policy's "source" (default, file, off) and "path" (a file's), the
+ * "threads" of each role that installed their filter, and how many io_uring
+ * rings are open "io_uring_restricted" (IORING_REGISTER_RESTRICTIONS) and
+ * "io_uring_unrestricted".
+ */
+struct cJSON *report_seccomp(void);
+
 /* Print @j to @out (pretty), newline-terminated, and free it. */
 int report_print(FILE *out, struct cJSON *j);
 

@@ -115,6 +115,7 @@ static void render_info(const struct vmm_cmd *c, const struct api_stats *st, int
 	cJSON_AddStringToObject(o, "id", c->id);
 	cJSON_AddStringToObject(o, "state", vmm_state_name(c->state));
 	cJSON_AddStringToObject(o, "vmm_version", HUGEVMM_VERSION);
+	cJSON_AddItemToObject(o, "seccomp", report_seccomp());
 	*status = 200;
 	*body = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);

@@ -194,6 +194,7 @@ static char *metrics_line(const struct vmm_metrics *m, const struct api_stats *s
 				      report_vsock_metrics(&m->vm.vsock, REPORT_VSOCK_OWN));
 	cJSON_AddStringToObject(h, "state", vmm_state_name(m->state));
 	add(h, "uptime_ms", m->uptime_ns / 1000000);
+	cJSON_AddItemToObject(h, "seccomp", report_seccomp());
 	g = cJSON_AddObjectToObject(h, "memory");
 	add(g, "measurements", m->measurements);
 	add(g, "coverage_drift_events", m->drift_events);

@@ -72,7 +72,7 @@ def test_firecracker_flags_are_accepted(tmp_path):
     v = Vmm(tmp_path, args)
     try:
         st, info = api(v.sock, "GET", "/")
-        assert st == 200 and info["id"] == "fc-vm-7"
+        assert st == 200 and info["id"] == "fc-vm-7" and info["seccomp"]["source"] == "off"
     finally:
         stop(v)
     err = v.stderr()
