@@ -630,7 +630,62 @@ static void put_test_split(const struct http_request *r, struct api_route *out)
 	cJSON_Delete(o);
 }
 
-/* PUT /logger and PUT /metrics: process settings, applied here; nothing of the VM changes. */
+/*
+ * Work the API thread may not do (it is confined from its start: no files, no
+ * host probes) runs on the VMM thread as a VMM_OP_CALL. Its argument is one
+ * malloc'd block that goes with the command (api_cmd_free); call() takes it,
+ * and frees it when there is no command.
+ */
+static struct vmm_cmd *call(struct api_route *out, void (*fn)(void *, bool, struct vmm_err *),
+			    void *arg, api_render_fn render)
+{
+	if (!arg) {
+		fault(out, 500, "out of memory");
+		return NULL;
+	}
+	if (!command(out, VMM_OP_CALL, render)) {
+		free(arg);
+		return NULL;
+	}
+	out->cmd->in.call.fn = fn;
+	out->cmd->in.call.arg = arg;
+	return out->cmd;
+}
+
+void api_cmd_free(struct vmm_cmd *c)
+{
+	if (c && c->op == VMM_OP_CALL)
+		free(c->in.call.arg);
+	vmm_cmd_free(c);
+}
+
+/* As Firecracker refuses its pre-boot-only actions after InstanceStart. */
+static int after_start(struct vmm_err *e, const char *route, const char *what)
+{
+	return err_set(e, ERR_CONFIG, -EBUSY,
+		       "%s: The requested operation is not supported after starting the microVM. "
+		       "Configure %s before InstanceStart",
+		       route, what);
+}
+
+/* On the VMM thread: open the log's file (not after boot: the thread is confined then). */
+static void call_logger(void *arg, bool booted, struct vmm_err *e)
+{
+	if (booted)
+		after_start(e, "PUT /logger", "the logger");
+	else
+		(void)!api_logger_apply(arg, "logger.log_path", e); /* its error is in @e */
+}
+
+static void call_metrics(void *arg, bool booted, struct vmm_err *e)
+{
+	if (booted)
+		after_start(e, "PUT /metrics", "the metrics");
+	else
+		(void)!api_metrics_apply(arg, "metrics.metrics_path", e); /* its error is in @e */
+}
+
+/* PUT /logger and PUT /metrics: process settings, before boot; nothing of the VM changes. */
 static void put_logger(const struct http_request *r, struct api_route *out)
 {
 	struct cfg_logger *l = calloc(1, sizeof(*l));
@@ -639,10 +694,12 @@ static void put_logger(const struct http_request *r, struct api_route *out)
 
 	if (!l)
 		fault(out, 500, "out of memory");
-	if (o && (cfg_json_logger(o, "logger", l, &e) || api_logger_apply(l, "logger.log_path", &e)))
+	if (o && cfg_json_logger(o, "logger", l, &e)) {
 		fault(out, 400, "%s", e.msg);
-	else if (o)
-		out->status = 204;
+	} else if (o) {
+		call(out, call_logger, l, render_empty);
+		l = NULL; /* call() took it */
+	}
 	cJSON_Delete(o);
 	free(l);
 }
@@ -655,28 +712,47 @@ static void put_metrics(const struct http_request *r, struct api_route *out)
 
 	if (!m)
 		fault(out, 500, "out of memory");
-	if (o && (cfg_json_metrics(o, "metrics", m, &e) || api_metrics_apply(m, "metrics.metrics_path", &e)))
+	if (o && cfg_json_metrics(o, "metrics", m, &e)) {
 		fault(out, 400, "%s", e.msg);
-	else if (o)
-		out->status = 204;
+	} else if (o) {
+		call(out, call_metrics, m, render_empty);
+		m = NULL; /* call() took it */
+	}
 	cJSON_Delete(o);
 	free(m);
 }
 
+/* GET /host: the probe reads sysfs, /proc and /dev/kvm, which only the VMM thread may. */
+struct host_call {
+	struct host_mem_caps mc;
+	struct hv_probe hv;
+};
+
+static void call_host(void *arg, bool booted, struct vmm_err *e)
+{
+	struct host_call *h = arg;
+
+	(void)booted;
+	(void)e;
+	host_mem_probe(&h->mc);
+	kvm_probe(&h->hv);
+}
+
+static void render_host(const struct vmm_cmd *c, const struct api_stats *st, int *status,
+			char **body)
+{
+	const struct host_call *h = c->in.call.arg;
+	cJSON *o = report_host(&h->mc, &h->hv);
+
+	(void)st;
+	*status = 200;
+	*body = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+}
+
 static void get_host(struct api_route *out)
 {
-	struct host_mem_caps *mc = malloc(sizeof(*mc));
-	struct hv_probe hv;
-
-	if (!mc) {
-		fault(out, 500, "out of memory");
-		return;
-	}
-	/* The host, not the VM: read here, on the API thread. */
-	host_mem_probe(mc);
-	kvm_probe(&hv);
-	answer(out, 200, report_host(mc, &hv));
-	free(mc);
+	call(out, call_host, calloc(1, sizeof(struct host_call)), render_host);
 }
 
 static void get_version(struct api_route *out)

@@ -1,6 +1,6 @@
 /*
  * The API's routes: a parsed HTTP request becomes either an answer at once
- * (errors, /version, /host) or a VMM command, whose completion is rendered
+ * (errors, /version) or a VMM command, whose completion is rendered
  * to JSON here too. Firecracker's paths, bodies, status codes and
  * {"fault_message": ...} errors where the routes share their names.
  */
@@ -57,12 +57,18 @@ struct api_route {
 	enum api_metric metric; /* the route, for Firecracker's request metrics */
 };
 
-/* Route @req. Fills @out; out->cmd is owned by the caller afterwards. */
+/* Route @req. Fills @out; out->cmd is owned by the caller afterwards (api_cmd_free). */
 void api_route(const struct http_request *req, struct api_route *out);
 
 /* The response for a completed command. */
 void api_render(const struct vmm_cmd *c, api_render_fn render, const struct api_stats *st,
 		int *status, char **body);
+
+/*
+ * Free a command api_route made (vmm_cmd_free, and a VMM_OP_CALL's argument,
+ * which the command owns).
+ */
+void api_cmd_free(struct vmm_cmd *c);
 
 /* {"fault_message": msg} as a malloc'd string. */
 char *api_fault_body(const char *msg);

@@ -147,7 +147,7 @@ static void dispatch(struct conn *c)
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		vmm_cmd_free(r.cmd);
+		api_cmd_free(r.cmd);
 		respond(c, 500, api_fault_body("out of memory"));
 		return;
 	}
@@ -161,7 +161,7 @@ static void dispatch(struct conn *c)
 	r.cmd->done = done_cb;
 	r.cmd->done_arg = p;
 	if (vmm_submit(s->vmm, r.cmd)) {
-		vmm_cmd_free(r.cmd);
+		api_cmd_free(r.cmd);
 		free(p);
 		respond(c, 503, api_fault_body("the VMM is shutting down"));
 		return;
@@ -351,7 +351,7 @@ static void on_done(void *arg, int res)
 			respond(c, status, body);
 			service(c);
 		}
-		vmm_cmd_free(p->cmd);
+		api_cmd_free(p->cmd);
 		free(p);
 	}
 }
@@ -510,7 +510,7 @@ void api_server_stop(struct api_server *s)
 		struct pending *p = s->done;
 
 		s->done = p->next;
-		vmm_cmd_free(p->cmd);
+		api_cmd_free(p->cmd);
 		free(p);
 	}
 	if (s->loop) {

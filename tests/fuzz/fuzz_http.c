@@ -171,7 +171,7 @@ static int pump(struct vmm *m, struct http_conn *c, unsigned long *responses)
 				if (vmm_call(m, r.cmd))
 					return -1;
 				api_render(r.cmd, r.render, &st, &status, &body);
-				vmm_cmd_free(r.cmd);
+				api_cmd_free(r.cmd);
 				http_conn_respond(c, status, body);
 				free(body);
 			} else {
