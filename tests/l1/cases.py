@@ -2,7 +2,7 @@
 
     cases/NN-name/kind         boot | cover | refuse | drift | badring | fcclient | disk |
                                diskapi | disklock | net | balloon | vsock | bench | run |
-                               vbench | irqclose
+                               vbench | irqclose | confine | sckill | unpriv
     cases/NN-name/args         run only: hugevmm's arguments, one a line, run in /repo
     cases/NN-name/config.json  the hugevmm config
     cases/NN-name/env          extra environment (KEY=VALUE lines), optional
@@ -37,9 +37,16 @@
     cases/NN-name/post         refuse, optional: a shell script run after, its output shown
     cases/NN-name/enter        net, optional: "setns": hugevmm joins the namespace with
                                nsenter (the namespace only) instead of ip netns exec
+    cases/NN-name/kills        sckill: "ROLE:CALL" lines, one VM each with
+                               HUGEVMM_TEST_FORBIDDEN=ROLE:CALL (config.json); then
+                               free.json once with --no-seccomp and HUGEVMM_TEST_FORBIDDEN
+                               set to the line of `free`
+    cases/NN-name/user         unpriv: the user hugevmm runs as (made by the init: uid 1000)
 
 The init (tests/l1/init.sh) runs them in order and prints what it saw; the
-assertions are on the host side (tests/l1/test_l1.py), keyed by case name."""
+assertions are on the host side (tests/l1/test_l1.py), keyed by case name. After every
+case the init shows the kernel's audit lines of seccomp kills (type=1326) the case caused
+(file audit, attr audit_1326: how many)."""
 import json
 import os
 
@@ -382,7 +389,8 @@ def all_cases():
         # Coverage drift: split one huge page of a running guest (test hook), re-measure.
         ("drift-thp-split", "drift", guest({"backing": "thp"}), "thp",
          {"HUGEVMM_TEST_HOOKS": "1"}),
-    ]
+        # 8. Confinement: the seccomp filters, a forbidden call, an unprivileged user.
+    ] + confine_cases()
 
 
 BENCH_MIB = 256
@@ -632,6 +640,61 @@ def vsock_cases():
          Files({"config.json": json.dumps(refuse, indent=1),
                 "pre": f"rm -f {f}\nprintf '%s\\n' '{VSOCK_REFUSE_TEXT}' >{f}\nchmod 644 {f}\n",
                 "post": f"stat -c '%a %F %s' {f}\ncat {f}\nrm -f {f}\n"}), "thp", {}),
+    ]
+
+
+# Confinement (issue 15). Every case runs with hugevmm's seccomp filters on (the default);
+# these look at the confinement itself.
+CONFINE_VCPUS = 2
+SCKILL_MIB = 64
+# The forbidden calls the test hook (HUGEVMM_TEST_HOOKS=1, vmm/seccomp.h) makes a thread
+# issue right after its filter went on: each kills the process.
+SC_KILLS = ("vcpu:execve", "vcpu:open", "vcpu:socket", "api:execve", "api:open", "api:socket",
+            "vmm:socket")
+SC_FREE = "vcpu:socket"  # the same hook with --no-seccomp: made, and the VM goes on
+UNPRIV_USER, UNPRIV_UID = "hv", 1000  # init.sh's hv_user
+UNPRIV_DIR = "/tmp/hv"  # the user's directory: the API socket, the log, the metrics
+
+
+def confine_case():
+    """The test guest (memcheck, then idle) on 2 vCPUs with the entropy device and
+    Firecracker's logger (as an orchestrator gives it: every log line after the filters
+    went on goes through it), filters on: the threads' Seccomp and NoNewPrivs, the fds'
+    flags, the guest RAM mapping's VmFlags, the API socket's mode, GET /; then the same VM
+    with --no-seccomp (its threads once the guest booted)."""
+    cfg = entropy(guest({"backing": "thp"}))
+    cfg["machine-config"]["vcpu_count"] = CONFINE_VCPUS
+    cfg["logger"] = {"log_path": "/tmp/seccomp-threads.log", "level": "Info"}
+    return cfg
+
+
+def sckill_case():
+    """One VM per SC_KILLS entry (the test guest idles: only a kill ends it), then the
+    SC_FREE hook with --no-seccomp on a guest that exits by itself."""
+    cfg = guest({"backing": "thp", "size_mib": SCKILL_MIB}, "test=idle")
+    free = guest({"backing": "thp", "size_mib": SCKILL_MIB}, "test=exit code=0")
+    return Files({"config.json": json.dumps(cfg, indent=1),
+                  "free.json": json.dumps(free, indent=1),
+                  "kills": "".join(k + "\n" for k in SC_KILLS), "free": SC_FREE + "\n"})
+
+
+def unpriv_case(region):
+    """The test guest (memcheck, then idle) run by UNPRIV_USER (given /dev/kvm through the
+    group kvm), its API socket, log and metrics in UNPRIV_DIR."""
+    cfg = guest(region)
+    cfg["logger"] = {"log_path": f"{UNPRIV_DIR}/hugevmm.log", "level": "Info"}
+    cfg["metrics"] = {"metrics_path": f"{UNPRIV_DIR}/metrics.json"}
+    return Files({"config.json": json.dumps(cfg, indent=1), "user": UNPRIV_USER + "\n"})
+
+
+def confine_cases():
+    return [
+        ("seccomp-threads", "confine", confine_case(), "thp", {}),
+        ("seccomp-kill", "sckill", sckill_case(), "thp", {"HUGEVMM_TEST_HOOKS": "1"}),
+        ("unprivileged-thp", "unpriv", unpriv_case({"backing": "thp"}), "thp", {}),
+        ("unprivileged-hugetlb", "unpriv",
+         unpriv_case({"backing": "hugetlb", "page_size": "2M"}), f"hugetlb-2m {COVER_MIB // 2}",
+         {}),
     ]
 
 

@@ -87,7 +87,7 @@ fi
 		[ $quiet -ge 90 ] && [ "$told" != "$last" ] || continue
 		told=$last
 		echo "@@L1 quiet ${quiet}s: blocked tasks and process states follow"
-		dmesg -c >/dev/null
+		dmesg -c | grep 'type=1326' >>/tmp/audit.held # the case's seccomp kills, kept
 		echo w >/proc/sysrq-trigger
 		dmesg | sed 's/^/@@L1 sysrq /' | head -n 200
 		for p in /proc/[0-9]*; do
@@ -148,25 +148,26 @@ evidence() { # $1 pid, $2 suffix
 }
 
 IN_NS= # what hugevmm runs under: a net case's ip netns exec (or nsenter)
+VMM_FLAGS= # more flags of start_vmm's hugevmm (--no-seccomp)
 start_vmm() { # $1 case dir: starts hugevmm on its own API socket, sets PID, SOCK and OUT
 	SOCK=/tmp/$(basename "$1").sock
 	# Files of its own too: the background child truncates them only after the fork, and a
 	# wait on an old file's "idle" would race ahead of the new VMM.
 	OUT=/tmp/$(basename "$1").out
 	ERR=/tmp/$(basename "$1").err
-	env $(cat "$1/env") $IN_NS hugevmm --api-sock $SOCK --config-file "$1/config.json" \
+	env $(cat "$1/env") $IN_NS hugevmm $VMM_FLAGS --api-sock $SOCK --config-file "$1/config.json" \
 		>$OUT 2>$ERR </dev/null &
 	PID=$!
 }
 
-stop_vmm() {
+stop_vmm() { # [$1 suffix of the attributes and files: a second VM of the case]
 	kill -TERM $PID
 	wait $PID
-	attr rc $?
+	attr "rc$1" $?
 	while kill -0 $PID 2>/dev/null; do sleep 0.05; done
-	[ -e $SOCK ] && attr socket_left yes || attr socket_left no
-	emit stdout $OUT
-	emit stderr $ERR
+	[ -e $SOCK ] && attr "socket_left$1" yes || attr "socket_left$1" no
+	emit "stdout$1" $OUT
+	emit "stderr$1" $ERR
 }
 
 # A VMM that outlives $2 seconds is a hang: show where its threads wait, then end it.
@@ -749,6 +750,148 @@ run_net() {
 	rm -f /tmp/case.metrics /tmp/net-in.bin /tmp/net-out.bin
 }
 
+# ---- Confinement (issue 15) ----
+# Evidence of a running VMM's confinement, as files with suffix $2: threads (every task's
+# status lines Name, Seccomp, NoNewPrivs, Uid: "/proc/P/task/T/status:Key:<tab>value"),
+# fdflags (every fd's fdinfo flags line, octal), fds (ls -l of /proc/P/fd: the targets),
+# maps (smaps: each mapping's range, Size and VmFlags). Read with no API call under way.
+confinement() { # $1 pid, $2 suffix
+	grep -H -E '^(Name|Seccomp|NoNewPrivs|Uid):' /proc/"$1"/task/*/status >/tmp/cf.threads 2>&1
+	grep -H '^flags:' /proc/"$1"/fdinfo/* >/tmp/cf.fdflags 2>&1
+	ls -l /proc/"$1"/fd/ >/tmp/cf.fds 2>&1
+	grep -E '^[0-9a-f]+-[0-9a-f]+ |^Size:|^VmFlags:' /proc/"$1"/smaps >/tmp/cf.maps 2>&1
+	emit "threads$2" /tmp/cf.threads
+	emit "fdflags$2" /tmp/cf.fdflags
+	emit "fds$2" /tmp/cf.fds
+	emit "maps$2" /tmp/cf.maps
+}
+
+# The VM with its filters (the default), once the guest touched its RAM: confinement, the
+# API socket's mode, GET /; SIGTERM. Then the same VM with --no-seccomp, looked at once the
+# guest booted: confinement ".off", GET / (info.off); SIGTERM.
+run_confine() {
+	start_vmm "$1"
+	if wait_line $OUT '^idle' $PID; then
+		attr ready yes
+		confinement $PID ""
+		attr sock_mode "$(stat -c %a $SOCK)"
+		api_get / info
+	else
+		attr ready no
+	fi
+	stop_vmm
+	rm -f $OUT $ERR # not read again before the next VM truncates them (start_vmm)
+	VMM_FLAGS=--no-seccomp
+	start_vmm "$1"
+	VMM_FLAGS=
+	if wait_line $OUT '^testguest: booted' $PID; then
+		attr ready.off yes
+		confinement $PID .off
+		api_get / info.off
+	else
+		attr ready.off no
+	fi
+	stop_vmm .off
+}
+
+# The audit lines of seccomp kills (type=1326) the kernel logged since the last dmesg -c:
+# the kernel's audit thread writes them a moment after the death (up to 1 s waited).
+audit_kills() { # file
+	i=0
+	while ! dmesg | grep -q 'type=1326' && [ $i -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
+	dmesg | grep 'type=1326' >"$1"
+}
+
+# A forbidden call (the test hook: HUGEVMM_TEST_FORBIDDEN=ROLE:CALL, one VM for each line of
+# `kills`): the VMM's exit status (159: SIGSYS), the kernel's audit lines of it (dmesg
+# cleared first), its stderr. Then free.json with --no-seccomp and the hook of `free`:
+# the call is made and the VM runs to its end.
+run_sckill() {
+	kd=$1
+	sk=/tmp/sckill.sock
+	attr actions_logged "$(tr ' ' , </proc/sys/kernel/seccomp/actions_logged 2>&1)"
+	while read -r k; do
+		rm -f $sk
+		dmesg -c >/dev/null
+		env $(cat "$kd/env") HUGEVMM_TEST_FORBIDDEN="$k" hugevmm --api-sock $sk \
+			--config-file "$kd/config.json" >/tmp/sk.out 2>/tmp/sk.err </dev/null &
+		supervise $! 60
+		attr "rc.$k" $?
+		audit_kills /tmp/sk.audit
+		emit "audit.$k" /tmp/sk.audit
+		emit "stderr.$k" /tmp/sk.err
+		grep -q . /tmp/sk.out && emit "stdout.$k" /tmp/sk.out
+	done <"$kd/kills"
+	rm -f $sk /tmp/hugevmm-forbidden-*
+	dmesg -c >/dev/null
+	env $(cat "$kd/env") HUGEVMM_TEST_FORBIDDEN="$(cat "$kd/free")" hugevmm --no-seccomp \
+		--config-file "$kd/free.json" >/tmp/sk.out 2>/tmp/sk.err </dev/null &
+	supervise $! 60
+	attr rc.free $?
+	dmesg | grep 'type=1326' >/tmp/sk.audit
+	emit audit.free /tmp/sk.audit
+	emit stdout.free /tmp/sk.out
+	emit stderr.free /tmp/sk.err
+}
+
+# The unprivileged user (`user`: uid 1000, group kvm), made once; root's files untouched.
+hv_user() {
+	[ -f /etc/group ] || echo "root:x:0:" >/etc/group
+	grep -q "^$1:" /etc/passwd || echo "$1:x:1000:1000:hugevmm:/tmp/$1:/bin/sh" >>/etc/passwd
+	grep -q "^$1:" /etc/group || echo "$1:x:1000:" >>/etc/group
+	grep -q '^kvm:' /etc/group || echo "kvm:x:36:$1" >>/etc/group
+}
+
+# Files owned by uid 1000 anywhere but /proc and /sys: "MODE PATH TYPE" (stat), its own
+# directory /tmp/USER (made by root for it) too.
+owned_by_user() {
+	find / /tmp /dev /run /mnt/disk -xdev -user 1000 2>/dev/null | sort -u |
+		while read -r f; do stat -c '%a %n %F' "$f"; done
+}
+
+# hugevmm as the unprivileged `user` (su; /dev/kvm root:kvm 0660 meanwhile, restored
+# after): its API socket in /tmp/USER. Once the guest idles: its ids (status: Uid, Gid,
+# Groups of /proc/P/status), confinement, the coverage evidence, what it owns (created);
+# SIGTERM; what it owns after (created.after).
+run_unpriv() {
+	u=$(cat "$1/user")
+	hv_user "$u"
+	kvm_was=$(stat -c '%a %u %g' /dev/kvm)
+	attr kvm_before "$(echo $kvm_was | tr ' ' _)"
+	chgrp kvm /dev/kvm && chmod 660 /dev/kvm
+	attr kvm_during "$(stat -c '%a_%U_%G' /dev/kvm)"
+	rm -rf "/tmp/$u"
+	mkdir -m 755 "/tmp/$u" && chown "$u:$u" "/tmp/$u"
+	SOCK=/tmp/$u/api.sock
+	OUT=/tmp/unpriv.out
+	ERR=/tmp/unpriv.err
+	rm -f $OUT $ERR
+	# busybox su execs (no fork): $! is the shell, then hugevmm itself.
+	su -s /bin/sh "$u" -c "exec hugevmm --api-sock $SOCK --config-file $1/config.json" \
+		>$OUT 2>$ERR </dev/null &
+	PID=$!
+	if wait_line $OUT '^idle' $PID; then
+		attr ready yes
+		attr comm "$(cat /proc/$PID/comm)"
+		grep -E '^(Uid|Gid|Groups|NoNewPrivs|Seccomp):' /proc/$PID/status >/tmp/up.status
+		emit status /tmp/up.status
+		confinement $PID ""
+		owned_by_user >/tmp/up.created
+		emit created /tmp/up.created
+		evidence $PID ""
+	else
+		attr ready no
+	fi
+	stop_vmm
+	owned_by_user >/tmp/up.created
+	emit created.after /tmp/up.created
+	rm -rf "/tmp/$u" /tmp/hugevmm-forbidden-*
+	set -- $kvm_was
+	chown "$2:$3" /dev/kvm
+	chmod "$1" /dev/kvm
+	attr kvm_after "$(stat -c '%a_%u_%g' /dev/kvm)"
+}
+
 # One launch, timed: from just before exec to the L2's first userspace line (as the VMM's
 # output delivers it), and the VMM's memory at that moment (smaps: RSS of the guest RAM
 # mapping, the one 64 MiB or larger, and of everything else) -- then to the VMM's exit.
@@ -858,6 +1001,9 @@ for round in $(seq "$REPEAT"); do for d in /cases/*; do
 	name=${d#/cases/??-}
 	case ",$ONLY," in ,,) ;; *",$name,"*) ;; *) continue ;; esac
 	echo "@@CASE $name"
+	dmesg -c >/dev/null
+	rm -f /tmp/audit.held
+	case_t0=$(uptime_ms)
 	why=$(setup $(cat "$d/setup"))
 	[ -z "$why" ] && [ -f "$d/disks" ] && [ $DISK != yes ] &&
 		why="no ext4 on a RAM disk (brd) for the images"
@@ -867,6 +1013,11 @@ for round in $(seq "$REPEAT"); do for d in /cases/*; do
 		attr kind "$(cat "$d/kind")"
 		"run_$(cat "$d/kind")" "$d"
 	fi
+	# The seccomp kills of the case, if any (the kernel's audit lines, type=1326).
+	{ cat /tmp/audit.held 2>/dev/null; dmesg -c | grep 'type=1326'; } >/tmp/audit.case
+	attr audit_1326 "$(grep -c . /tmp/audit.case)"
+	attr case_ms $(($(uptime_ms) - case_t0))
+	[ -s /tmp/audit.case ] && emit audit /tmp/audit.case
 	echo "@@ENDCASE $name"
 done; done
 echo "@@L1 done"
