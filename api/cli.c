@@ -854,6 +854,12 @@ int main(int argc, char **argv)
 	 * about a quarter). The library leaves malloc alone; this is the binary's choice.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	/*
+	 * One arena for every thread: a thread arena's heap, the first time it shrinks, makes
+	 * glibc open /proc/sys/vm/overcommit_memory -- inside free(), on a confined thread
+	 * whose filter forbids the open. hugevmm's threads allocate little; one lock is cheap.
+	 */
+	mallopt(M_ARENA_MAX, 1);
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return EXIT_USAGE;

@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,11 +65,26 @@ static void lib_load(void)
 	}
 }
 
+static atomic_bool no_load;
+
+void dax_forbid_load(void)
+{
+	atomic_store(&no_load, true);
+}
+
+static void lib_load_if_allowed(void)
+{
+	if (atomic_load(&no_load))
+		lib_err = -EPERM;
+	else
+		lib_load();
+}
+
 static int lib_ready(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	pthread_once(&once, lib_load);
+	pthread_once(&once, lib_load_if_allowed);
 	return lib_err;
 }
 
@@ -76,6 +92,9 @@ const char *dax_lib_error(int err)
 {
 	if (err == -ENOENT)
 		return DAXCTL_SONAME " is not installed (Debian package libdaxctl1)";
+	if (err == -EPERM)
+		return DAXCTL_SONAME " was not loaded before the VMM thread was confined (it loads "
+		       "no library after that); GET /host before InstanceStart lists DAX devices";
 	if (err == -ENOSYS)
 		return DAXCTL_SONAME " lacks a function hugevmm needs";
 	return strerror(-err);

@@ -17,6 +17,12 @@ struct dax_dev_info {
 const char *dax_lib_error(int err);
 
 /* List up to @max devices into @out. Returns the count or -errno. */
+/*
+ * From now on libdaxctl is never loaded (a confined thread maps no new code):
+ * dax_list()/dax_find() fail with -EPERM unless it was loaded already.
+ */
+void dax_forbid_load(void);
+
 int dax_list(struct dax_dev_info *out, unsigned max);
 
 /*

@@ -108,7 +108,7 @@ static const int vmm_calls[] = {
 	SYS_fdatasync, SYS_connect, SYS_accept4, SYS_sendmsg, SYS_sendto, SYS_recvfrom,
 	SYS_recvmsg, SYS_shutdown, SYS_getsockopt, SYS_setsockopt, SYS_getsockname,
 	SYS_getpeername, SYS_unlink, SYS_unlinkat, SYS_rt_sigaction, SYS_ppoll, SYS_poll,
-	SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_sysinfo, SYS_eventfd2,
+	SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_sysinfo, SYS_eventfd2, SYS_access,
 };
 
 /* The API thread: its accepted connections, its ring, the VMM's queue. */

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "vmm/config_drive.h"
+#include "memory/dax.h"
 #include "vmm/seccomp.h"
 
 struct vmm {
@@ -565,7 +566,11 @@ static void patch_balloon_stats(struct vmm *m, struct vmm_cmd *c)
 static int confine(struct vmm *m, struct vmm_cmd *c)
 {
 	char why[256];
-	int r = sc_install(m->opts.seccomp, SC_ROLE_VMM, why, sizeof(why));
+	int r;
+
+	if (m->opts.seccomp && m->opts.seccomp->source != SC_SOURCE_OFF)
+		dax_forbid_load(); /* GET /host after boot: no library mapped under the filter */
+	r = sc_install(m->opts.seccomp, SC_ROLE_VMM, why, sizeof(why));
 
 	if (r)
 		return err_set(&c->err, ERR_RUNTIME, r,
