@@ -380,26 +380,6 @@ static void on_stop(void *arg, int res)
 	s->stopping = true;
 }
 
-/*
- * glibc reads /proc/sys/vm/overcommit_memory (openat) the first time a thread
- * arena's heap shrinks, and keeps the answer for the process. Under the
- * filter that open kills the process, in free(): the API thread did, closing
- * its connections at SIGTERM after a PUT /logger and a FlushMetrics. Make it
- * happen here, before the filter: 2 MiB in 32 KiB blocks (under the 64 KiB
- * mmap threshold, so from this thread's arena), freed from the top down,
- * shrink the heap once. (vCPU and prefault threads have arenas too: the answer
- * is the process's, so this covers them when the API server runs.)
- */
-static void shrink_heap_once(void)
-{
-	void *p[64];
-	unsigned n = 0;
-
-	while (n < ARRAY_SIZE(p) && (p[n] = malloc(32 << 10)))
-		n++;
-	while (n)
-		free(p[--n]);
-}
 
 static void *server_main(void *arg)
 {
@@ -407,8 +387,6 @@ static void *server_main(void *arg)
 	char why[256];
 
 	pthread_setname_np(pthread_self(), "api");
-	if (vmm_seccomp(s->vmm))
-		shrink_heap_once();
 	/* Confined before its first request: from here it parses, answers and queues. */
 	if (sc_install(vmm_seccomp(s->vmm), SC_ROLE_API, why, sizeof(why))) {
 		log_err("api: %s; hugevmm stops (--no-seccomp runs it without filters)", why);
