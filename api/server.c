@@ -380,7 +380,6 @@ static void on_stop(void *arg, int res)
 	s->stopping = true;
 }
 
-
 static void *server_main(void *arg)
 {
 	struct api_server *s = arg;
