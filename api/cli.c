@@ -122,11 +122,13 @@ static const char usage_check[] =
 	"exit codes: 0 every policy holds, 2 config error, 3 a policy does not hold, 1 other\n";
 
 static const char usage_host[] =
-	"usage: hugevmm host [--human]\n"
+	"usage: hugevmm host [--config-file FILE] [--human]\n"
 	"\n"
 	"Prints, as JSON, what this host offers guest memory: kernel, THP and shmem THP\n"
 	"settings, hugetlb pools per size, PAGEMAP_SCAN and madvise support, DAX devices, and\n"
-	"/dev/kvm (API version, module, memslots, stats fd).\n";
+	"/dev/kvm (API version, module, memslots, stats fd); and \"advice\": what root should\n"
+	"set (THP, shmem THP, hugetlb pool sizes, /dev/kvm access) -- for FILE's memory\n"
+	"regions when given. hugevmm never changes a host setting itself.\n";
 
 static const char usage_seccomp[] =
 	"usage: hugevmm seccomp [--role ROLE] [--seccomp-filter FILE]\n"
@@ -521,17 +523,39 @@ static int cmd_host(int argc, char **argv)
 	struct host_mem_caps mc;
 	struct hv_probe hv;
 	struct cli_opts o;
-	int rc = parse_opts(argc, argv, OPT_HUMAN, "host: ", usage_host, &o);
+	struct vmm_err e = {0};
+	struct vm_config *cfg = NULL;
+	int rc = parse_opts(argc, argv, OPT_CONFIG | OPT_CONFIG_OPTIONAL | OPT_HUMAN, "host: ",
+			    usage_host, &o);
 
 	if (rc >= 0)
 		return rc;
+	/* With a config: the advice counts what its regions need (nothing is mapped). */
+	if (o.config) {
+		cfg = calloc(1, sizeof(*cfg));
+		if (!cfg) {
+			log_err("out of memory");
+			return EXIT_RUNTIME;
+		}
+		rc = cfg_json_load(o.config, cfg, &e);
+		rc = rc ? rc : vm_config_finalize(cfg, false, &e);
+		if (rc) {
+			free(cfg);
+			return fail(&e);
+		}
+	}
 	host_mem_probe(&mc);
 	kvm_probe(&hv);
-	if (o.human) {
-		report_host_human(stdout, &mc, &hv);
-		return 0;
-	}
-	return report_print(stdout, report_host(&mc, &hv)) ? EXIT_RUNTIME : 0;
+	rc = 0;
+	if (o.human)
+		report_host_human(stdout, &mc, &hv, cfg ? cfg->regions : NULL, cfg ? cfg->nregions : 0);
+	else
+		rc = report_print(stdout, report_host(&mc, &hv, cfg ? cfg->regions : NULL,
+						      cfg ? cfg->nregions : 0))
+			     ? EXIT_RUNTIME
+			     : 0;
+	free(cfg);
+	return rc;
 }
 
 /* Print the coverage report of the stopped VM, measured once more. */

@@ -151,8 +151,36 @@ cJSON *report_memory(const struct guest_mem *gm, const struct hv_mmu_stats *kvm)
 	return o;
 }
 
-cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv)
+#define MAX_ADVICE 8
+
+/* Memory advice (memory/host.c) and, when /dev/kvm is there but refused, its access. */
+static unsigned host_advice_all(const struct host_mem_caps *mc, const struct hv_probe *hv,
+				const struct mem_region_cfg *regions, unsigned n,
+				struct host_advice *a)
 {
+	unsigned k = host_advise(mc, regions, n, a, MAX_ADVICE - 1);
+
+	if (!hv->present && access(hv->device[0] ? hv->device : "/dev/kvm", F_OK) == 0 &&
+	    strstr(hv->error, "ermission")) {
+		memset(&a[k], 0, sizeof(a[k]));
+		snprintf(a[k].setting, sizeof(a[k].setting), "/dev/kvm");
+		snprintf(a[k].now, sizeof(a[k].now), "no access");
+		snprintf(a[k].want, sizeof(a[k].want), "group kvm, 0660");
+		snprintf(a[k].why, sizeof(a[k].why),
+			 "hugevmm needs no root, only read-write access to /dev/kvm");
+		snprintf(a[k].command, sizeof(a[k].command), "usermod -aG kvm %s",
+			 getenv("USER") ? getenv("USER") : "$(id -un)");
+		k++;
+	}
+	return k;
+}
+
+cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv,
+		   const struct mem_region_cfg *regions, unsigned n)
+{
+	struct host_advice adv[MAX_ADVICE];
+	unsigned nadv = host_advice_all(mc, hv, regions, n, adv);
+	cJSON *advice;
 	cJSON *o = cJSON_CreateObject(), *thp, *pools, *dax, *k, *feat;
 
 	cJSON_AddStringToObject(o, "kernel", mc->kernel);
@@ -199,6 +227,19 @@ cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv)
 	}
 	if (mc->dax_error)
 		cJSON_AddStringToObject(o, "dax_error", dax_lib_error(mc->dax_error));
+
+	/* What root should set; hugevmm itself never changes a host setting. */
+	advice = cJSON_AddArrayToObject(o, "advice");
+	for (unsigned i = 0; i < nadv; i++) {
+		cJSON *a = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(a, "setting", adv[i].setting);
+		cJSON_AddStringToObject(a, "now", adv[i].now);
+		cJSON_AddStringToObject(a, "set", adv[i].want);
+		cJSON_AddStringToObject(a, "why", adv[i].why);
+		cJSON_AddStringToObject(a, "command", adv[i].command);
+		cJSON_AddItemToArray(advice, a);
+	}
 
 	k = cJSON_AddObjectToObject(o, "kvm");
 	cJSON_AddStringToObject(k, "device", hv->device);
@@ -676,8 +717,12 @@ void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_
 	cJSON_Delete(rep);
 }
 
-void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv)
+void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv,
+		       const struct mem_region_cfg *regions, unsigned n)
 {
+	struct host_advice adv[MAX_ADVICE];
+	unsigned nadv = host_advice_all(mc, hv, regions, n, adv);
+
 	fprintf(out, "kernel          %s\n", mc->kernel);
 	fprintf(out, "thp             enabled=%s defrag=%s shmem_enabled=%s%s%s\n",
 		mc->thp_enabled[0] ? mc->thp_enabled : "(absent)", mc->thp_defrag,
@@ -708,4 +753,7 @@ void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct h
 			hv->stats_fd ? "yes" : "no");
 	else
 		fprintf(out, "kvm             absent: %s\n", hv->error);
+	for (unsigned i = 0; i < nadv; i++)
+		fprintf(out, "to set (root)   %s  # %s is %s: %s\n", adv[i].command, adv[i].setting,
+			adv[i].now, adv[i].why);
 }

@@ -19,7 +19,13 @@ struct cJSON;
 struct cJSON *report_memory(const struct guest_mem *gm, const struct hv_mmu_stats *kvm);
 
 /* The host probe. */
-struct cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv);
+/*
+ * The host probe, with "advice": what root should set for guest memory (for
+ * @regions when given, finalized; else for the backings in general) and for
+ * /dev/kvm access. hugevmm never sets them itself.
+ */
+struct cJSON *report_host(const struct host_mem_caps *mc, const struct hv_probe *hv,
+			  const struct mem_region_cfg *regions, unsigned n);
 
 /* One bar per region: 1G / 2M / 4K / absent shares, verdict. */
 void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_mmu_stats *kvm);
@@ -27,7 +33,8 @@ void report_memory_human(FILE *out, const struct guest_mem *gm, const struct hv_
 /* The same from a coverage report in JSON (what GET /memory returns). */
 void report_memory_human_json(FILE *out, const struct cJSON *report);
 
-void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv);
+void report_host_human(FILE *out, const struct host_mem_caps *mc, const struct hv_probe *hv,
+		       const struct mem_region_cfg *regions, unsigned n);
 
 /*
  * One drive's counters as an object: Firecracker's BlockDeviceMetrics names

@@ -742,7 +742,7 @@ static void render_host(const struct vmm_cmd *c, const struct api_stats *st, int
 			char **body)
 {
 	const struct host_call *h = c->in.call.arg;
-	cJSON *o = report_host(&h->mc, &h->hv);
+	cJSON *o = report_host(&h->mc, &h->hv, NULL, 0);
 
 	(void)st;
 	*status = 200;

@@ -13,6 +13,7 @@
 #include "common/compat.h"
 #include "common/sysfs.h"
 #include "common/util.h"
+#include "memory/mem_cfg.h"
 
 const char *host_pool_dir(uint64_t page_size, char *buf, unsigned len)
 {
@@ -98,6 +99,85 @@ static bool probe_madvise(int advice)
 	ok = madvise(p, SZ_4K, advice) == 0 || errno != EINVAL;
 	munmap(p, SZ_4K);
 	return ok;
+}
+
+static bool shmem_huge_off(const struct host_mem_caps *mc)
+{
+	const char *v = mc->shmem_pmd_enabled[0] && strcmp(mc->shmem_pmd_enabled, "inherit")
+				? mc->shmem_pmd_enabled
+				: mc->shmem_enabled;
+
+	return !v[0] || !strcmp(v, "never") || !strcmp(v, "deny");
+}
+
+static unsigned advise(struct host_advice *out, unsigned i, unsigned max, const char *setting,
+		       const char *now, const char *want, const char *why)
+{
+	if (i >= max)
+		return i;
+	memset(&out[i], 0, sizeof(out[i]));
+	snprintf(out[i].setting, sizeof(out[i].setting), "%s", setting);
+	snprintf(out[i].now, sizeof(out[i].now), "%s", now);
+	snprintf(out[i].want, sizeof(out[i].want), "%s", want);
+	snprintf(out[i].why, sizeof(out[i].why), "%s", why);
+	snprintf(out[i].command, sizeof(out[i].command), "echo %s > %s", want, setting);
+	return i + 1;
+}
+
+unsigned host_advise(const struct host_mem_caps *mc, const struct mem_region_cfg *regions,
+		     unsigned n, struct host_advice *out, unsigned max)
+{
+	bool thp = !regions, memfd = false;
+	uint64_t need[ARRAY_SIZE(mc->pools)] = {0};
+	unsigned k = 0;
+	char dir[128], path[160], why[192], want[24], now[24];
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct mem_region_cfg *r = &regions[i];
+
+		thp |= r->backing == MEM_BACKING_THP;
+		memfd |= r->backing == MEM_BACKING_MEMFD && r->page_size >= SZ_2M;
+		for (unsigned p = 0; p < ARRAY_SIZE(mc->pools); p++)
+			if (r->backing == MEM_BACKING_HUGETLB && !r->path[0] &&
+			    r->page_size == mc->pools[p].page_size)
+				need[p] += r->size / r->page_size;
+	}
+	if (thp && mc->thp_enabled[0] && !strcmp(mc->thp_enabled, "never"))
+		k = advise(out, k, max, "/sys/kernel/mm/transparent_hugepage/enabled",
+			   mc->thp_enabled, "madvise",
+			   "\"thp\" regions ask for huge pages with MADV_HUGEPAGE; \"never\" "
+			   "refuses them all");
+	if (memfd && shmem_huge_off(mc))
+		k = advise(out, k, max, "/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+			   mc->shmem_enabled, "advise",
+			   "\"memfd\" regions with 2M pages need shmem THP; with it off they are "
+			   "all 4K");
+	for (unsigned p = 0; p < ARRAY_SIZE(mc->pools); p++) {
+		const struct host_pool *pool = &mc->pools[p];
+
+		if (!pool->present || !host_pool_dir(pool->page_size, dir, sizeof(dir)))
+			continue;
+		snprintf(path, sizeof(path), "%s/nr_hugepages", dir);
+		snprintf(now, sizeof(now), "%llu", (unsigned long long)pool->nr);
+		if (regions && need[p] > pool->free) {
+			snprintf(want, sizeof(want), "%llu",
+				 (unsigned long long)(pool->nr + need[p] - pool->free));
+			snprintf(why, sizeof(why),
+				 "the config's hugetlb regions need %llu pages of %llu KiB; %llu "
+				 "are free",
+				 (unsigned long long)need[p],
+				 (unsigned long long)(pool->page_size >> 10),
+				 (unsigned long long)pool->free);
+			k = advise(out, k, max, path, now, want, why);
+		} else if (!regions && !pool->nr && pool->page_size == SZ_2M) {
+			snprintf(why, sizeof(why),
+				 "the pool is empty: \"hugetlb\" regions need one page per %llu "
+				 "KiB (512 for 1 GiB; `hugevmm host --config-file F` counts them)",
+				 (unsigned long long)(pool->page_size >> 10));
+			k = advise(out, k, max, path, now, "512", why);
+		}
+	}
+	return k;
 }
 
 void host_mem_probe(struct host_mem_caps *c)

@@ -37,6 +37,25 @@ struct host_mem_caps {
 	int dax_error; /* negative errno when libdaxctl could not list devices */
 };
 
+/* A host setting root should change so guest memory gets what it asks for. */
+struct host_advice {
+	char setting[96]; /* the sysfs file */
+	char now[24];     /* its value now */
+	char want[24];    /* the value to set */
+	char why[192];
+	char command[224]; /* what root runs */
+};
+
+struct mem_region_cfg;
+
+/*
+ * What to set, as root, for @regions (finalized; NULL/0: for the backings in
+ * general -- THP off, no hugetlb pool at all). hugevmm never changes these
+ * itself. Returns the number of entries written to @out (at most @max).
+ */
+unsigned host_advise(const struct host_mem_caps *mc, const struct mem_region_cfg *regions,
+		     unsigned n, struct host_advice *out, unsigned max);
+
 /* Fill @caps. Never fails: what cannot be read is reported absent. */
 void host_mem_probe(struct host_mem_caps *caps);
 
