@@ -75,7 +75,7 @@ def embed(staged, tmp_path_factory):
     run([*cc, *cflags, EMBED_SRC, "-o", bins["shared"], *libs])
     # --static adds the private libraries; -l:libhugevmm.a takes the archive over the .so.
     libs = pkg_config(staged, "--static", "--libs")
-    for need in ("-lcjson", "-luring", "-lhttp_parser", "-ldl", "-lpthread", "-lm"):
+    for need in ("-lcjson", "-luring", "-lseccomp", "-lhttp_parser", "-ldl", "-lpthread", "-lm"):
         assert need in libs, libs
     libs = ["-l:libhugevmm.a" if a == "-lhugevmm" else a for a in libs]
     run([*cc, *cflags, EMBED_SRC, "-o", bins["static"], *libs])
@@ -101,7 +101,7 @@ def test_installed_files(staged):
     assert os.readlink(lib / "libhugevmm.so") == f"libhugevmm.so.{MAJOR}"
     pc = (lib / "pkgconfig" / "hugevmm.pc").read_text()
     assert "prefix=/usr\n" in pc and f"Version: {VERSION}\n" in pc, pc
-    assert re.search(r"^Requires\.private: libcjson liburing$", pc, re.M), pc
+    assert re.search(r"^Requires\.private: libcjson liburing libseccomp$", pc, re.M), pc
     assert run([str(staged / "usr" / "bin" / "hugevmm"), "--version"]).strip() == \
         f"hugevmm {VERSION}"
 
