@@ -645,7 +645,7 @@ static int seccomp_from_flags(const struct cli_opts *o, struct sc_policy *p, str
 		if (r)
 			return err_set(e, ERR_RUNTIME, r, "seccomp: out of memory");
 	}
-	r = sc_policy_check(p, why, sizeof(why));
+	r = sc_policy_compile(p, why, sizeof(why));
 	if (r) {
 		if (p->source == SC_SOURCE_FILE)
 			err_set(e, ERR_CONFIG, r,

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -80,8 +83,10 @@ int sc_filter_add(struct sc_filter *f, const struct sc_rule *r)
 
 void sc_policy_free(struct sc_policy *p)
 {
-	for (int i = 0; i < SC_NROLES; i++)
+	for (int i = 0; i < SC_NROLES; i++) {
 		free(p->f[i].rules);
+		free(p->f[i].bpf);
+	}
 	memset(p, 0, sizeof(*p));
 	p->source = SC_SOURCE_OFF;
 }
@@ -439,6 +444,62 @@ int sc_policy_check(const struct sc_policy *p, char *why, size_t whylen)
 	return 0;
 }
 
+/* libseccomp's program for @ctx, into a buffer of our own (2.5 exports only to an fd). */
+static int export_bpf(scmp_filter_ctx ctx, void **out, size_t *len)
+{
+	int fd = memfd_create("hugevmm-seccomp", MFD_CLOEXEC), r;
+	struct stat st;
+	void *buf;
+
+	if (fd < 0)
+		return -errno;
+	r = seccomp_export_bpf(ctx, fd);
+	if (!r && fstat(fd, &st))
+		r = -errno;
+	if (!r && (st.st_size <= 0 || st.st_size % sizeof(struct sock_filter)))
+		r = -EINVAL;
+	buf = r ? NULL : malloc((size_t)st.st_size);
+	if (!r && !buf)
+		r = -ENOMEM;
+	if (!r && pread(fd, buf, (size_t)st.st_size, 0) != st.st_size)
+		r = -EIO;
+	close(fd);
+	if (r) {
+		free(buf);
+		return r;
+	}
+	*out = buf;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+int sc_policy_compile(struct sc_policy *p, char *why, size_t whylen)
+{
+	if (!p || p->source == SC_SOURCE_OFF)
+		return 0;
+	for (int i = 0; i < SC_NROLES; i++) {
+		struct sc_filter *f = &p->f[i];
+		scmp_filter_ctx ctx;
+		int err;
+
+		if (!f->present)
+			continue;
+		ctx = build(f, (enum sc_role)i, why, whylen, &err);
+		if (!ctx)
+			return err;
+		free(f->bpf);
+		f->bpf = NULL;
+		err = export_bpf(ctx, &f->bpf, &f->bpf_len);
+		seccomp_release(ctx);
+		if (err) {
+			snprintf(why, whylen, "seccomp: %s: exporting the filter: %s",
+				 role_names[i], strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
 static atomic_uint installed[SC_NROLES];
 static enum sc_source status_source = SC_SOURCE_OFF;
 static char status_path[4096];
@@ -456,9 +517,6 @@ int sc_install(const struct sc_policy *p, enum sc_role role, char *why, size_t w
 			 strerror(-r));
 		return r;
 	}
-	ctx = build(&p->f[role], role, why, whylen, &r);
-	if (!ctx)
-		return r;
 	if (log_only()) {
 		sigset_t sys;
 
@@ -468,8 +526,21 @@ int sc_install(const struct sc_policy *p, enum sc_role role, char *why, size_t w
 		sigaddset(&sys, SIGSYS);
 		pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
 	}
-	r = seccomp_load(ctx);
-	seccomp_release(ctx);
+	if (p->f[role].bpf) {
+		/* Compiled once at start: only the load (NO_NEW_PRIVS is set above). */
+		struct sock_fprog prog = {
+			.len = (unsigned short)(p->f[role].bpf_len / sizeof(struct sock_filter)),
+			.filter = p->f[role].bpf,
+		};
+
+		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) ? -errno : 0;
+	} else {
+		ctx = build(&p->f[role], role, why, whylen, &r);
+		if (!ctx)
+			return r;
+		r = seccomp_load(ctx);
+		seccomp_release(ctx);
+	}
 	if (r) {
 		snprintf(why, whylen, "seccomp: %s: loading the filter: %s", role_names[role],
 			 strerror(-r));

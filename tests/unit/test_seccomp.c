@@ -1148,6 +1148,41 @@ static void dword_conditions_other_than_eq_are_refused(void **state)
 	}
 }
 
+/* Compiled once (sc_policy_compile), each install only loads: the program kills as before. */
+static void compiled_policy_loads_and_kills(void **state)
+{
+	struct sc_policy p;
+	char why[256];
+	int st;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(sc_policy_default(&p), 0);
+	assert_int_equal(sc_policy_compile(&p, why, sizeof(why)), 0);
+	for (int r = 0; r < SC_NROLES; r++) {
+		assert_non_null(p.f[r].bpf);
+		assert_true(p.f[r].bpf_len > 0 && p.f[r].bpf_len % 8 == 0);
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		int fd;
+
+		if (sc_install(&p, SC_ROLE_VCPU, why, sizeof(why)))
+			_exit(3);
+		/* Allowed: a write; then a socket kills. */
+		if (write(2, "", 0) < 0)
+			_exit(4);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		_exit(fd >= 0 ? 5 : 6);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	sc_policy_free(&p);
+	assert_null(p.f[SC_ROLE_VCPU].bpf);
+}
+
 /* ---- names ---- */
 
 static void syscall_and_role_names(void **state)
@@ -1185,6 +1220,7 @@ int main(void)
 		cmocka_unit_test(bad_install_leaves_thread_unconfined),
 		cmocka_unit_test(custom_policy_errno_and_conditions),
 		cmocka_unit_test(dword_conditions_other_than_eq_are_refused),
+		cmocka_unit_test(compiled_policy_loads_and_kills),
 	};
 
 	/* The filters' test switches come from the cases, never from the caller's environment. */
