@@ -501,6 +501,11 @@ int sc_policy_compile(struct sc_policy *p, char *why, size_t whylen)
 }
 
 static atomic_uint installed[SC_NROLES];
+/* One per role: the VMM thread and the first vCPU compile theirs at the same time. */
+static pthread_mutex_t compile_lock[SC_NROLES] = {
+	PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+	PTHREAD_MUTEX_INITIALIZER,
+};
 static enum sc_source status_source = SC_SOURCE_OFF;
 static char status_path[4096];
 
@@ -526,20 +531,34 @@ int sc_install(const struct sc_policy *p, enum sc_role role, char *why, size_t w
 		sigaddset(&sys, SIGSYS);
 		pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
 	}
-	if (p->f[role].bpf) {
-		/* Compiled once at start: only the load (NO_NEW_PRIVS is set above). */
-		struct sock_fprog prog = {
-			.len = (unsigned short)(p->f[role].bpf_len / sizeof(struct sock_filter)),
-			.filter = p->f[role].bpf,
-		};
+	{
+		/*
+		 * The program is compiled by the role's first thread (still unconfined) unless
+		 * sc_policy_compile did it at start, and kept for the others: the built-in policy
+		 * is not compiled at start, so a VM pays only for the roles it has (no API
+		 * socket, no prefault workers: two compilations, not four).
+		 */
+		struct sc_filter *f = (struct sc_filter *)&p->f[role];
+		struct sock_fprog prog = {0};
 
-		r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) ? -errno : 0;
-	} else {
-		ctx = build(&p->f[role], role, why, whylen, &r);
-		if (!ctx)
-			return r;
-		r = seccomp_load(ctx);
-		seccomp_release(ctx);
+		r = 0;
+		pthread_mutex_lock(&compile_lock[role]);
+		if (!f->bpf) {
+			ctx = build(f, role, why, whylen, &r);
+			if (ctx) {
+				r = export_bpf(ctx, &f->bpf, &f->bpf_len);
+				seccomp_release(ctx);
+			} else {
+				pthread_mutex_unlock(&compile_lock[role]);
+				return r;
+			}
+		}
+		prog.len = (unsigned short)(f->bpf_len / sizeof(struct sock_filter));
+		prog.filter = f->bpf;
+		pthread_mutex_unlock(&compile_lock[role]);
+		/* Only the load (NO_NEW_PRIVS is set above). */
+		if (!r && syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog))
+			r = -errno;
 	}
 	if (r) {
 		snprintf(why, whylen, "seccomp: %s: loading the filter: %s", role_names[role],
