@@ -16,11 +16,13 @@ TITLES = {"launch": "Launch (test guest, test=exit code=0)", "overhead": "VMM ov
           "blk": "virtio-blk inside L1: the test guest's blkbench against QEMU microvm and fio",
           "net": "virtio-net inside L1: the test guest's netbench and the L2's iperf3 against QEMU microvm",
           "balloon": "virtio-balloon inside L1: a 1 GiB balloon in a 2 GiB Debian L2 against QEMU microvm",
-          "vsock": "virtio-vsock inside L1: the Debian L2's socat and connects, hybrid Unix sockets against QEMU microvm's vhost-vsock"}
+          "vsock": "virtio-vsock inside L1: the Debian L2's socat and connects, hybrid Unix sockets against QEMU microvm's vhost-vsock",
+          "seccomp": "seccomp inside L1: hugevmm with its filters (the default) against --no-seccomp"}
 COLORS = {"hugevmm": "#1f77b4", "hugevmm 1t": "#9ecae1", "QEMU": "#d62728", "QEMU microvm": "#d62728",
           "QEMU kernel-irqchip=on": "#ff9896", "QEMU microvm kernel-irqchip=on": "#ff9896", "KVM": "#7f7f7f",
           "native": "#2ca02c", "hugevmm direct": "#17becf", "QEMU microvm cache.direct=on": "#ff7f0e",
-          "fio": "#2ca02c", "fio direct": "#98df8a",
+          "fio": "#2ca02c", "fio direct": "#98df8a", "hugevmm --no-seccomp": "#aec7e8",
+          "on - off": "#8c564b", "on / off": "#8c564b",
           "PAGEMAP_SCAN": "#1f77b4", "smaps": "#9467bd"}
 
 

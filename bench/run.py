@@ -3,7 +3,7 @@
 in one run: `make bench` (full) or `make bench-quick` (smaller sizes, fewer
 repeats, under 2 minutes).
 
-    bench/run.py [--quick] [--only launch,prefault,latency,scan,l1,virtio,blk,net,balloon,vsock] [--prefault-mib N] ...
+    bench/run.py [--quick] [--only launch,prefault,latency,scan,l1,virtio,blk,net,balloon,vsock,seccomp] [--prefault-mib N] ...
 
 Writes bench/results/<date>.json (<date>-quick.json for --quick) with the
 machine it ran on, then the Markdown table (.md) and SVG chart (.svg) beside
@@ -28,6 +28,7 @@ import net  # noqa: E402
 import prefault  # noqa: E402
 import report  # noqa: E402
 import scan  # noqa: E402
+import seccomp  # noqa: E402
 import virtio  # noqa: E402
 import vsock  # noqa: E402
 from common import ROOT, Settings, machine  # noqa: E402
@@ -36,15 +37,15 @@ REPORTING = "/sys/module/page_reporting/parameters/page_reporting_order"
 
 SECTIONS = {"launch": launch, "prefault": prefault, "latency": latency, "scan": scan, "l1": l1,
             "virtio": virtio, "blk": blk, "net": net, "balloon": balloon,
-            "vsock": vsock}  # virtio: "irqchip" too
-IN_L1 = ("l1", "virtio", "blk", "net", "balloon", "vsock")
+            "vsock": vsock, "seccomp": seccomp}  # virtio: "irqchip" too
+IN_L1 = ("l1", "virtio", "blk", "net", "balloon", "vsock", "seccomp")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
     ap.add_argument("--only", help="comma-separated sections (default: all; --quick: all but l1, "
-                    "virtio, blk, net, balloon and vsock, whose emulated L1 takes minutes)")
+                    "virtio, blk, net, balloon, vsock and seccomp, whose emulated L1 takes minutes)")
     ap.add_argument("--hugevmm", default=os.path.join(ROOT, "build", "hugevmm"))
     ap.add_argument("--guest", default=os.path.join(ROOT, "build", "testguest.elf"))
     ap.add_argument("--bindir", default=os.path.join(ROOT, "build", "bench"),

@@ -1,11 +1,17 @@
-"""bench/report.py renders a results JSON (the newest committed `make bench` run) into
-the Markdown table: every metric a row, every series a column, goals stated."""
+"""bench/report.py renders a results JSON (every committed `make bench` or section run, the
+newest first) into the Markdown table: every metric a row, every series a column, goals
+stated."""
 import glob
 import importlib.util
 import json
 import os
 
+import pytest
+
 from conftest import ROOT
+
+RUNS = sorted((p for p in glob.glob(os.path.join(ROOT, "bench", "results", "*.json"))
+               if not p.endswith("-quick.json")), reverse=True)
 
 
 def load_report():
@@ -15,11 +21,13 @@ def load_report():
     return mod
 
 
-def test_markdown_of_the_latest_results():
-    runs = sorted(p for p in glob.glob(os.path.join(ROOT, "bench", "results", "*.json"))
-                  if not p.endswith("-quick.json"))
-    assert runs, "no committed bench/results/<date>.json"
-    with open(runs[-1]) as f:
+def test_results_are_committed():
+    assert RUNS, "no committed bench/results/<date>.json"
+
+
+@pytest.mark.parametrize("path", RUNS, ids=[os.path.basename(p) for p in RUNS])
+def test_markdown_of_the_results(path):
+    with open(path) as f:
         res = json.load(f)
     md = load_report().markdown(res)
     rows = [l for l in md.splitlines() if l.startswith("| ") and not l.startswith("| metric")]

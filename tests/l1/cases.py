@@ -11,6 +11,9 @@
     cases/NN-name/qemu         bench only: QEMU's arguments instead of a hugevmm config
     cases/NN-name/contenders   vbench only: contender names, one a line, each with
                                NAME.json (hugevmm config) or NAME.qemu (QEMU's arguments)
+    cases/NN-name/NAME.args    vbench only, optional: more hugevmm arguments for NAME.json's
+                               contender, one a line, put before --config-file (e.g.
+                               --no-seccomp)
     cases/NN-name/disks        disk kinds: the images made in /mnt/disk first, one a line:
                                "NAME gz:FILE" or "NAME pattern:SECTORS:SEED"
     cases/NN-name/readback     disk kinds, optional: "NAME PATH" files read from an ext4
@@ -423,7 +426,7 @@ def bench_cases():
         ("qemu-thp-kirq", "bench", qemu("memory-backend-ram", ",kernel-irqchip=on"), "thp", {}),
         ("qemu-hugetlb-2m", "bench", qemu("memory-backend-memfd,hugetlb=on,hugetlbsize=2M"), pool, {}),
         ("qemu-anon-4k", "bench", qemu("memory-backend-ram"), "nothp", {}),
-    ] + virtio_bench_cases()
+    ] + virtio_bench_cases() + seccomp_bench_cases()
 
 
 VBENCH_MIB = 128
@@ -730,11 +733,15 @@ def vqemu(args, rng, kernel_irqchip=False):
 
 
 def vbench(contenders, runs=None):
-    """A case of kind vbench: {name: ("hugevmm"|"qemu", file text)}, run interleaved round by
-    round (round 0 unmeasured) under bench/vmtime; @runs overrides l1.runs."""
+    """A case of kind vbench: {name: ("hugevmm"|"qemu", file text[, [hugevmm argument, ...]])},
+    run interleaved round by round (round 0 unmeasured) under bench/vmtime; the arguments,
+    if any, go to NAME.args (hugevmm's, before --config-file); @runs overrides l1.runs."""
     files = {"contenders": "".join(n + "\n" for n in contenders)}
-    for n, (who, text) in contenders.items():
+    for n, (who, text, *args) in contenders.items():
         files[f"{n}.json" if who == "hugevmm" else f"{n}.qemu"] = text
+        if args and args[0]:
+            assert who == "hugevmm", f"{n}: extra arguments are hugevmm's"
+            files[f"{n}.args"] = "".join(a + "\n" for a in args[0])
     if runs:
         files["runs"] = f"{runs}\n"
     return Files(files)
@@ -761,6 +768,27 @@ def virtio_bench_cases():
         ("virtio-exit", "vbench", vbench(exits), "thp", {}),
         ("virtio-rt", "vbench", vbench(rt, runs=5), "thp", {}),
         ("irqchip-close", "irqclose", Files({"rounds": "20\n"}), "thp", {}),
+    ]
+
+
+SECCOMP_OFF = ["--no-seccomp"]
+
+
+def seccomp_bench_cases():
+    """bench/seccomp.py: the cost of hugevmm's seccomp filters (on by default) against
+    --no-seccomp, on virtio's entropy-device cases: launch -> exit of the test guest, and the
+    notification -> used buffer round trip with the interrupt and polling."""
+    ex = "test=exit code=0"
+    exits = {"on": ("hugevmm", vguest(ex, True)),
+             "off": ("hugevmm", vguest(ex, True), SECCOMP_OFF)}
+    rt = {}
+    for irq in (1, 0):
+        a = f"test=virtio-rt n=10000 irq={irq}"
+        rt[f"on-irq{irq}"] = ("hugevmm", vguest(a, True))
+        rt[f"off-irq{irq}"] = ("hugevmm", vguest(a, True), SECCOMP_OFF)
+    return [
+        ("seccomp-exit", "vbench", vbench(exits), "thp", {}),
+        ("seccomp-rt", "vbench", vbench(rt), "thp", {}),
     ]
 
 

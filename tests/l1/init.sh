@@ -960,7 +960,8 @@ run_run() {
 }
 
 # Contenders run interleaved (bench/virtio.py): each round runs every one of them once,
-# round 0 unmeasured; NAME.json is a hugevmm config, NAME.qemu QEMU's arguments one a line.
+# round 0 unmeasured; NAME.json is a hugevmm config (NAME.args, optional: more hugevmm
+# arguments one a line, before --config-file), NAME.qemu QEMU's arguments one a line.
 # vmtime (bench/vmtime.c) times each from spawn to exit, with the guest's first and last
 # words and the VMM's CPU time; a virtio-rt run's figures are taken from its output.
 run_vbench() {
@@ -975,7 +976,10 @@ run_vbench() {
 				while IFS= read -r a; do set -- "$@" "$a"; done <"$vd/$c.qemu"
 				vmtime /tmp/vres 300 qemu-system-x86_64 "$@" >/tmp/vout 2>/tmp/verr </dev/null
 			else
-				vmtime /tmp/vres 300 hugevmm -q --config-file "$vd/$c.json" \
+				set --
+				[ -f "$vd/$c.args" ] &&
+					while IFS= read -r a; do set -- "$@" "$a"; done <"$vd/$c.args"
+				vmtime /tmp/vres 300 hugevmm -q "$@" --config-file "$vd/$c.json" \
 					>/tmp/vout 2>/tmp/verr </dev/null
 			fi
 			rt=$(grep -o 'cycles_median=[0-9]* cycles_p10=[0-9]* cycles_p90=[0-9]*' /tmp/vout | head -1)
